@@ -1,0 +1,35 @@
+"""The Flask app: a thin HTTP layer over `orchestrator/` that writes instances and enqueues `schedule`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+
+from orchestrator import executors
+from orchestrator.db import make_engine
+from orchestrator.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, **config: Any) -> Flask:
+    """Build the app. `settings` defaults to the `ORCH_*` environment."""
+    settings = settings or Settings.from_env()
+    executors.load_modules(settings.executor_modules)
+    app = Flask(__name__)
+    app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False, **config)
+    app.extensions["orchestrator.settings"] = settings
+    app.extensions["orchestrator.engine"] = make_engine(settings.database_url, settings.db_pool_size)
+
+    from api import auth, definitions, errors, health, instances
+
+    errors.init_app(app)
+    auth.init_app(app, settings.api_tokens)
+    app.register_blueprint(definitions.bp)
+    app.register_blueprint(instances.bp)
+    app.register_blueprint(health.bp)
+    if not settings.api_tokens:
+        log.warning("ORCH_API_TOKENS is not set: the API is open to anyone who can reach it")
+    return app

@@ -1,0 +1,85 @@
+"""Executors every installation has: `noop`, `sleep`, `log` and `http`."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import requests
+
+from orchestrator.context import ExecutionContext
+from orchestrator.errors import Fatal, Retryable
+from orchestrator.executors import executor
+
+
+@executor("noop")
+def noop(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
+    """Returns its config as its output (handy for wiring and benchmarks)."""
+    return dict(config)
+
+
+@executor("sleep")
+def sleep(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
+    """Sleeps `seconds` (or `ms`), in short steps so a pause, cancel or shutdown stops it early.
+
+    With `checkpoint: true` it records its progress and resumes from it on a later attempt.
+    """
+    total = float(config.get("seconds", float(config.get("ms", 0)) / 1000))
+    step = min(0.1, total) if total > 0 else 0
+    done = float((ctx.last_checkpoint or {}).get("slept", 0)) if config.get("checkpoint") else 0.0
+    while done < total:
+        if ctx.should_stop:
+            if config.get("checkpoint"):
+                ctx.checkpoint({"slept": done})
+            raise Retryable(f"stopped after {done:.2f}s of {total:g}s")
+        time.sleep(step)
+        done += step
+        if config.get("checkpoint"):
+            ctx.checkpoint({"slept": done})
+    return {"slept": total}
+
+
+@executor("log")
+def log(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
+    """Writes `message` to the execution log at `level` (info by default)."""
+    level = str(config.get("level", "info"))
+    message = str(config.get("message", ""))
+    writer = {"warning": ctx.log.warning, "error": ctx.log.error, "debug": ctx.log.debug}.get(
+        level, ctx.log.info
+    )
+    writer(message, config.get("details"))
+    return {"logged": message}
+
+
+@executor("http")
+def http(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
+    """A real HTTP request: `url`, `method`, `headers`, `json` or `body`, `timeout` (ms, default
+    30,000) and `expectStatus` (a list; default any 2xx). 5xx and connection errors are retryable,
+    other unexpected statuses are not."""
+    url = config.get("url")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise Fatal("http: config.url must be an http(s) URL")
+    timeout = float(config.get("timeout", 30_000)) / 1000
+    try:
+        response = requests.request(
+            str(config.get("method", "GET")).upper(),
+            url,
+            headers=config.get("headers"),
+            json=config.get("json"),
+            data=config.get("body"),
+            timeout=timeout,
+        )
+    except requests.RequestException as exc:
+        raise Retryable(f"http: {type(exc).__name__}: {exc}") from exc
+    expected = config.get("expectStatus")
+    ok = response.status_code in expected if isinstance(expected, list) else 200 <= response.status_code < 300
+    if not ok:
+        message = f"http: {response.request.method} {url} answered {response.status_code}"
+        if response.status_code >= 500:
+            raise Retryable(message, status=response.status_code)
+        raise Fatal(message, status=response.status_code)
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = response.text
+    return {"status": response.status_code, "headers": dict(response.headers), "body": body}

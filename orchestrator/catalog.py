@@ -1,0 +1,143 @@
+"""Stored workflow definitions: idempotent create, version lookup, and a per-process parse cache."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
+
+from orchestrator import semver
+from orchestrator.definitions import WorkflowDefinition, parse_definition
+from orchestrator.errors import Conflict, Problem, WorkflowNotFound
+from orchestrator.models import DefinitionRow
+
+
+@dataclass(frozen=True)
+class StoredDefinition:
+    id: int
+    definition: WorkflowDefinition
+    created_at: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        body = dict(self.definition.to_json())
+        body.setdefault("version", self.definition.version)
+        return {**body, "id": self.id, "createdAt": self.created_at.isoformat() + "Z"}
+
+
+def save_definition(engine: Engine, body: Any) -> tuple[StoredDefinition, bool]:
+    """Validate and store a definition. Returns (stored, created).
+
+    The same (name, version) with the same content is accepted again (created=False); with other
+    content it raises Conflict. Raises ValidationError listing every problem of an invalid body.
+    """
+    definition = parse_definition(body)
+    digest = definition.content_hash()
+    existing = _find(engine, definition.name, definition.version)
+    if existing is None:
+        try:
+            with engine.begin() as conn:
+                conn.execute(
+                    DefinitionRow.__table__.insert().values(
+                        name=definition.name,
+                        version=definition.version,
+                        description=definition.description,
+                        body=definition.to_json(),
+                        content_hash=digest,
+                    )
+                )
+        except IntegrityError:
+            pass  # a concurrent identical post won the unique key: fall through to compare
+        else:
+            stored = _find(engine, definition.name, definition.version)
+            assert stored is not None
+            return stored, True
+        existing = _find(engine, definition.name, definition.version)
+        assert existing is not None
+    if existing.definition.content_hash() != digest:
+        raise Conflict(
+            f"workflow {definition.name!r} version {definition.version!r} exists with other content",
+            [
+                Problem(
+                    "version", "this version exists with different content; post a new version", "CONFLICT"
+                )
+            ],
+        )
+    return existing, False
+
+
+def _find(engine: Engine, name: str, version: str) -> StoredDefinition | None:
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(DefinitionRow.id, DefinitionRow.created_at).where(
+                DefinitionRow.name == name, DefinitionRow.version == version
+            )
+        ).first()
+    if row is None:
+        return None
+    return StoredDefinition(row.id, load_definition(engine, row.id), row.created_at)
+
+
+def get_definition(engine: Engine, name: str, version: str | None = None) -> StoredDefinition:
+    """The definition `name` at `version`; `latest` or None means the highest semantic version.
+
+    Raises WorkflowNotFound.
+    """
+    if version in (None, "", "latest"):
+        with engine.connect() as conn:
+            versions = conn.execute(select(DefinitionRow.version).where(DefinitionRow.name == name)).scalars()
+            version = semver.latest(list(versions))
+        if version is None:
+            raise WorkflowNotFound(
+                f"no workflow named {name!r}", [Problem("workflow", "not found", "WORKFLOW_NOT_FOUND")]
+            )
+    stored = _find(engine, name, version)
+    if stored is None:
+        raise WorkflowNotFound(
+            f"workflow {name!r} has no version {version!r}",
+            [Problem("version", f"no version {version!r}", "WORKFLOW_NOT_FOUND")],
+        )
+    return stored
+
+
+def list_definitions(engine: Engine, name: str | None = None) -> list[dict[str, Any]]:
+    """One summary per stored (name, version), newest version first within a name."""
+    statement = select(
+        DefinitionRow.id,
+        DefinitionRow.name,
+        DefinitionRow.version,
+        DefinitionRow.description,
+        DefinitionRow.created_at,
+    )
+    if name is not None:
+        statement = statement.where(DefinitionRow.name == name)
+    with engine.connect() as conn:
+        rows = conn.execute(statement).all()
+    rows.sort(key=lambda r: (r.name, semver.parse_version(r.version)), reverse=True)
+    rows.sort(key=lambda r: r.name)
+    return [
+        {
+            "id": r.id,
+            "name": r.name,
+            "version": r.version,
+            "description": r.description,
+            "createdAt": r.created_at.isoformat() + "Z",
+        }
+        for r in rows
+    ]
+
+
+def load_definition(engine: Engine, definition_id: int) -> WorkflowDefinition:
+    """The parsed definition with this row id; cached, since a stored definition never changes."""
+    return _load_cached(engine, definition_id)
+
+
+@functools.lru_cache(maxsize=512)
+def _load_cached(engine: Engine, definition_id: int) -> WorkflowDefinition:
+    with engine.connect() as conn:
+        body = conn.execute(select(DefinitionRow.body).where(DefinitionRow.id == definition_id)).scalar_one()
+    # executors are checked when a definition is posted; a worker that lacks one fails that node only
+    return parse_definition(body, check_executors=False)

@@ -1,0 +1,103 @@
+"""The `orchestrator` command. This module is the composition root: the only part of `orchestrator/`
+that reaches into `api/` and `workers/`, and only inside the command that needs them."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from orchestrator.settings import Settings
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    from orchestrator.migrate import upgrade
+
+    url = Settings.from_env().database_url
+    upgrade(url)
+    print(f"database schema is up to date ({url.split('@')[-1]})")
+    return 0
+
+
+def _api(args: argparse.Namespace) -> int:
+    argv = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"{args.host}:{args.port}",
+        "--workers",
+        str(args.workers),
+        "--threads",
+        str(args.threads),
+        "--worker-class",
+        "gthread",
+        "--access-logfile",
+        "-",
+        "api.wsgi:app",
+    ]
+    os.execv(sys.executable, argv)
+    return 0  # unreachable
+
+
+def _worker(args: argparse.Namespace, extra: list[str]) -> int:
+    from workers.app import app
+
+    app.worker_main(argv=["worker", *extra])
+    return 0
+
+
+def _beat(args: argparse.Namespace, extra: list[str]) -> int:
+    from workers.app import app
+
+    app.start(argv=["beat", *extra])
+    return 0
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from orchestrator.devserver import run
+
+    return run(host=args.host, port=args.port)
+
+
+def _client(args: argparse.Namespace) -> int:
+    from orchestrator import client_cli
+
+    return client_cli.run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="orchestrator", description="A DAG workflow orchestrator on Celery")
+    sub = parser.add_subparsers(dest="command", required=True)
+    dev = sub.add_parser("dev", help="API, worker and beat on SQLite and an embedded broker")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8080)
+    api = sub.add_parser("api", help="serve the HTTP API with gunicorn")
+    api.add_argument("--host", default="0.0.0.0")
+    api.add_argument("--port", type=int, default=8080)
+    api.add_argument("--workers", type=int, default=int(os.environ.get("ORCH_API_WORKERS", "2")))
+    api.add_argument("--threads", type=int, default=int(os.environ.get("ORCH_API_THREADS", "8")))
+    sub.add_parser("worker", help="a Celery worker (any further options go to `celery worker`)")
+    sub.add_parser("beat", help="Celery beat with the recovery and retention sweeps")
+    db = sub.add_parser("db", help="database schema")
+    db.add_argument("action", choices=["upgrade"])
+    from orchestrator import client_cli
+
+    client_cli.add_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("worker", "beat"):
+        # everything after the sub-command belongs to Celery
+        handler = _worker if argv[0] == "worker" else _beat
+        return handler(argparse.Namespace(), argv[1:])
+    args = build_parser().parse_args(argv)
+    handlers = {"dev": _dev, "api": _api, "db": _db_upgrade}
+    return handlers.get(args.command, _client)(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Engines and transactions for MySQL/MariaDB (production) and SQLite (the embedded profile)."""
+
+from __future__ import annotations
+
+import functools
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# MySQL error numbers worth one more try: deadlock, lock wait timeout, server gone / connection lost.
+_RETRYABLE_MYSQL = {1213, 1205, 2006, 2013, 2014, 2055}
+
+
+def make_engine(url: str, pool_size: int = 5) -> Engine:
+    """An engine with the settings this product relies on.
+
+    MySQL runs at READ COMMITTED: guarded UPDATEs read the latest committed row anyway, and it avoids
+    the gap locks that make concurrent fan-in transactions deadlock under REPEATABLE READ.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url)
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        isolation_level="READ COMMITTED",
+        connect_args={"connect_timeout": 10},
+    )
+
+
+def _sqlite_engine(url: str) -> Engine:
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # take transaction control from pysqlite so BEGIN IMMEDIATE below is what starts a transaction
+        dbapi_conn.isolation_level = None
+        dbapi_conn.execute("PRAGMA journal_mode=WAL")
+        dbapi_conn.execute("PRAGMA busy_timeout=30000")
+        dbapi_conn.execute("PRAGMA foreign_keys=ON")
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # API, worker and beat are separate processes on one file: take the write lock up front
+        # instead of failing with "database is locked" when a read transaction later writes.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def is_retryable(exc: BaseException) -> bool:
+    if not isinstance(exc, OperationalError | DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    orig = getattr(exc, "orig", None)
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int):
+        return args[0] in _RETRYABLE_MYSQL
+    return "database is locked" in str(orig)
+
+
+def retrying(attempts: int = 5) -> Callable[[Callable[P, T]], Callable[P, T]]:
+    """Re-run a whole transaction function on a deadlock or a lost connection.
+
+    Only wrap functions that open their own transaction: a retry must start from nothing.
+    """
+
+    def decorate(fn: Callable[P, T]) -> Callable[P, T]:
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+            for attempt in range(1, attempts + 1):
+                try:
+                    return fn(*args, **kwargs)
+                except (OperationalError, DBAPIError) as exc:
+                    if attempt == attempts or not is_retryable(exc):
+                        raise
+                    time.sleep(min(0.5, 0.01 * 2**attempt) * random.random())
+            raise AssertionError("unreachable")
+
+        return wrapper
+
+    return decorate
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    with engine.begin() as conn:
+        yield conn

@@ -1,0 +1,147 @@
+"""Creating instances: the instance row and one row per node, written in one transaction."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Engine, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from orchestrator import catalog, executors, logs
+from orchestrator.errors import Problem, ValidationError
+from orchestrator.inputs import validate_input
+from orchestrator.models import InstanceRow, NodeRow, utcnow
+from orchestrator.states import InstanceStatus, NodeStatus
+
+PRIORITIES = ("low", "normal", "high", "critical")
+
+
+@dataclass(frozen=True)
+class InstanceRequest:
+    """What a client asks for; `api/` and the CLI build it from camelCase JSON."""
+
+    workflow: str
+    version: str | None = None
+    input: dict[str, Any] = field(default_factory=dict)
+    priority: str = "normal"
+    external_id: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    timeout_ms: int | None = None
+    max_retries: int | None = None
+    created_by: str | None = None
+    parent_instance_id: str | None = None
+    parent_node_id: str | None = None
+    callback_url: str | None = None
+    queue: str | None = None
+    start: bool = True
+
+
+@dataclass(frozen=True)
+class Created:
+    instance_id: str
+    created: bool  # False: an instance with this externalId already existed and is returned
+    status: str
+
+
+def create_instance(engine: Engine, request: InstanceRequest) -> Created:
+    """Validate the input against the definition and write the instance with all its node rows.
+
+    A repeated `external_id` for the same workflow name returns the existing instance, also under
+    concurrent requests (the unique key decides). Raises WorkflowNotFound or ValidationError.
+    """
+    stored = catalog.get_definition(engine, request.workflow, request.version)
+    definition = stored.definition
+    if request.external_id is not None:
+        existing = _by_external_id(engine, definition.name, request.external_id)
+        if existing is not None:
+            return existing
+    data = validate_input(definition.inputs, request.input)
+    if request.parent_instance_id is not None:
+        with engine.connect() as conn:
+            found = conn.execute(
+                select(InstanceRow.id).where(InstanceRow.id == request.parent_instance_id)
+            ).first()
+        if found is None:
+            raise ValidationError(
+                "parent instance not found",
+                [Problem("parentInstanceId", "no instance with this id", "INVALID_PARENT_INSTANCE")],
+            )
+    now = utcnow()
+    instance_id = str(uuid.uuid4())
+    timeout_ms = request.timeout_ms if request.timeout_ms is not None else definition.timeout_ms
+    instance = {
+        "id": instance_id,
+        "definition_id": stored.id,
+        "workflow_name": definition.name,
+        "workflow_version": definition.version,
+        "status": InstanceStatus.PENDING.value,
+        "input": data,
+        "priority": request.priority,
+        "tags": dict(request.tags),
+        "external_id": request.external_id,
+        "parent_instance_id": request.parent_instance_id,
+        "parent_node_id": request.parent_node_id,
+        "created_by": request.created_by,
+        "callback_url": request.callback_url,
+        "queue": request.queue,
+        "timeout_ms": timeout_ms,
+        "max_retries": request.max_retries,
+        "unfinished_nodes": len(definition.nodes),
+        "total_nodes": len(definition.nodes),
+        "created_at": now,
+        "updated_at": now,
+        "deadline_at": None if timeout_ms is None else now + timedelta(milliseconds=timeout_ms),
+    }
+    nodes = [
+        {
+            "instance_id": instance_id,
+            "node_id": node.id,
+            "executor": node.executor,
+            "queue": node.queue or request.queue or _default_queue(node.executor),
+            "status": NodeStatus.PENDING.value,
+            "attempt": 0,
+            "pending_deps": len(node.depends_on),
+            "failures": 0,
+            "handbacks": 0,
+            "updated_at": now,
+        }
+        for node in definition.nodes
+    ]
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(InstanceRow).values(**instance))
+            conn.execute(insert(NodeRow), nodes)
+            logs.write(
+                conn,
+                logs.LogEntry(
+                    instance_id,
+                    f"instance created ({definition.name} {definition.version})",
+                    details={"status": "pending"},
+                ),
+            )
+    except IntegrityError:
+        if request.external_id is None:
+            raise
+        existing = _by_external_id(engine, definition.name, request.external_id)
+        if existing is None:
+            raise
+        return existing
+    return Created(instance_id, True, InstanceStatus.PENDING.value)
+
+
+def _default_queue(executor_name: str | None) -> str:
+    # sub-workflow nodes only start a child instance; any worker can do that
+    return executors.domain_of(executor_name) if executor_name else executors.DEFAULT_QUEUE
+
+
+def _by_external_id(engine: Engine, workflow: str, external_id: str) -> Created | None:
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(InstanceRow.id, InstanceRow.status).where(
+                InstanceRow.workflow_name == workflow, InstanceRow.external_id == external_id
+            )
+        ).first()
+    return None if row is None else Created(row.id, False, row.status)

@@ -1,0 +1,57 @@
+"""A claimed node is a lease: heartbeats keep it, and checkpoints are written only under it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, insert, select, update
+
+from orchestrator.db import retrying
+from orchestrator.errors import LostClaim
+from orchestrator.models import CheckpointRow, InstanceRow, NodeRow, utcnow
+from orchestrator.scheduling import Claim
+from orchestrator.states import InstanceStatus, NodeStatus
+
+
+def _renew(conn: Any, held: Claim) -> bool:
+    return (
+        conn.execute(
+            update(NodeRow)
+            .where(
+                NodeRow.id == held.row_id,
+                NodeRow.status == NodeStatus.RUNNING.value,
+                NodeRow.attempt == held.attempt,
+            )
+            .values(heartbeat_at=utcnow())
+        ).rowcount
+        == 1
+    )
+
+
+@retrying()
+def heartbeat(engine: Engine, held: Claim) -> bool:
+    """Renew the lease. Returns False when the node should stop: the claim was lost (fenced, handed
+    back, cancelled) or its instance is no longer running (paused, cancelled, failed)."""
+    with engine.begin() as conn:
+        if not _renew(conn, held):
+            return False
+        status = conn.execute(select(InstanceRow.status).where(InstanceRow.id == held.instance_id)).scalar()
+    return status == InstanceStatus.RUNNING.value
+
+
+@retrying()
+def save_checkpoint(engine: Engine, held: Claim, data: Any) -> None:
+    """Persist progress for this node; the next attempt reads the newest one. Raises LostClaim when
+    this attempt no longer holds the node, so a stale worker cannot overwrite newer progress."""
+    with engine.begin() as conn:
+        if not _renew(conn, held):
+            raise LostClaim(f"node {held.node_id} attempt {held.attempt} no longer holds its claim")
+        conn.execute(
+            insert(CheckpointRow).values(
+                instance_id=held.instance_id,
+                node_id=held.node_id,
+                attempt=held.attempt,
+                data=data,
+                created_at=utcnow(),
+            )
+        )

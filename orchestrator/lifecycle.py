@@ -1,0 +1,172 @@
+"""Pause, resume, cancel and retry: requested over HTTP, each one guarded transaction.
+
+Each returns an Outcome for the caller to act on after the commit (nodes to send, an ended instance
+to notify). Illegal requests raise InvalidTransition (HTTP 409); unknown instances raise NotFound.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select, update
+
+from orchestrator import catalog, dag, logs, scheduling
+from orchestrator.db import retrying
+from orchestrator.errors import InvalidTransition, NotFound, Problem, ValidationError
+from orchestrator.models import InstanceRow, NodeRow, utcnow
+from orchestrator.scheduling import Outcome
+from orchestrator.states import DONE_NODE, InstanceStatus, NodeStatus
+from orchestrator.transitions import move_nodes, require_instance_move
+
+I = InstanceStatus
+N = NodeStatus
+
+
+def _current(conn: Connection, instance_id: str) -> Any:
+    row = conn.execute(
+        select(InstanceRow.status, InstanceRow.definition_id, InstanceRow.timeout_ms).where(
+            InstanceRow.id == instance_id
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"no instance {instance_id!r}")
+    return row
+
+
+def _note(conn: Connection, instance_id: str, action: str, status: I) -> None:
+    logs.write(
+        conn, logs.LogEntry(instance_id, f"instance {action}: now {status}", details={"status": status.value})
+    )
+
+
+@retrying()
+def pause(engine: Engine, instance_id: str) -> Outcome:
+    """running -> paused: nothing new is enqueued; running nodes see `should_stop` at their next beat."""
+    with engine.begin() as conn:
+        require_instance_move(conn, instance_id, I(_current(conn, instance_id).status), I.PAUSED)
+        _note(conn, instance_id, "paused", I.PAUSED)
+    return Outcome()
+
+
+def resume(engine: Engine, instance_id: str) -> Outcome:
+    """paused -> running, then send every queued node and release every ready one."""
+    _resume(engine, instance_id)
+    return scheduling.start(engine, instance_id)
+
+
+@retrying()
+def _resume(engine: Engine, instance_id: str) -> None:
+    with engine.begin() as conn:
+        require_instance_move(conn, instance_id, I(_current(conn, instance_id).status), I.RUNNING)
+        _note(conn, instance_id, "resumed", I.RUNNING)
+
+
+def start(engine: Engine, instance_id: str) -> Outcome:
+    """Start an instance created with `start: false` (pending -> running)."""
+    with engine.connect() as conn:
+        current = I(_current(conn, instance_id).status)
+    if current is not I.PENDING:
+        raise InvalidTransition(f"only a pending instance can be started; this one is {current}")
+    return scheduling.start(engine, instance_id)
+
+
+@retrying()
+def cancel(engine: Engine, instance_id: str, reason: str = "cancelled on request") -> Outcome:
+    """End the instance `cancelled`: pending and queued nodes are cancelled at once (their messages
+    are dropped at claim), running ones are fenced off and see `should_stop` at their next beat."""
+    with engine.begin() as conn:
+        current = I(_current(conn, instance_id).status)
+        require_instance_move(conn, instance_id, current, I.CANCELLED)
+        cancel_open_nodes(conn, instance_id)
+        conn.execute(
+            update(InstanceRow)
+            .where(InstanceRow.id == instance_id)
+            .values(finished_at=utcnow(), error={"code": "CANCELLED", "message": reason})
+        )
+        _note(conn, instance_id, "cancelled", I.CANCELLED)
+        row = conn.execute(
+            select(
+                InstanceRow.parent_instance_id, InstanceRow.parent_node_id, InstanceRow.callback_url
+            ).where(InstanceRow.id == instance_id)
+        ).one()
+    return Outcome(
+        finished=scheduling.Finished(
+            instance_id, I.CANCELLED.value, row.parent_instance_id, row.parent_node_id, row.callback_url
+        )
+    )
+
+
+def cancel_open_nodes(conn: Connection, instance_id: str) -> int:
+    return move_nodes(
+        conn,
+        N.CANCELLED,
+        NodeRow.instance_id == instance_id,
+        sources=[N.PENDING, N.QUEUED, N.RUNNING],
+        finished_at=utcnow(),
+        heartbeat_at=None,
+    )
+
+
+@retrying()
+def _reset_for_retry(engine: Engine, instance_id: str, from_node: str | None) -> None:
+    now = utcnow()
+    with engine.begin() as conn:
+        current = _current(conn, instance_id)
+        require_instance_move(conn, instance_id, I(current.status), I.PENDING)
+        definition = catalog.load_definition(engine, current.definition_id)
+        reset = {
+            n.node_id
+            for n in conn.execute(
+                select(NodeRow.node_id).where(
+                    NodeRow.instance_id == instance_id,
+                    NodeRow.status.in_([N.FAILED.value, N.CANCELLED.value]),
+                )
+            )
+        }
+        if from_node is not None:
+            if from_node not in definition.dependencies:
+                raise ValidationError(
+                    "unknown node", [Problem("fromNode", f"no node {from_node!r}", "VALIDATION_ERROR")]
+                )
+            reset |= {from_node} | dag.downstream(definition.dependencies, from_node)
+        move_nodes(
+            conn,
+            N.PENDING,
+            NodeRow.instance_id == instance_id,
+            NodeRow.node_id.in_(sorted(reset)),
+            failures=0,
+            error=None,
+            finished_at=None,
+            heartbeat_at=None,
+            output=None,
+        )
+        statuses = dict(
+            conn.execute(select(NodeRow.node_id, NodeRow.status).where(NodeRow.instance_id == instance_id))
+            .tuples()
+            .all()
+        )
+        done = {node for node, status in statuses.items() if status in DONE_NODE}
+        for node in sorted(reset):
+            waiting = sum(1 for dep in definition.dependencies[node] if dep not in done)
+            conn.execute(
+                update(NodeRow)
+                .where(NodeRow.instance_id == instance_id, NodeRow.node_id == node)
+                .values(pending_deps=waiting)
+            )
+        deadline = None if current.timeout_ms is None else now + timedelta(milliseconds=current.timeout_ms)
+        conn.execute(
+            update(InstanceRow)
+            .where(InstanceRow.id == instance_id)
+            .values(
+                unfinished_nodes=len(statuses) - len(done), error=None, finished_at=None, deadline_at=deadline
+            )
+        )
+        _note(conn, instance_id, f"retried (nodes reset: {', '.join(sorted(reset)) or 'none'})", I.PENDING)
+
+
+def retry(engine: Engine, instance_id: str, from_node: str | None = None) -> Outcome:
+    """Run a failed instance again: its failed nodes (and with `from_node`, that node and everything
+    downstream of it) start over; completed nodes keep their outputs."""
+    _reset_for_retry(engine, instance_id, from_node)
+    return scheduling.start(engine, instance_id)

@@ -1,0 +1,152 @@
+"""SQLAlchemy 2.x models. ORM rows stay in the persistence layer (`store.py`); callers get dataclasses."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Microsecond timestamps on MySQL (its DATETIME drops fractions by default); naive UTC everywhere.
+Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+# SQLite only auto-increments INTEGER PRIMARY KEY, not BIGINT.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+Json = JSON().with_variant(mysql.JSON(), "mysql", "mariadb")
+LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class DefinitionRow(Base):
+    __tablename__ = "workflow_definitions"
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_definition_name_version"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128))
+    version: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[dict[str, Any]] = mapped_column(Json)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class InstanceRow(Base):
+    __tablename__ = "workflow_instances"
+    __table_args__ = (
+        # the idempotency key: one instance per (workflow name, externalId), enforced by the database
+        UniqueConstraint("workflow_name", "external_id", name="uq_instance_external_id"),
+        Index("ix_instances_status_updated", "status", "updated_at"),
+        Index("ix_instances_workflow_created", "workflow_name", "created_at"),
+        Index("ix_instances_parent", "parent_instance_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    definition_id: Mapped[int] = mapped_column(ForeignKey("workflow_definitions.id"))
+    workflow_name: Mapped[str] = mapped_column(String(128))
+    workflow_version: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    input: Mapped[dict[str, Any]] = mapped_column(Json)
+    priority: Mapped[str] = mapped_column(String(16), default="normal")
+    tags: Mapped[dict[str, str]] = mapped_column(Json, default=dict)
+    external_id: Mapped[str | None] = mapped_column(String(255))
+    parent_instance_id: Mapped[str | None] = mapped_column(String(36))
+    parent_node_id: Mapped[str | None] = mapped_column(String(128))
+    created_by: Mapped[str | None] = mapped_column(String(255))
+    callback_url: Mapped[str | None] = mapped_column(String(2048))
+    queue: Mapped[str | None] = mapped_column(String(64))
+    timeout_ms: Mapped[int | None] = mapped_column(BigInteger)
+    max_retries: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    # nodes not yet completed or skipped: the completion that takes it to 0 finishes the instance
+    unfinished_nodes: Mapped[int] = mapped_column(Integer, default=0)
+    total_nodes: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    deadline_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class NodeRow(Base):
+    __tablename__ = "node_executions"
+    __table_args__ = (
+        UniqueConstraint("instance_id", "node_id", name="uq_node_instance_node"),
+        Index("ix_nodes_status_heartbeat", "status", "heartbeat_at"),
+        Index("ix_nodes_status_queued", "status", "queued_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    instance_id: Mapped[str] = mapped_column(ForeignKey("workflow_instances.id", ondelete="CASCADE"))
+    node_id: Mapped[str] = mapped_column(String(128))
+    executor: Mapped[str | None] = mapped_column(String(255))
+    queue: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    # the fencing token: every write of a result names the attempt that claimed the node
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    # fan-in counter: dependencies not yet done; the transaction that takes it to 0 releases the node
+    pending_deps: Mapped[int] = mapped_column(Integer, default=0)
+    # failed attempts in the current run (reset by an instance retry); checked against `retries`
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    # recovery and shutdown hand-backs; capped so a node that kills its worker cannot loop forever
+    handbacks: Mapped[int] = mapped_column(Integer, default=0)
+    worker_id: Mapped[str | None] = mapped_column(String(255))
+    output: Mapped[Any | None] = mapped_column(Json)
+    error: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    queued_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    not_before: Mapped[datetime | None] = mapped_column(Timestamp)
+    started_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class CheckpointRow(Base):
+    __tablename__ = "node_checkpoints"
+    __table_args__ = (Index("ix_checkpoints_node", "instance_id", "node_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    instance_id: Mapped[str] = mapped_column(ForeignKey("workflow_instances.id", ondelete="CASCADE"))
+    node_id: Mapped[str] = mapped_column(String(128))
+    attempt: Mapped[int] = mapped_column(Integer)
+    data: Mapped[Any] = mapped_column(Json)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class LogRow(Base):
+    __tablename__ = "execution_logs"
+    __table_args__ = (Index("ix_logs_instance_time", "instance_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    instance_id: Mapped[str] = mapped_column(ForeignKey("workflow_instances.id", ondelete="CASCADE"))
+    node_id: Mapped[str | None] = mapped_column(String(128))
+    level: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(LongText)
+    details: Mapped[Any | None] = mapped_column(Json)
+    executor: Mapped[str | None] = mapped_column(String(255))
+    worker_id: Mapped[str | None] = mapped_column(String(255))
+    attempt: Mapped[int | None] = mapped_column(Integer)
+    duration_ms: Mapped[float | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class WorkerRow(Base):
+    __tablename__ = "workers"
+    __table_args__ = (Index("ix_workers_status_heartbeat", "status", "last_heartbeat_at"),)
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    queues: Mapped[list[str]] = mapped_column(Json, default=list)
+    executors: Mapped[list[str]] = mapped_column(Json, default=list)
+    concurrency: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    last_heartbeat_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)

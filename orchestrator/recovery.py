@@ -1,0 +1,225 @@
+"""The recovery sweep: hand back nodes whose lease expired, resend queued nodes whose message was
+lost, apply workflow timeouts, and mark silent workers gone.
+
+Every action is a compare-and-set, so a sweep racing another sweep (two beats) or a slow worker acts
+at most once per node attempt; the lock in `workers/beat.py` only saves the duplicate work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Engine, or_, select, update
+
+from orchestrator import catalog, lifecycle, logs, scheduling
+from orchestrator.db import retrying
+from orchestrator.models import InstanceRow, NodeRow, WorkerRow, utcnow
+from orchestrator.scheduling import Dispatch, Finished, Outcome
+from orchestrator.states import InstanceStatus as I
+from orchestrator.states import NodeStatus as N
+from orchestrator.transitions import move_node
+
+MAX_HANDBACKS = 5  # a node that kills its worker this often fails instead of looping forever
+BATCH = 500
+
+
+@dataclass
+class SweepReport:
+    handed_back: int = 0
+    resent: int = 0
+    timed_out: int = 0
+    workers_gone: int = 0
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def dispatches(self) -> list[Dispatch]:
+        return [d for o in self.outcomes for d in o.dispatches]
+
+    @property
+    def finished(self) -> list[Finished]:
+        return [o.finished for o in self.outcomes if o.finished is not None]
+
+
+def sweep(engine: Engine, heartbeat_timeout: float, resend_after: float | None = None) -> SweepReport:
+    """One pass of every recovery action. `resend_after` (s) defaults to the heartbeat timeout."""
+    report = SweepReport()
+    report.workers_gone = mark_silent_workers_gone(engine, heartbeat_timeout)
+    for row in _expired_leases(engine, heartbeat_timeout):
+        outcome = hand_back(engine, row, reason="heartbeat expired or worker gone")
+        if outcome is not None:
+            report.handed_back += 1
+            report.outcomes.append(outcome)
+    for instance_id in _expired_instances(engine):
+        outcome = time_out(engine, instance_id)
+        if outcome.finished is not None:
+            report.timed_out += 1
+            report.outcomes.append(outcome)
+    resent = resend_lost_queued(engine, heartbeat_timeout if resend_after is None else resend_after)
+    report.resent = len(resent)
+    report.outcomes.append(Outcome(resent))
+    return report
+
+
+def _expired_leases(engine: Engine, timeout: float) -> list[Any]:
+    cutoff = utcnow() - timedelta(seconds=timeout)
+    gone = select(WorkerRow.id).where(WorkerRow.status == "gone")
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(
+                    NodeRow.id,
+                    NodeRow.instance_id,
+                    NodeRow.node_id,
+                    NodeRow.attempt,
+                    NodeRow.handbacks,
+                    NodeRow.worker_id,
+                )
+                .where(
+                    NodeRow.status == N.RUNNING.value,
+                    NodeRow.executor.is_not(None),
+                    or_(NodeRow.heartbeat_at < cutoff, NodeRow.worker_id.in_(gone)),
+                )
+                .limit(BATCH)
+            ).all()
+        )
+
+
+@retrying()
+def hand_back(engine: Engine, row: Any, reason: str) -> Outcome | None:
+    """running -> queued with attempt + 1 (fenced on the attempt seen), and the message to resend.
+
+    Returns None when the node moved on meanwhile. Past MAX_HANDBACKS the node fails instead.
+    """
+    now = utcnow()
+    with engine.begin() as conn:
+        if row.handbacks + 1 > MAX_HANDBACKS:
+            if not move_node(
+                conn,
+                row.id,
+                N.FAILED,
+                sources=[N.RUNNING],
+                fence=row.attempt,
+                finished_at=now,
+                error={"code": "TOO_MANY_HANDBACKS", "message": f"{reason}, {row.handbacks} times"},
+            ):
+                return None
+            error = {
+                "code": "NODE_FAILED",
+                "nodeId": row.node_id,
+                "message": f"node {row.node_id} lost its worker {row.handbacks + 1} times",
+            }
+            return Outcome(finished=scheduling.finish_instance(conn, row.instance_id, I.FAILED, error))
+        if not move_node(
+            conn,
+            row.id,
+            N.QUEUED,
+            sources=[N.RUNNING],
+            fence=row.attempt,
+            attempt=row.attempt + 1,
+            handbacks=row.handbacks + 1,
+            queued_at=now,
+            heartbeat_at=None,
+        ):
+            return None
+        logs.write(
+            conn,
+            logs.LogEntry(
+                row.instance_id,
+                f"node handed back ({reason}); attempt {row.attempt + 1} queued",
+                level="warning",
+                node_id=row.node_id,
+                worker_id=row.worker_id,
+                attempt=row.attempt + 1,
+                details={"status": "queued", "previousWorker": row.worker_id, "recovery": True},
+            ),
+        )
+        return Outcome(_dispatches_for(conn, engine, row.instance_id, NodeRow.id == row.id))
+
+
+def _dispatches_for(conn: Any, engine: Engine, instance_id: str, *where: Any) -> list[Dispatch]:
+    inst = conn.execute(
+        select(
+            InstanceRow.status, InstanceRow.priority, InstanceRow.workflow_name, InstanceRow.definition_id
+        ).where(InstanceRow.id == instance_id)
+    ).one()
+    if inst.status != I.RUNNING.value:
+        return []
+    definition = catalog.load_definition(engine, inst.definition_id)
+    rows = conn.execute(
+        select(NodeRow.instance_id, NodeRow.node_id, NodeRow.attempt, NodeRow.queue, NodeRow.executor).where(
+            NodeRow.instance_id == instance_id, NodeRow.status == N.QUEUED.value, *where
+        )
+    ).all()
+    return [scheduling.dispatch_for(inst, definition, r) for r in rows]
+
+
+def resend_lost_queued(engine: Engine, older_than: float) -> list[Dispatch]:
+    """Queued nodes of running instances that nobody claimed for `older_than` seconds (and are due):
+    their message was lost (a crash between commit and send, a broker restart). Resending is safe:
+    the claim is a compare-and-set, so a message that was only slow makes the copy a no-op."""
+    now = utcnow()
+    cutoff = now - timedelta(seconds=older_than)
+    with engine.begin() as conn:
+        rows = conn.execute(
+            select(
+                NodeRow.id,
+                NodeRow.instance_id,
+                NodeRow.node_id,
+                NodeRow.attempt,
+                NodeRow.queue,
+                NodeRow.executor,
+                InstanceRow.priority,
+                InstanceRow.workflow_name,
+                InstanceRow.definition_id,
+            )
+            .join(InstanceRow, InstanceRow.id == NodeRow.instance_id)
+            .where(
+                NodeRow.status == N.QUEUED.value,
+                NodeRow.queued_at < cutoff,
+                or_(NodeRow.not_before.is_(None), NodeRow.not_before <= now),
+                InstanceRow.status == I.RUNNING.value,
+            )
+            .limit(BATCH)
+        ).all()
+        if rows:
+            # restart the clock so a node waiting behind a long backlog is resent once per window
+            conn.execute(update(NodeRow).where(NodeRow.id.in_([r.id for r in rows])).values(queued_at=now))
+    return [scheduling.dispatch_for(r, catalog.load_definition(engine, r.definition_id), r) for r in rows]
+
+
+def _expired_instances(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(InstanceRow.id)
+                .where(
+                    InstanceRow.status.in_([I.RUNNING.value, I.PAUSED.value]),
+                    InstanceRow.deadline_at < utcnow(),
+                )
+                .limit(BATCH)
+            ).scalars()
+        )
+
+
+@retrying()
+def time_out(engine: Engine, instance_id: str) -> Outcome:
+    """Fail an instance past its workflow timeout with code TIMEOUT and stop its open nodes."""
+    with engine.begin() as conn:
+        error = {"code": "TIMEOUT", "message": "the workflow exceeded its timeout"}
+        finished = scheduling.finish_instance(conn, instance_id, I.FAILED, error)
+        if finished is not None:
+            lifecycle.cancel_open_nodes(conn, instance_id)
+        return Outcome(finished=finished)
+
+
+@retrying()
+def mark_silent_workers_gone(engine: Engine, timeout: float) -> int:
+    cutoff = utcnow() - timedelta(seconds=timeout)
+    with engine.begin() as conn:
+        return conn.execute(
+            update(WorkerRow)
+            .where(WorkerRow.status != "gone", WorkerRow.last_heartbeat_at < cutoff)
+            .values(status="gone")
+        ).rowcount

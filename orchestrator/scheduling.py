@@ -1,0 +1,430 @@
+"""The per-node path: start an instance, claim a node, finish it and release its successors.
+
+Every function here is one short transaction that returns what must be enqueued *after* it commits
+(`Dispatch`); the core never talks to Celery itself. Fan-in is decided once, inside the finishing
+transaction, by a counter on the successor rows that are locked for the decision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select, update
+
+from orchestrator import catalog, logs, templates
+from orchestrator.db import retrying
+from orchestrator.definitions import WorkflowDefinition
+from orchestrator.errors import LostClaim
+from orchestrator.models import CheckpointRow, InstanceRow, NodeRow, utcnow
+from orchestrator.states import InstanceStatus as I
+from orchestrator.states import NodeStatus as N
+from orchestrator.transitions import move_instance, move_node, move_nodes
+
+MAX_RETRY_DELAY_S = 3600.0
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """One `run_node` message to send: Celery task id is derived from (instance, node, attempt)."""
+
+    instance_id: str
+    node_id: str
+    attempt: int
+    queue: str
+    priority: str
+    executor: str | None
+    workflow: str
+    countdown: float = 0.0
+    timeout_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Finished:
+    instance_id: str
+    status: str
+    parent_instance_id: str | None
+    parent_node_id: str | None
+    callback_url: str | None
+
+
+@dataclass
+class Outcome:
+    dispatches: list[Dispatch] = field(default_factory=list)
+    finished: Finished | None = None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A node attempt this worker holds; every later write names `attempt` (the fencing token)."""
+
+    row_id: int
+    instance_id: str
+    node_id: str
+    attempt: int
+    worker_id: str
+    definition_id: int
+    workflow: str
+    input: dict[str, Any]
+    external_id: str | None
+    max_retries: int | None
+    last_checkpoint: Any
+    outputs: dict[str, Any]
+
+
+_INSTANCE_COLUMNS = (
+    InstanceRow.status,
+    InstanceRow.priority,
+    InstanceRow.workflow_name,
+    InstanceRow.definition_id,
+    InstanceRow.unfinished_nodes,
+    InstanceRow.parent_instance_id,
+    InstanceRow.parent_node_id,
+    InstanceRow.callback_url,
+    InstanceRow.started_at,
+    InstanceRow.max_retries,
+)
+
+
+def _instance(conn: Connection, instance_id: str) -> Any:
+    return conn.execute(select(*_INSTANCE_COLUMNS).where(InstanceRow.id == instance_id)).one()
+
+
+def dispatch_for(inst: Any, definition: WorkflowDefinition, row: Any, countdown: float = 0.0) -> Dispatch:
+    spec = definition.node(row.node_id)
+    return Dispatch(
+        row.instance_id,
+        row.node_id,
+        row.attempt,
+        row.queue,
+        inst.priority,
+        row.executor,
+        inst.workflow_name,
+        countdown,
+        None if spec.timeout_ms is None else spec.timeout_ms / 1000,
+    )
+
+
+def _queued(conn: Connection, instance_id: str, *where: Any) -> list[Any]:
+    return conn.execute(
+        select(NodeRow.instance_id, NodeRow.node_id, NodeRow.attempt, NodeRow.queue, NodeRow.executor)
+        .where(NodeRow.instance_id == instance_id, NodeRow.status == N.QUEUED.value, *where)
+        .order_by(NodeRow.id)
+    ).all()
+
+
+@retrying()
+def start(engine: Engine, instance_id: str) -> Outcome:
+    """Run an instance: pending -> running, queue every ready node, and return every queued node.
+
+    Safe to call again at any time (resume, the recovery sweep): a node already enqueued is sent once
+    more, and the claim's compare-and-set makes the duplicate harmless.
+    """
+    now = utcnow()
+    with engine.begin() as conn:
+        inst = _instance(conn, instance_id)
+        if inst.status == I.PENDING.value:
+            move_instance(
+                conn, instance_id, I.RUNNING, sources=[I.PENDING], started_at=inst.started_at or now
+            )
+            logs.write(conn, logs.LogEntry(instance_id, "instance running", details={"status": "running"}))
+        elif inst.status != I.RUNNING.value:
+            return Outcome()
+        definition = catalog.load_definition(engine, inst.definition_id)
+        move_nodes(
+            conn,
+            N.QUEUED,
+            NodeRow.instance_id == instance_id,
+            NodeRow.pending_deps == 0,
+            sources=[N.PENDING],
+            attempt=NodeRow.attempt + 1,
+            queued_at=now,
+            not_before=None,
+        )
+        if inst.unfinished_nodes == 0:
+            return Outcome(finished=_finish(conn, instance_id, inst, I.COMPLETED, None))
+        return Outcome([dispatch_for(inst, definition, row) for row in _queued(conn, instance_id)])
+
+
+@retrying()
+def claim(engine: Engine, instance_id: str, node_id: str, attempt: int, worker_id: str) -> Claim | None:
+    """Take a queued node for `attempt` (queued -> running) while its instance runs.
+
+    Returns None when the claim is lost: another delivery took it, the attempt is stale, or the
+    instance is paused, cancelled or finished. The message is then simply dropped.
+    """
+    now = utcnow()
+    running = select(InstanceRow.id).where(
+        InstanceRow.id == instance_id, InstanceRow.status == I.RUNNING.value
+    )
+    with engine.begin() as conn:
+        won = move_nodes(
+            conn,
+            N.RUNNING,
+            NodeRow.instance_id == instance_id,
+            NodeRow.node_id == node_id,
+            running.exists(),
+            sources=[N.QUEUED],
+            fence=attempt,
+            worker_id=worker_id,
+            started_at=now,
+            heartbeat_at=now,
+            finished_at=None,
+        )
+        if not won:
+            return None
+        row = conn.execute(
+            select(
+                NodeRow.id,
+                NodeRow.executor,
+                InstanceRow.definition_id,
+                InstanceRow.workflow_name,
+                InstanceRow.input,
+                InstanceRow.external_id,
+                InstanceRow.max_retries,
+            )
+            .join(InstanceRow, InstanceRow.id == NodeRow.instance_id)
+            .where(NodeRow.instance_id == instance_id, NodeRow.node_id == node_id)
+        ).one()
+        spec = catalog.load_definition(engine, row.definition_id).node(node_id)
+        refs = templates.node_refs(spec.config) | (
+            templates.node_refs(spec.when) if spec.when else frozenset()
+        )
+        outputs: dict[str, Any] = {}
+        if refs:
+            outputs = dict(
+                conn.execute(
+                    select(NodeRow.node_id, NodeRow.output).where(
+                        NodeRow.instance_id == instance_id, NodeRow.node_id.in_(sorted(refs))
+                    )
+                )
+                .tuples()
+                .all()
+            )
+        checkpoint = None
+        if attempt > 1:  # a first attempt has nothing to resume from
+            checkpoint = conn.execute(
+                select(CheckpointRow.data)
+                .where(CheckpointRow.instance_id == instance_id, CheckpointRow.node_id == node_id)
+                .order_by(CheckpointRow.id.desc())
+                .limit(1)
+            ).scalar()
+        logs.write(
+            conn,
+            logs.LogEntry(
+                instance_id,
+                "node running",
+                node_id=node_id,
+                executor=row.executor,
+                worker_id=worker_id,
+                attempt=attempt,
+                details={"status": "running"},
+            ),
+        )
+    return Claim(
+        row.id,
+        instance_id,
+        node_id,
+        attempt,
+        worker_id,
+        row.definition_id,
+        row.workflow_name,
+        row.input,
+        row.external_id,
+        row.max_retries,
+        checkpoint,
+        outputs,
+    )
+
+
+@retrying()
+def complete(
+    engine: Engine, held: Claim, output: Any, *, skipped: bool = False, duration_ms: float | None = None
+) -> Outcome:
+    """Store the output (running -> completed, or skipped), release successors whose dependencies are
+    now all done, and finish the instance when no node is left. Raises LostClaim (fencing)."""
+    now = utcnow()
+    target = N.SKIPPED if skipped else N.COMPLETED
+    with engine.begin() as conn:
+        if not move_node(
+            conn,
+            held.row_id,
+            target,
+            sources=[N.RUNNING],
+            fence=held.attempt,
+            output=output,
+            error=None,
+            finished_at=now,
+            heartbeat_at=None,
+        ):
+            raise LostClaim(f"node {held.node_id} attempt {held.attempt} no longer holds its claim")
+        logs.write(
+            conn,
+            logs.LogEntry(
+                held.instance_id,
+                f"node {target}",
+                node_id=held.node_id,
+                worker_id=held.worker_id,
+                attempt=held.attempt,
+                duration_ms=duration_ms,
+                details={"status": target.value},
+            ),
+        )
+        return _node_done(conn, engine, held, now)
+
+
+def _node_done(conn: Connection, engine: Engine, held: Claim, now: Any) -> Outcome:
+    definition = catalog.load_definition(engine, held.definition_id)
+    successors = definition.successors.get(held.node_id, ())
+    released: list[Any] = []
+    if successors:
+        # lock the successor rows, in id order, so concurrent finishers of a join decide one by one
+        rows = conn.execute(
+            select(NodeRow.id, NodeRow.pending_deps, NodeRow.status)
+            .where(NodeRow.instance_id == held.instance_id, NodeRow.node_id.in_(successors))
+            .order_by(NodeRow.id)
+            .with_for_update()
+        ).all()
+        conn.execute(
+            update(NodeRow)
+            .where(NodeRow.id.in_([r.id for r in rows]))
+            .values(pending_deps=NodeRow.pending_deps - 1)
+        )
+        ready = [r.id for r in rows if r.pending_deps == 1 and r.status == N.PENDING.value]
+        if ready:
+            move_nodes(
+                conn,
+                N.QUEUED,
+                NodeRow.id.in_(ready),
+                sources=[N.PENDING],
+                attempt=NodeRow.attempt + 1,
+                queued_at=now,
+                not_before=None,
+            )
+            released = _queued(conn, held.instance_id, NodeRow.id.in_(ready))
+    conn.execute(
+        update(InstanceRow)
+        .where(InstanceRow.id == held.instance_id)
+        .values(unfinished_nodes=InstanceRow.unfinished_nodes - 1, updated_at=now)
+    )
+    inst = _instance(conn, held.instance_id)
+    if inst.status != I.RUNNING.value:
+        return Outcome()  # paused: released nodes stay queued until resume sends them
+    if inst.unfinished_nodes <= 0:
+        return Outcome(finished=_finish(conn, held.instance_id, inst, I.COMPLETED, None))
+    return Outcome([dispatch_for(inst, definition, row) for row in released])
+
+
+@retrying()
+def fail(
+    engine: Engine,
+    held: Claim,
+    error: dict[str, Any],
+    *,
+    retryable: bool = True,
+    duration_ms: float | None = None,
+) -> Outcome:
+    """Record a failed attempt: queue the next attempt with backoff while retries are left, else fail
+    the node and its instance. Raises LostClaim (fencing)."""
+    now = utcnow()
+    with engine.begin() as conn:
+        bumped = conn.execute(
+            update(NodeRow)
+            .where(
+                NodeRow.id == held.row_id, NodeRow.status == N.RUNNING.value, NodeRow.attempt == held.attempt
+            )
+            .values(failures=NodeRow.failures + 1, error=error, updated_at=now)
+        ).rowcount
+        if not bumped:
+            raise LostClaim(f"node {held.node_id} attempt {held.attempt} no longer holds its claim")
+        failures = conn.execute(select(NodeRow.failures).where(NodeRow.id == held.row_id)).scalar_one()
+        definition = catalog.load_definition(engine, held.definition_id)
+        spec = definition.node(held.node_id)
+        retries = spec.retries if spec.retries is not None else (held.max_retries or 0)
+        entry = logs.LogEntry(
+            held.instance_id,
+            f"node attempt {held.attempt} failed: {error.get('message')}",
+            level="error",
+            node_id=held.node_id,
+            worker_id=held.worker_id,
+            attempt=held.attempt,
+            duration_ms=duration_ms,
+            details=error,
+        )
+        logs.write(conn, entry)
+        if retryable and failures <= retries:
+            delay = min(MAX_RETRY_DELAY_S, spec.retry_delay_ms / 1000 * 2 ** (failures - 1))
+            move_node(
+                conn,
+                held.row_id,
+                N.QUEUED,
+                sources=[N.RUNNING],
+                fence=held.attempt,
+                attempt=held.attempt + 1,
+                queued_at=now,
+                heartbeat_at=None,
+                not_before=now + timedelta(seconds=delay),
+            )
+            logs.write(
+                conn,
+                logs.LogEntry(
+                    held.instance_id,
+                    f"node retry {failures}/{retries} in {delay:g}s",
+                    level="warning",
+                    node_id=held.node_id,
+                    attempt=held.attempt + 1,
+                    details={"status": "queued"},
+                ),
+            )
+            inst = _instance(conn, held.instance_id)
+            if inst.status != I.RUNNING.value:
+                return Outcome()
+            rows = _queued(conn, held.instance_id, NodeRow.id == held.row_id)
+            return Outcome([dispatch_for(inst, definition, row, delay) for row in rows])
+        move_node(
+            conn,
+            held.row_id,
+            N.FAILED,
+            sources=[N.RUNNING],
+            fence=held.attempt,
+            finished_at=now,
+            heartbeat_at=None,
+        )
+        inst = _instance(conn, held.instance_id)
+        if inst.status not in (I.RUNNING.value, I.PAUSED.value):
+            return Outcome()
+        failure = {
+            "code": "NODE_FAILED",
+            "nodeId": held.node_id,
+            "message": str(error.get("message")),
+            "details": error,
+        }
+        return Outcome(finished=_finish(conn, held.instance_id, inst, I.FAILED, failure))
+
+
+def _finish(
+    conn: Connection, instance_id: str, inst: Any, status: I, error: dict[str, Any] | None
+) -> Finished | None:
+    now = utcnow()
+    if not move_instance(conn, instance_id, status, finished_at=now, error=error):
+        return None
+    logs.write(
+        conn,
+        logs.LogEntry(
+            instance_id,
+            f"instance {status}",
+            level="error" if error else "info",
+            details={"status": status.value, "error": error},
+        ),
+    )
+    return Finished(
+        instance_id, status.value, inst.parent_instance_id, inst.parent_node_id, inst.callback_url
+    )
+
+
+def finish_instance(
+    conn: Connection, instance_id: str, status: I, error: dict[str, Any] | None
+) -> Finished | None:
+    """End an instance from outside the node path (timeouts, cancel); None if it had already ended."""
+    return _finish(conn, instance_id, _instance(conn, instance_id), status, error)

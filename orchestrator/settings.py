@@ -1,0 +1,75 @@
+"""Settings: every `ORCH_` environment variable the product reads, with its default, in one place."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+DEFAULT_DATABASE_URL = "sqlite:///var/orchestrator.sqlite3"
+DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed, immutable configuration. Build it with `Settings.from_env()`."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    broker_url: str = DEFAULT_BROKER_URL
+    heartbeat_interval: float = 30.0
+    heartbeat_timeout: float = 120.0
+    recovery_interval: float = 30.0
+    shutdown_grace: float = 30.0
+    retention_days: int = 30
+    executor_modules: tuple[str, ...] = ()
+    api_tokens: tuple[str, ...] = ()
+    max_body_bytes: int = 1_048_576
+    worker_id: str = field(default_factory=socket.gethostname)
+    worker_concurrency: int | None = None
+    db_pool_size: int = 5
+    log_format: str = "text"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read `ORCH_*` variables; unset ones keep their defaults. Raises ValueError on a bad number."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        text = {
+            "database_url": "ORCH_DATABASE_URL",
+            "broker_url": "ORCH_BROKER_URL",
+            "worker_id": "ORCH_WORKER_ID",
+            "log_format": "ORCH_LOG_FORMAT",
+        }
+        numbers = {
+            "heartbeat_interval": ("ORCH_HEARTBEAT_INTERVAL", float),
+            "heartbeat_timeout": ("ORCH_HEARTBEAT_TIMEOUT", float),
+            "recovery_interval": ("ORCH_RECOVERY_INTERVAL", float),
+            "shutdown_grace": ("ORCH_SHUTDOWN_GRACE", float),
+            "retention_days": ("ORCH_RETENTION_DAYS", int),
+            "max_body_bytes": ("ORCH_MAX_BODY_BYTES", int),
+            "worker_concurrency": ("ORCH_WORKER_CONCURRENCY", int),
+            "db_pool_size": ("ORCH_DB_POOL_SIZE", int),
+        }
+        for attr, var in text.items():
+            if env.get(var):
+                values[attr] = env[var]
+        for attr, (var, kind) in numbers.items():
+            if env.get(var):
+                try:
+                    values[attr] = kind(env[var])
+                except ValueError:
+                    raise ValueError(f"{var} must be a number, got {env[var]!r}") from None
+        if env.get("ORCH_EXECUTOR_MODULES"):
+            values["executor_modules"] = _split(env["ORCH_EXECUTOR_MODULES"])
+        if env.get("ORCH_API_TOKENS"):
+            values["api_tokens"] = _split(env["ORCH_API_TOKENS"])
+        return cls(**values)
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **changes)

@@ -1,0 +1,153 @@
+"""Read models for clients: the instance, its status object and its node executions, in camelCase."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from orchestrator import catalog
+from orchestrator.definitions import WorkflowDefinition
+from orchestrator.errors import NotFound
+from orchestrator.models import CheckpointRow, InstanceRow, NodeRow
+from orchestrator.states import FINISHED_NODE, NodeStatus
+
+
+def iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat() + "Z"
+
+
+def _instance_row(engine: Engine, instance_id: str) -> Any:
+    with engine.connect() as conn:
+        row = conn.execute(select(InstanceRow.__table__).where(InstanceRow.id == instance_id)).first()
+    if row is None:
+        raise NotFound(f"no instance {instance_id!r}")
+    return row
+
+
+def _nodes(engine: Engine, instance_id: str) -> list[Any]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(NodeRow.__table__).where(NodeRow.instance_id == instance_id).order_by(NodeRow.id)
+            ).all()
+        )
+
+
+def instance_summary(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "workflow": row.workflow_name,
+        "version": row.workflow_version,
+        "status": row.status,
+        "priority": row.priority,
+        "tags": row.tags or {},
+        "externalId": row.external_id,
+        "parentInstanceId": row.parent_instance_id,
+        "createdBy": row.created_by,
+        "createdAt": iso(row.created_at),
+        "startedAt": iso(row.started_at),
+        "updatedAt": iso(row.updated_at),
+        "finishedAt": iso(row.finished_at),
+        "error": row.error,
+    }
+
+
+def instance(engine: Engine, instance_id: str) -> dict[str, Any]:
+    """The instance with its input and context (outputs of finished nodes). Raises NotFound."""
+    row = _instance_row(engine, instance_id)
+    nodes = _nodes(engine, instance_id)
+    context = {n.node_id: {"output": n.output} for n in nodes if n.status == NodeStatus.COMPLETED.value}
+    return {
+        **instance_summary(row),
+        "input": row.input,
+        "context": context,
+        "timeout": row.timeout_ms,
+        "maxRetries": row.max_retries,
+        "parentNodeId": row.parent_node_id,
+        "callbackUrl": row.callback_url,
+        "queue": row.queue,
+        "output": output_of(catalog.load_definition(engine, row.definition_id), nodes),
+        "workers": sorted({n.worker_id for n in nodes if n.worker_id}),
+    }
+
+
+def output_of(definition: WorkflowDefinition, nodes: list[Any]) -> Any:
+    """An instance's output: the output of its one sink node (a node nothing depends on), or with
+    several sinks a map of sink id to output. Skipped sinks contribute nothing."""
+    sinks = [n for n in nodes if not definition.successors.get(n.node_id)]
+    done = [n for n in sinks if n.status == NodeStatus.COMPLETED.value]
+    if len(sinks) == 1:
+        return done[0].output if done else None
+    return {n.node_id: n.output for n in done}
+
+
+def status(engine: Engine, instance_id: str) -> dict[str, Any]:
+    """The status object of SPEC section 4. Raises NotFound."""
+    row = _instance_row(engine, instance_id)
+    nodes = _nodes(engine, instance_id)
+    by_status: dict[str, list[str]] = {}
+    for n in nodes:
+        by_status.setdefault(n.status, []).append(n.node_id)
+    finished = sum(1 for n in nodes if n.status in FINISHED_NODE)
+    running = by_status.get(NodeStatus.RUNNING.value, [])
+    end = row.finished_at
+    started = row.started_at
+    elapsed = None
+    if started is not None:
+        elapsed = int(((end or row.updated_at) - started).total_seconds() * 1000)
+    return {
+        "id": row.id,
+        "status": row.status,
+        "progress": round(100 * finished / len(nodes)) if nodes else 100,
+        "currentNode": running[0] if running else None,
+        "currentNodes": running,
+        "completedNodes": by_status.get(NodeStatus.COMPLETED.value, []),
+        "failedNodes": by_status.get(NodeStatus.FAILED.value, []),
+        "skippedNodes": by_status.get(NodeStatus.SKIPPED.value, []),
+        "queuedNodes": by_status.get(NodeStatus.QUEUED.value, []),
+        "totalNodes": len(nodes),
+        "startedAt": iso(started),
+        "updatedAt": iso(row.updated_at),
+        "finishedAt": iso(end),
+        "executionTimeMs": elapsed,
+        "error": row.error,
+    }
+
+
+def nodes(engine: Engine, instance_id: str) -> list[dict[str, Any]]:
+    """Every node execution with its newest checkpoint. Raises NotFound."""
+    _instance_row(engine, instance_id)
+    rows = _nodes(engine, instance_id)
+    with engine.connect() as conn:
+        checkpoints: dict[str, Any] = {}
+        for node_id, data in conn.execute(
+            select(CheckpointRow.node_id, CheckpointRow.data)
+            .where(CheckpointRow.instance_id == instance_id)
+            .order_by(CheckpointRow.id)
+        ).tuples():
+            checkpoints[node_id] = data
+    return [
+        {
+            "nodeId": n.node_id,
+            "executor": n.executor,
+            "queue": n.queue,
+            "status": n.status,
+            "attempt": n.attempt,
+            "failures": n.failures,
+            "workerId": n.worker_id,
+            "queuedAt": iso(n.queued_at),
+            "startedAt": iso(n.started_at),
+            "heartbeatAt": iso(n.heartbeat_at),
+            "finishedAt": iso(n.finished_at),
+            "output": n.output,
+            "error": n.error,
+            "lastCheckpoint": checkpoints.get(n.node_id),
+        }
+        for n in rows
+    ]
+
+
+def instance_summary_by_id(engine: Engine, instance_id: str) -> dict[str, Any]:
+    return instance_summary(_instance_row(engine, instance_id))

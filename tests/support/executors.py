@@ -1,0 +1,83 @@
+"""Executors for tests. Their side effects go to a table of their own (`test_effects`) in the same
+database, so a test can count what really ran, independently of the orchestrator's own rows."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, create_engine, insert
+
+from orchestrator import Fatal, Retryable, executor
+from orchestrator.context import ExecutionContext
+
+metadata = MetaData()
+effects = Table(
+    "test_effects",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("instance_id", String(36)),
+    Column("node_id", String(128)),
+    Column("attempt", Integer),
+    Column("kind", String(32)),
+    Column("data", Text),
+)
+_engines: dict[tuple[int, str], Any] = {}
+
+
+def _engine() -> Any:
+    url = os.environ["ORCH_DATABASE_URL"]
+    key = (os.getpid(), url)
+    if key not in _engines:
+        _engines[key] = create_engine(url, pool_size=2)
+        metadata.create_all(_engines[key])
+    return _engines[key]
+
+
+def record(ctx: ExecutionContext, kind: str, data: str = "") -> None:
+    with _engine().begin() as conn:
+        conn.execute(
+            insert(effects).values(
+                instance_id=ctx.instance_id, node_id=ctx.node_id, attempt=ctx.attempt, kind=kind, data=data
+            )
+        )
+
+
+@executor("tests.count")
+def count(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
+    """Records one effect per call and returns its config (and which node it ran as)."""
+    record(ctx, "run")
+    return {"node": ctx.node_id, "attempt": ctx.attempt, **config}
+
+
+@executor("tests.flaky")
+def flaky(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
+    """Fails its first `failures` attempts (retryable), then succeeds."""
+    record(ctx, "run")
+    if ctx.attempt <= int(config.get("failures", 0)):
+        raise Retryable(f"planned failure {ctx.attempt}")
+    return {"attempt": ctx.attempt}
+
+
+@executor("tests.fatal")
+def fatal(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
+    raise Fatal(str(config.get("message", "planned fatal failure")))
+
+
+@executor("tests.steps")
+def steps(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
+    """Works through `total` steps of `delay` seconds, checkpointing after each; records each step it
+    really did. With `failAt`, the first attempt fails after that step (to test resuming)."""
+    total = int(config.get("total", 10))
+    delay = float(config.get("delay", 0.05))
+    start = int((ctx.last_checkpoint or {}).get("done", 0))
+    for step in range(start, total):
+        if ctx.should_stop:
+            raise Retryable(f"stopped at step {step}")
+        time.sleep(delay)
+        record(ctx, "step", str(step))
+        ctx.checkpoint({"done": step + 1})
+        if config.get("failAt") is not None and ctx.attempt == 1 and step + 1 == int(config["failAt"]):
+            raise Retryable(f"planned failure after step {step + 1}")
+    return {"done": total, "resumedFrom": start}

@@ -1,0 +1,200 @@
+"""pytest fixtures: a fresh MySQL schema per run, clean tables and Redis per test, live servers."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import requests
+from sqlalchemy import Engine, create_engine, delete, text
+from sqlalchemy.engine import make_url
+
+from orchestrator import catalog
+from orchestrator.db import make_engine
+from orchestrator.migrate import upgrade
+from orchestrator.models import (
+    CheckpointRow,
+    DefinitionRow,
+    InstanceRow,
+    LogRow,
+    NodeRow,
+    WorkerRow,
+)
+from tests.support import executors as test_executors
+from tests.support.services import Process, celery_beat, celery_worker, process_env, wait_for
+
+MYSQL_URL = os.environ["ORCH_DATABASE_URL"]
+REDIS_URL = os.environ["ORCH_BROKER_URL"]
+
+# Short timings for every process a test starts: settings, not sleeps.
+FAST = {
+    "ORCH_HEARTBEAT_INTERVAL": "0.5",
+    "ORCH_HEARTBEAT_TIMEOUT": "3",
+    "ORCH_RECOVERY_INTERVAL": "1",
+    "ORCH_SHUTDOWN_GRACE": "3",
+}
+
+
+def _require(what: str, check: Callable[[], Any]) -> None:
+    try:
+        check()
+    except Exception as exc:  # a missing service fails loudly: tests never skip silently
+        pytest.exit(
+            f"{what} is not reachable ({exc}); start it or set ORCH_TEST_* (see tests/conftest.py)",
+            returncode=3,
+        )
+
+
+@pytest.fixture(scope="session")
+def mysql_engine() -> Iterator[Engine]:
+    """A fresh database for this run, migrated with alembic like production."""
+    url = make_url(MYSQL_URL)
+    server = create_engine(url.set(database=""), isolation_level="AUTOCOMMIT")
+    _require("MySQL", lambda: server.connect().close())
+    with server.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS `{url.database}`"))
+        conn.execute(text(f"CREATE DATABASE `{url.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
+    server.dispose()
+    upgrade(MYSQL_URL)
+    engine = make_engine(MYSQL_URL, pool_size=10)
+    test_executors.metadata.create_all(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_client() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_URL)
+    _require("Redis", client.ping)
+    yield client
+    client.close()
+
+
+@pytest.fixture()
+def db(mysql_engine: Engine, redis_client: redis.Redis) -> Iterator[Engine]:
+    """The MySQL engine, with every table emptied and the test Redis database flushed first."""
+    with mysql_engine.begin() as conn:
+        for table in (LogRow, CheckpointRow, NodeRow, InstanceRow, DefinitionRow, WorkerRow):
+            conn.execute(delete(table))
+        conn.execute(delete(test_executors.effects))
+    redis_client.flushdb()
+    catalog._load_cached.cache_clear()
+    yield mysql_engine
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+class Processes:
+    """Starts real worker, beat and server processes for one test; stops all of them at teardown."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.started: list[Process] = []
+        self.env = process_env(
+            ORCH_DATABASE_URL=MYSQL_URL,
+            ORCH_BROKER_URL=REDIS_URL,
+            ORCH_EXECUTOR_MODULES="tests.support.executors,examples.executors",
+            ORCH_EXAMPLES_DATA_DIR=str(tmp_path / "examples"),
+            **FAST,
+        )
+
+    def worker(self, name: str = "w1", concurrency: int = 2, wait: bool = True, **env: str) -> Process:
+        process = celery_worker(name, {**self.env, **env}, self.tmp_path, concurrency).start()
+        self.started.append(process)
+        if wait:
+            self.wait_registered(name, process)
+        return process
+
+    def wait_registered(self, name: str, process: Process) -> None:
+        engine = make_engine(MYSQL_URL, pool_size=1)
+        try:
+
+            def registered() -> bool:
+                assert process.alive(), f"worker {name} exited:\n{process.log_text()[-3000:]}"
+                with engine.connect() as conn:
+                    return bool(
+                        conn.execute(
+                            text("SELECT 1 FROM workers WHERE id = :id AND status = 'active'"), {"id": name}
+                        ).first()
+                    )
+
+            wait_for(registered, 60, f"worker {name} to register")
+        finally:
+            engine.dispose()
+
+    def beat(self, name: str = "beat", **env: str) -> Process:
+        process = celery_beat(name, {**self.env, **env}, self.tmp_path).start()
+        self.started.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in reversed(self.started):
+            process.stop(grace=10)
+
+    def logs(self) -> str:
+        return "\n".join(f"===== {p.name} ({p.log_path}) =====\n{p.log_text()[-8000:]}" for p in self.started)
+
+
+@pytest.fixture()
+def processes(request: pytest.FixtureRequest, tmp_path: Path, db: Engine) -> Iterator[Processes]:
+    procs = Processes(tmp_path)
+    yield procs
+    procs.stop_all()
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print(procs.logs())  # shown with the failure: the workers' own logs
+
+
+class LiveApi:
+    """The Flask app served over real HTTP on a free port, in a thread of the test process."""
+
+    def __init__(self) -> None:
+        from werkzeug.serving import make_server
+
+        from api import create_app
+
+        self.app = create_app()
+        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.http = requests.Session()
+
+    def post(self, path: str, body: Any = None, **kwargs: Any) -> requests.Response:
+        return self.http.post(self.url + path, json=body, timeout=30, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.http.get(self.url + path, timeout=30, **kwargs)
+
+    def wait_status(
+        self,
+        instance_id: str,
+        statuses: tuple[str, ...] = ("completed", "failed", "cancelled"),
+        timeout: float = 60,
+    ) -> dict[str, Any]:
+        def finished() -> dict[str, Any] | None:
+            status = self.get(f"/api/v1/instances/{instance_id}/status").json()
+            return status if status["status"] in statuses else None
+
+        return wait_for(finished, timeout, f"instance {instance_id} to reach {statuses}", interval=0.1)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.app.extensions["orchestrator.engine"].dispose()
+
+
+@pytest.fixture()
+def live_api(db: Engine) -> Iterator[LiveApi]:
+    api = LiveApi()
+    yield api
+    api.close()

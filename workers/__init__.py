@@ -1,0 +1,1 @@
+"""The Celery side: the app, the tasks, node execution, heartbeats and shutdown."""

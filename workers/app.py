@@ -1,0 +1,66 @@
+"""The Celery app: `celery -A workers.app worker` runs nodes, `celery -A workers.app beat` the sweeps.
+
+Settings that make at-least-once execution safe: late acknowledgement and reject-on-worker-loss
+(a message is only gone once its node is recorded), prefetch 1 (an idle worker takes the next node,
+a busy one does not hoard them), and a visibility timeout far above any node's duration so Redis
+does not redeliver a long node behind the recovery sweep's back (docs/recovery.md).
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from orchestrator import executors
+from orchestrator.executors import DEFAULT_QUEUE
+from workers.resources import settings
+
+CONTROL_QUEUE = "orchestrator"
+
+executors.load_modules(settings().executor_modules)
+
+
+def _queues() -> list[Queue]:
+    names = [CONTROL_QUEUE, DEFAULT_QUEUE, *executors.domains()]
+    return [Queue(name, routing_key=name) for name in dict.fromkeys(names)]
+
+
+app = Celery(
+    "orchestrator",
+    broker=settings().broker_url,
+    include=["workers.tasks", "workers.beat", "workers.lifecycle_tasks", "workers.heartbeats"],
+)
+app.conf.update(
+    task_serializer="json",
+    accept_content=["json"],
+    result_serializer="json",
+    task_ignore_result=True,
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    worker_cancel_long_running_tasks_on_connection_loss=True,
+    broker_connection_retry_on_startup=True,
+    task_default_queue=CONTROL_QUEUE,
+    task_queues=_queues(),
+    task_create_missing_queues=True,
+    broker_transport_options={
+        "visibility_timeout": 12 * 3600,
+        # Redis emulates priorities with one list per step; 0 is served first
+        "priority_steps": [0, 3, 6, 9],
+        "sep": ":",
+        "queue_order_strategy": "priority",
+    },
+    worker_hijack_root_logger=False,
+)
+if settings().worker_concurrency:
+    app.conf.worker_concurrency = settings().worker_concurrency
+
+# The schedule is by task name, so `celery beat` needs no task module imported to send it.
+app.conf.beat_schedule = {
+    "recovery-sweep": {
+        "task": "orchestrator.recover",
+        "schedule": settings().recovery_interval,
+        # a sweep that waited longer than one interval is superseded by the next one
+        "options": {"queue": CONTROL_QUEUE, "expires": max(settings().recovery_interval, 1.0)},
+    },
+}
