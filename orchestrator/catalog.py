@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from orchestrator import semver
@@ -41,7 +41,7 @@ def save_definition(engine: Engine, body: Any) -> tuple[StoredDefinition, bool]:
         try:
             with engine.begin() as conn:
                 conn.execute(
-                    DefinitionRow.__table__.insert().values(
+                    insert(DefinitionRow).values(
                         name=definition.name,
                         version=definition.version,
                         description=definition.description,
@@ -115,7 +115,7 @@ def list_definitions(engine: Engine, name: str | None = None) -> list[dict[str, 
     if name is not None:
         statement = statement.where(DefinitionRow.name == name)
     with engine.connect() as conn:
-        rows = conn.execute(statement).all()
+        rows = list(conn.execute(statement).all())
     rows.sort(key=lambda r: (r.name, semver.parse_version(r.version)), reverse=True)
     rows.sort(key=lambda r: r.name)
     return [

@@ -142,9 +142,9 @@ def _reset_for_retry(engine: Engine, instance_id: str, from_node: str | None) ->
             output=None,
         )
         statuses = dict(
-            conn.execute(select(NodeRow.node_id, NodeRow.status).where(NodeRow.instance_id == instance_id))
-            .tuples()
-            .all()
+            conn.execute(
+                select(NodeRow.node_id, NodeRow.status).where(NodeRow.instance_id == instance_id)
+            ).all()
         )
         done = {node for node, status in statuses.items() if status in DONE_NODE}
         for node in sorted(reset):

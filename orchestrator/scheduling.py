@@ -107,11 +107,13 @@ def dispatch_for(inst: Any, definition: WorkflowDefinition, row: Any, countdown:
 
 
 def _queued(conn: Connection, instance_id: str, *where: Any) -> list[Any]:
-    return conn.execute(
-        select(NodeRow.instance_id, NodeRow.node_id, NodeRow.attempt, NodeRow.queue, NodeRow.executor)
-        .where(NodeRow.instance_id == instance_id, NodeRow.status == N.QUEUED.value, *where)
-        .order_by(NodeRow.id)
-    ).all()
+    return list(
+        conn.execute(
+            select(NodeRow.instance_id, NodeRow.node_id, NodeRow.attempt, NodeRow.queue, NodeRow.executor)
+            .where(NodeRow.instance_id == instance_id, NodeRow.status == N.QUEUED.value, *where)
+            .order_by(NodeRow.id)
+        ).all()
+    )
 
 
 @retrying()
@@ -198,9 +200,7 @@ def claim(engine: Engine, instance_id: str, node_id: str, attempt: int, worker_i
                     select(NodeRow.node_id, NodeRow.output).where(
                         NodeRow.instance_id == instance_id, NodeRow.node_id.in_(sorted(refs))
                     )
-                )
-                .tuples()
-                .all()
+                ).all()
             )
         checkpoint = None
         if attempt > 1:  # a first attempt has nothing to resume from

@@ -126,7 +126,7 @@ def nodes(engine: Engine, instance_id: str) -> list[dict[str, Any]]:
             select(CheckpointRow.node_id, CheckpointRow.data)
             .where(CheckpointRow.instance_id == instance_id)
             .order_by(CheckpointRow.id)
-        ).tuples():
+        ):
             checkpoints[node_id] = data
     return [
         {

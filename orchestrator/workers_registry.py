@@ -67,8 +67,8 @@ def list_workers(engine: Engine, heartbeat_timeout: float) -> list[dict[str, Any
             select(NodeRow.worker_id, NodeRow.instance_id, NodeRow.node_id).where(
                 NodeRow.status == NodeStatus.RUNNING.value, NodeRow.worker_id.is_not(None)
             )
-        ).tuples():
-            running.setdefault(worker_id, []).append({"instanceId": instance_id, "nodeId": node_id})
+        ):
+            running.setdefault(str(worker_id), []).append({"instanceId": instance_id, "nodeId": node_id})
     return [
         {
             "id": r.id,

@@ -45,9 +45,9 @@ def test_linear_chain_completes_on_mysql_and_redis_with_a_real_worker(db, live_a
     assert status["completedNodes"] == ["first", "second", "third-step"]
     with db.connect() as conn:
         outputs = dict(
-            conn.execute(select(NodeRow.node_id, NodeRow.output).where(NodeRow.instance_id == instance_id))
-            .tuples()
-            .all()
+            conn.execute(
+                select(NodeRow.node_id, NodeRow.output).where(NodeRow.instance_id == instance_id)
+            ).all()
         )
     assert outputs["first"] == {"node": "first", "attempt": 1, "say": "hi"}
     assert outputs["second"] == {"heard": "hi", "n": 2}

@@ -14,7 +14,7 @@ import requests
 from sqlalchemy import Engine, create_engine, delete, text
 from sqlalchemy.engine import make_url
 
-from orchestrator import catalog
+from orchestrator import catalog, executors
 from orchestrator.db import make_engine
 from orchestrator.migrate import upgrade
 from orchestrator.models import (
@@ -30,6 +30,7 @@ from tests.support.services import Process, celery_beat, celery_worker, process_
 
 MYSQL_URL = os.environ["ORCH_DATABASE_URL"]
 REDIS_URL = os.environ["ORCH_BROKER_URL"]
+executors.load_modules(os.environ["ORCH_EXECUTOR_MODULES"].split(","))
 
 # Short timings for every process a test starts: settings, not sleeps.
 FAST = {
@@ -108,8 +109,9 @@ class Processes:
             **FAST,
         )
 
-    def worker(self, name: str = "w1", concurrency: int = 2, wait: bool = True, **env: str) -> Process:
-        process = celery_worker(name, {**self.env, **env}, self.tmp_path, concurrency).start()
+    def worker(self, name: str = "w1", concurrency: int = 2, wait: bool = True,
+               queues: list[str] | None = None, **env: str) -> Process:
+        process = celery_worker(name, {**self.env, **env}, self.tmp_path, concurrency, queues).start()
         self.started.append(process)
         if wait:
             self.wait_registered(name, process)

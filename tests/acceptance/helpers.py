@@ -1,0 +1,58 @@
+"""Small helpers for acceptance tests: post definitions, start instances, read rows and effects."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from orchestrator.models import LogRow, NodeRow
+from tests.support import executors as test_executors
+
+
+def define(api: Any, body: dict[str, Any]) -> None:
+    response = api.post("/api/v1/definitions", body)
+    assert response.status_code in (200, 201), response.text
+
+
+def start(api: Any, workflow: str, data: dict[str, Any] | None = None, **options: Any) -> str:
+    response = api.post("/api/v1/instances", {"workflow": workflow, "input": data or {}, **options})
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def nodes(engine: Engine, instance_id: str) -> dict[str, Any]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(NodeRow.__table__).where(NodeRow.instance_id == instance_id)).all()
+    return {row.node_id: row for row in rows}
+
+
+def runs(engine: Engine, instance_id: str | None = None, kind: str = "run") -> Counter[str]:
+    """How often each node's executor really ran, from the executors' own side-effect table."""
+    table = test_executors.effects
+    statement = select(table.c.node_id).where(table.c.kind == kind)
+    if instance_id is not None:
+        statement = statement.where(table.c.instance_id == instance_id)
+    with engine.connect() as conn:
+        return Counter(conn.execute(statement).scalars())
+
+
+def effects(engine: Engine, instance_id: str, kind: str) -> list[Any]:
+    table = test_executors.effects
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(table)
+                .where(table.c.instance_id == instance_id, table.c.kind == kind)
+                .order_by(table.c.id)
+            ).all()
+        )
+
+
+def log_messages(engine: Engine, instance_id: str, node_id: str | None = None) -> list[str]:
+    statement = select(LogRow.message).where(LogRow.instance_id == instance_id).order_by(LogRow.id)
+    if node_id is not None:
+        statement = statement.where(LogRow.node_id == node_id)
+    with engine.connect() as conn:
+        return list(conn.execute(statement).scalars())
