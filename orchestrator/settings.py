@@ -16,6 +16,13 @@ def _split(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
+def _flag(var: str, value: str) -> bool:
+    word = value.strip().lower()
+    if word not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise ValueError(f"{var} must be 1/true/yes/on or 0/false/no/off, got {value!r}")
+    return word in ("1", "true", "yes", "on")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Typed, immutable configuration. Build it with `Settings.from_env()`."""
@@ -34,6 +41,8 @@ class Settings:
     worker_concurrency: int | None = None
     db_pool_size: int = 5
     log_format: str = "text"
+    # Celery task events (what Flower shows); benchmarks may turn them off with ORCH_TASK_EVENTS=0
+    task_events: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -67,6 +76,8 @@ class Settings:
                     raise ValueError(f"{var} must be a number, got {env[var]!r}") from None
         if env.get("ORCH_EXECUTOR_MODULES"):
             values["executor_modules"] = _split(env["ORCH_EXECUTOR_MODULES"])
+        if env.get("ORCH_TASK_EVENTS"):
+            values["task_events"] = _flag("ORCH_TASK_EVENTS", env["ORCH_TASK_EVENTS"])
         if env.get("ORCH_API_TOKENS"):
             values["api_tokens"] = _split(env["ORCH_API_TOKENS"])
         return cls(**values)

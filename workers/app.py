@@ -51,6 +51,9 @@ app.conf.update(
         "queue_order_strategy": "priority",
     },
     worker_hijack_root_logger=False,
+    # task events (sent, received, started, succeeded...) are what Flower shows; ORCH_TASK_EVENTS=0 stops them
+    worker_send_task_events=settings().task_events,
+    task_send_sent_event=settings().task_events,
 )
 if settings().worker_concurrency:
     app.conf.worker_concurrency = settings().worker_concurrency
@@ -64,3 +67,6 @@ app.conf.beat_schedule = {
         "options": {"queue": CONTROL_QUEUE, "expires": max(settings().recovery_interval, 1.0)},
     },
 }
+
+# metrics, log context and JSON logs, wired to Celery's signals (worker, beat and every sender)
+from workers import observe  # noqa: E402,F401

@@ -6,7 +6,8 @@ import logging
 
 import requests
 
-from orchestrator import views
+from orchestrator import lifecycle, views
+from orchestrator.errors import InvalidTransition
 from workers import resources, subworkflows
 from workers.app import app
 from workers.tasks import follow_up
@@ -19,6 +20,17 @@ CALLBACK_ATTEMPTS = 8
 @app.task(name="orchestrator.child_finished", acks_late=True)
 def child_finished(child_id: str) -> None:
     follow_up(subworkflows.child_finished(resources.engine(), child_id))
+
+
+@app.task(name="orchestrator.cancel_children", acks_late=True)
+def cancel_children(instance_id: str) -> None:
+    """Cancel the unfinished sub-workflow instances of an instance that was cancelled or failed."""
+    engine = resources.engine()
+    for child_id in lifecycle.open_children(engine, instance_id):
+        try:
+            follow_up(lifecycle.cancel(engine, child_id, reason=f"parent instance {instance_id} ended"))
+        except InvalidTransition:
+            pass  # it ended on its own meanwhile
 
 
 @app.task(name="orchestrator.notify", bind=True, acks_late=True, max_retries=CALLBACK_ATTEMPTS)

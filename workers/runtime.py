@@ -15,7 +15,7 @@ from orchestrator import catalog, executors, leases, logs, scheduling, templates
 from orchestrator.context import ExecutionContext
 from orchestrator.errors import LostClaim, NodeFailure, OrchestratorError
 from orchestrator.scheduling import Claim, Outcome
-from workers import shutdown
+from workers import observe, shutdown
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,10 @@ def run_attempt(engine: Engine, held: Claim, heartbeat_interval: float) -> Outco
                 held.external_id,
             )
             output = fn(ctx, config)
-        return scheduling.complete(engine, held, output, duration_ms=elapsed())
+        duration_ms = elapsed()
+        outcome = scheduling.complete(engine, held, output, duration_ms=duration_ms)
+        observe.attempt_completed(held, spec.executor, duration_ms)
+        return outcome
     except LostClaim as exc:
         _record_fencing(engine, held, exc)
         return Outcome()
@@ -136,14 +139,17 @@ def run_attempt(engine: Engine, held: Claim, heartbeat_interval: float) -> Outco
 
 def _fail(engine: Engine, held: Claim, error: dict[str, Any], retryable: bool, duration_ms: float) -> Outcome:
     try:
-        return scheduling.fail(engine, held, error, retryable=retryable, duration_ms=duration_ms)
+        outcome = scheduling.fail(engine, held, error, retryable=retryable, duration_ms=duration_ms)
     except LostClaim as exc:
         _record_fencing(engine, held, exc)
         return Outcome()
+    observe.attempt_failed(engine, held, duration_ms, outcome)
+    return outcome
 
 
 def _record_fencing(engine: Engine, held: Claim, exc: LostClaim) -> None:
     log.warning("dropped a stale result: %s", exc)
+    observe.fencing_rejected()
     with engine.begin() as conn:
         logs.write(
             conn,

@@ -23,6 +23,9 @@ def follow_up(outcome: Outcome) -> None:
         app.send_task("orchestrator.child_finished", args=(finished.instance_id,), queue="orchestrator")
     if finished.callback_url:
         app.send_task("orchestrator.notify", args=(finished.instance_id,), queue="orchestrator")
+    if finished.status in ("cancelled", "failed"):
+        # nobody waits for the sub-workflows of an ended instance any more
+        app.send_task("orchestrator.cancel_children", args=(finished.instance_id,), queue="orchestrator")
 
 
 @app.task(name="orchestrator.schedule", acks_late=True)

@@ -1,0 +1,198 @@
+"""Cluster-wide metrics: their names, buckets and Redis keys, and the helpers that record and read them.
+
+Nodes run in many processes (Celery prefork children on many hosts), so per-node observations are
+aggregated in Redis rather than in process memory: every finished attempt adds to a few hash fields in
+one pipelined round trip, and the API's `/metrics` reads them back at scrape time. Histograms store
+per-bucket counts (not cumulative), a sum and a count per label set; the reader makes them cumulative.
+
+The client is anything with redis-py's interface (`pipeline`, `hgetall`); this module imports no Redis,
+Celery or Flask code.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+PREFIX = "orchestrator"
+# Every Redis key of the metrics store, in one place.
+KEY_NODE_DURATION = "orch:metrics:node_duration_seconds"
+KEY_QUEUE_WAIT = "orch:metrics:node_queue_wait_seconds"
+KEY_COUNTERS = "orch:metrics:counters"
+KEYS = (KEY_NODE_DURATION, KEY_QUEUE_WAIT, KEY_COUNTERS)
+
+# label values are joined with this separator in hash field names (executor names never contain it)
+SEP = "|"
+
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
+
+
+@dataclass(frozen=True)
+class Histogram:
+    name: str
+    help: str
+    key: str
+    buckets: tuple[float, ...]
+    label: str = "executor"
+
+
+@dataclass(frozen=True)
+class Counter:
+    name: str
+    help: str
+    labels: tuple[str, ...] = ()
+
+
+NODE_DURATION = Histogram(
+    f"{PREFIX}_node_duration_seconds",
+    "Time an executor call took, per attempt",
+    KEY_NODE_DURATION,
+    DURATION_BUCKETS,
+)
+QUEUE_WAIT = Histogram(
+    f"{PREFIX}_node_queue_wait_seconds",
+    "Time from a node's message being due to a worker starting it, per attempt",
+    KEY_QUEUE_WAIT,
+    WAIT_BUCKETS,
+)
+HISTOGRAMS = (NODE_DURATION, QUEUE_WAIT)
+
+NODE_ATTEMPTS = Counter(
+    f"{PREFIX}_node_attempts",
+    "Finished executor attempts by outcome (completed, retried, failed)",
+    ("executor", "outcome"),
+)
+RETRIES = Counter(f"{PREFIX}_node_retries", "Failed attempts that were queued again", ("executor",))
+FENCING_REJECTIONS = Counter(
+    f"{PREFIX}_fencing_rejections", "Results dropped because the attempt no longer held its node"
+)
+RECOVERIES = Counter(
+    f"{PREFIX}_recoveries", "Running nodes handed back by the recovery sweep (lease expired, worker gone)"
+)
+RESENDS = Counter(f"{PREFIX}_recovery_resends", "Queued nodes whose lost message the sweep sent again")
+INSTANCE_TIMEOUTS = Counter(f"{PREFIX}_instance_timeouts", "Instances failed by their workflow timeout")
+WORKERS_GONE = Counter(f"{PREFIX}_workers_marked_gone", "Workers the sweep marked gone (no heartbeat)")
+COUNTERS = (NODE_ATTEMPTS, RETRIES, FENCING_REJECTIONS, RECOVERIES, RESENDS, INSTANCE_TIMEOUTS, WORKERS_GONE)
+
+# Outcomes of an attempt, as recorded by `record_attempt`.
+COMPLETED, RETRIED, FAILED = "completed", "retried", "failed"
+
+
+def bucket_label(bound: float) -> str:
+    """A bucket bound as Prometheus writes it (`0.5`, `1.0`, `+Inf`)."""
+    return "+Inf" if math.isinf(bound) else repr(float(bound))
+
+
+def _bucket_for(histogram: Histogram, value: float) -> str:
+    for bound in histogram.buckets:
+        if value <= bound:
+            return bucket_label(bound)
+    return bucket_label(math.inf)
+
+
+def _observe(pipe: Any, histogram: Histogram, label: str, value: float) -> None:
+    value = max(0.0, float(value))
+    pipe.hincrby(histogram.key, f"{label}{SEP}{_bucket_for(histogram, value)}", 1)
+    pipe.hincrbyfloat(histogram.key, f"{label}{SEP}sum", value)
+    pipe.hincrby(histogram.key, f"{label}{SEP}count", 1)
+
+
+def _counter_field(counter: Counter, values: Iterable[str]) -> str:
+    return SEP.join([counter.name, *values])
+
+
+def record_attempt(
+    client: Any, executor: str, outcome: str, duration_s: float, queue_wait_s: float | None
+) -> None:
+    """Add one finished attempt of `executor` (duration, queue wait, outcome) in one round trip.
+
+    Raises whatever the client raises (callers on the node path catch and log it).
+    """
+    pipe = client.pipeline(transaction=False)
+    _observe(pipe, NODE_DURATION, executor, duration_s)
+    if queue_wait_s is not None:
+        _observe(pipe, QUEUE_WAIT, executor, queue_wait_s)
+    pipe.hincrby(KEY_COUNTERS, _counter_field(NODE_ATTEMPTS, (executor, outcome)), 1)
+    if outcome == RETRIED:
+        pipe.hincrby(KEY_COUNTERS, _counter_field(RETRIES, (executor,)), 1)
+    pipe.execute()
+
+
+def increment(client: Any, counters: Mapping[Counter, int], labels: tuple[str, ...] = ()) -> None:
+    """Add to several counters (with the same label values) in one round trip; zeros are skipped."""
+    pipe = client.pipeline(transaction=False)
+    for counter, amount in counters.items():
+        if amount:
+            pipe.hincrby(KEY_COUNTERS, _counter_field(counter, labels), int(amount))
+    pipe.execute()
+
+
+@dataclass
+class HistogramData:
+    """One label set of a histogram: cumulative `(le, count)` pairs ending in `+Inf`, sum and count."""
+
+    buckets: list[tuple[str, float]]
+    sum: float
+    count: float
+
+
+@dataclass
+class Snapshot:
+    histograms: dict[str, dict[str, HistogramData]] = field(default_factory=dict)
+    counters: dict[str, dict[tuple[str, ...], float]] = field(default_factory=dict)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _histogram(histogram: Histogram, raw: Mapping[Any, Any]) -> dict[str, HistogramData]:
+    per_label: dict[str, dict[str, float]] = {}
+    for key, value in raw.items():
+        label, _, part = _text(key).rpartition(SEP)
+        per_label.setdefault(label, {})[part] = float(_text(value))
+    result = {}
+    bounds = [bucket_label(b) for b in (*histogram.buckets, math.inf)]
+    for label, parts in sorted(per_label.items()):
+        running = 0.0
+        cumulative = []
+        for bound in bounds:
+            running += parts.get(bound, 0.0)
+            cumulative.append((bound, running))
+        result[label] = HistogramData(cumulative, parts.get("sum", 0.0), parts.get("count", running))
+    return result
+
+
+def read(client: Any) -> Snapshot:
+    """Everything recorded so far, in one round trip. Raises whatever the client raises."""
+    pipe = client.pipeline(transaction=False)
+    for key in KEYS:
+        pipe.hgetall(key)
+    raw = dict(zip(KEYS, pipe.execute(), strict=True))
+    snapshot = Snapshot()
+    for histogram in HISTOGRAMS:
+        snapshot.histograms[histogram.name] = _histogram(histogram, raw[histogram.key] or {})
+    names = {c.name: c for c in COUNTERS}
+    for key, value in (raw[KEY_COUNTERS] or {}).items():
+        name, *labels = _text(key).split(SEP)
+        counter = names.get(name)
+        if counter is not None and len(labels) == len(counter.labels):
+            snapshot.counters.setdefault(name, {})[tuple(labels)] = float(_text(value))
+    return snapshot
+
+
+def clear(client: Any) -> None:
+    """Forget everything recorded (tests; an operator resetting the store)."""
+    client.delete(*KEYS)
+
+
+def store_url(broker_url: str) -> str | None:
+    """The Redis URL metrics are kept at: the broker's, when the broker is Redis; else None (no store)."""
+    if broker_url.startswith(("redis://", "rediss://", "unix://")):
+        return broker_url
+    if broker_url.startswith("redis+socket://"):
+        return "unix://" + broker_url.removeprefix("redis+socket://")
+    return None

@@ -1,0 +1,184 @@
+"""Observability of the worker side: per-node metrics in Redis, the log context, JSON log format.
+
+Hooks into Celery's signals (so the task code stays as it is) and offers three calls to the node path
+in `workers/runtime.py`: `attempt_completed`, `attempt_failed`, `fencing_rejected`. Each costs at most
+one pipelined Redis round trip and never raises: a metrics store that is down is logged, skipped for
+a while, and the node goes on.
+
+Queue wait is measured from the message: `before_task_publish` stamps the send time on every
+`run_node` message, and the worker subtracts the later of that and the message's ETA (a retry's
+backoff is not waiting) from the moment the task starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from datetime import datetime
+from typing import Any
+
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    before_task_publish,
+    task_postrun,
+    task_prerun,
+    task_success,
+)
+from sqlalchemy import Engine
+
+from orchestrator import catalog, logging_setup, metrics
+from orchestrator.scheduling import Claim, Outcome
+from workers import resources
+
+log = logging.getLogger(__name__)
+
+RUN_NODE = "orchestrator.run_node"
+RECOVER = "orchestrator.recover"
+SENT_AT_HEADER = "orch_sent_at"
+# after a failed write the store is left alone this long, so a Redis outage costs no node time
+BACKOFF_S = 30.0
+
+_lock = threading.Lock()
+_client: Any = None
+_client_pid: int | None = None
+_skip_until = 0.0
+_waits: dict[str, float] = {}  # Celery task id -> queue wait (s), from task_prerun to the attempt's end
+_log_tokens: dict[str, Any] = {}
+
+
+def _store() -> Any:
+    """This process's Redis client for metrics, or None when there is no store or it is backing off."""
+    global _client, _client_pid
+    if time.monotonic() < _skip_until:
+        return None
+    if _client is None or _client_pid != os.getpid():
+        with _lock:
+            if _client is None or _client_pid != os.getpid():
+                url = metrics.store_url(resources.settings().broker_url)
+                if url is None:
+                    return None
+                import redis
+
+                _client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+                _client_pid = os.getpid()
+    return _client
+
+
+def _record(action: Any, *args: Any) -> None:
+    global _skip_until
+    try:
+        client = _store()
+        if client is not None:
+            action(client, *args)
+    except Exception as exc:  # metrics must never fail a node
+        _skip_until = time.monotonic() + BACKOFF_S
+        log.warning("recording metrics failed (%s); not recording for %ss", exc, BACKOFF_S)
+
+
+def _task_id(held: Claim) -> str:
+    # the same derivation as workers.dispatch.task_id (not imported: dispatch imports the app)
+    return f"{held.instance_id}:{held.node_id}:{held.attempt}"
+
+
+def attempt_completed(held: Claim, executor: str | None, duration_ms: float) -> None:
+    """Record an executor attempt whose result was committed."""
+    _attempt(held, executor, duration_ms, metrics.COMPLETED)
+
+
+def attempt_failed(engine: Engine, held: Claim, duration_ms: float, result: Outcome) -> None:
+    """Record a failed attempt: a retry when the failure queued this node again, else a failure.
+
+    A retry of a paused instance dispatches nothing until resume and so counts as a failure here.
+    """
+    retried = any(d.node_id == held.node_id and d.instance_id == held.instance_id for d in result.dispatches)
+    try:
+        # the definition is cached per process (run_attempt just loaded it): this costs no query
+        executor = catalog.load_definition(engine, held.definition_id).node(held.node_id).executor
+    except Exception:
+        log.warning(
+            "no executor name for the metrics of %s/%s", held.instance_id, held.node_id, exc_info=True
+        )
+        return
+    _attempt(held, executor, duration_ms, metrics.RETRIED if retried else metrics.FAILED)
+
+
+def _attempt(held: Claim, executor: str | None, duration_ms: float, outcome: str) -> None:
+    if executor is None:
+        return  # sub-workflow nodes run no executor
+    wait = _waits.get(_task_id(held))
+    _record(metrics.record_attempt, executor, outcome, duration_ms / 1000, wait)
+
+
+def fencing_rejected() -> None:
+    _record(metrics.increment, {metrics.FENCING_REJECTIONS: 1})
+
+
+def _eta_timestamp(eta: Any) -> float:
+    if isinstance(eta, datetime):
+        return eta.timestamp()
+    try:
+        return datetime.fromisoformat(str(eta)).timestamp() if eta else 0.0
+    except ValueError:
+        return 0.0
+
+
+@before_task_publish.connect
+def _stamp_send_time(sender: Any = None, headers: dict[str, Any] | None = None, **_: Any) -> None:
+    if sender == RUN_NODE and headers is not None:
+        headers.setdefault(SENT_AT_HEADER, time.time())
+
+
+@task_prerun.connect
+def _task_started(task_id: str = "", task: Any = None, args: Any = None, **_: Any) -> None:
+    name = getattr(task, "name", None)
+    args = list(args or ())
+    if name == RUN_NODE:
+        request = task.request
+        sent = getattr(request, SENT_AT_HEADER, None)
+        if sent is not None:
+            due = max(float(sent), _eta_timestamp(getattr(request, "eta", None)))
+            _waits[task_id] = max(0.0, time.time() - due)
+    ids: dict[str, Any] = {"task_id": task_id, "task_name": name}
+    if name and name.startswith("orchestrator.") and args and isinstance(args[0], str):
+        ids["instance_id"] = args[0]
+        if name == RUN_NODE and len(args) >= 3:
+            ids["node_id"], ids["attempt"] = args[1], args[2]
+    _log_tokens[task_id] = logging_setup.bind(**ids)
+
+
+@task_postrun.connect
+def _task_ended(task_id: str = "", **_: Any) -> None:
+    _waits.pop(task_id, None)
+    token = _log_tokens.pop(task_id, None)
+    try:
+        logging_setup.unbind(token)
+    except ValueError:  # bound in another context (should not happen): clear instead
+        logging_setup.unbind()
+
+
+@task_success.connect
+def _sweep_done(sender: Any = None, result: Any = None, **_: Any) -> None:
+    if getattr(sender, "name", None) != RECOVER or not isinstance(result, dict):
+        return
+    counts = {
+        metrics.RECOVERIES: int(result.get("handedBack", 0)),
+        metrics.RESENDS: int(result.get("resent", 0)),
+        metrics.INSTANCE_TIMEOUTS: int(result.get("timedOut", 0)),
+        metrics.WORKERS_GONE: int(result.get("workersGone", 0)),
+    }
+    if any(counts.values()):
+        _record(metrics.increment, counts)
+
+
+@after_setup_logger.connect
+def _json_root_logs(logger: logging.Logger | None = None, **_: Any) -> None:
+    if logger is not None and resources.settings().log_format.lower() == logging_setup.JSON:
+        logging_setup.use_json(logger.handlers)
+
+
+@after_setup_task_logger.connect
+def _json_task_logs(logger: logging.Logger | None = None, **_: Any) -> None:
+    _json_root_logs(logger)
