@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import requests
@@ -27,10 +28,8 @@ def cancel_children(instance_id: str) -> None:
     """Cancel the unfinished sub-workflow instances of an instance that was cancelled or failed."""
     engine = resources.engine()
     for child_id in lifecycle.open_children(engine, instance_id):
-        try:
+        with contextlib.suppress(InvalidTransition):  # it ended on its own meanwhile
             follow_up(lifecycle.cancel(engine, child_id, reason=f"parent instance {instance_id} ended"))
-        except InvalidTransition:
-            pass  # it ended on its own meanwhile
 
 
 @app.task(name="orchestrator.notify", bind=True, acks_late=True, max_retries=CALLBACK_ATTEMPTS)

@@ -35,35 +35,66 @@ def test_the_seed_workflows_run_to_completion_from_their_json(db, live_api, proc
 
 
 CHILD = {
-    "name": "child", "version": "1.0.0",
+    "name": "child",
+    "version": "1.0.0",
     "inputs": {"n": {"type": "integer", "required": True}},
     "nodes": [
-        {"id": "double", "type": "task", "executor": "noop", "config": {"value": "${input.n}", "doubled": True}},
-        {"id": "check", "type": "task", "executor": "tests.count", "dependsOn": ["double"],
-         "config": {"value": "${nodes.double.output.value}"}},
+        {
+            "id": "double",
+            "type": "task",
+            "executor": "noop",
+            "config": {"value": "${input.n}", "doubled": True},
+        },
+        {
+            "id": "check",
+            "type": "task",
+            "executor": "tests.count",
+            "dependsOn": ["double"],
+            "config": {"value": "${nodes.double.output.value}"},
+        },
     ],
 }
-FAILING_CHILD = {"name": "failing-child", "version": "1.0.0",
-                 "nodes": [{"id": "boom", "type": "task", "executor": "tests.fatal", "config": {"message": "no"}}]}
+FAILING_CHILD = {
+    "name": "failing-child",
+    "version": "1.0.0",
+    "nodes": [{"id": "boom", "type": "task", "executor": "tests.fatal", "config": {"message": "no"}}],
+}
 
 
 def _parent(name: str, child: str) -> dict[str, Any]:
     return {
-        "name": name, "version": "1.0.0",
+        "name": name,
+        "version": "1.0.0",
         "nodes": [
             {"id": "prepare", "type": "task", "executor": "noop", "config": {"n": 21}},
-            {"id": "sub", "type": "subworkflow", "dependsOn": ["prepare"],
-             "config": {"workflow": {"name": child, "version": "latest"},
-                        "input": {"n": "${nodes.prepare.output.n}"}}},
-            {"id": "use", "type": "task", "executor": "noop", "dependsOn": ["sub"],
-             "config": {"childSaid": "${nodes.sub.output.value}"}},
+            {
+                "id": "sub",
+                "type": "subworkflow",
+                "dependsOn": ["prepare"],
+                "config": {
+                    "workflow": {"name": child, "version": "latest"},
+                    "input": {"n": "${nodes.prepare.output.n}"},
+                },
+            },
+            {
+                "id": "use",
+                "type": "task",
+                "executor": "noop",
+                "dependsOn": ["sub"],
+                "config": {"childSaid": "${nodes.sub.output.value}"},
+            },
         ],
     }
 
 
 def test_a_sub_workflow_output_arrives_in_the_parent_and_a_failing_child_fails_it(db, live_api, processes):
     processes.worker("w1")
-    for body in (CHILD, FAILING_CHILD, _parent("parent", "child"), _parent("parent-of-failure", "failing-child")):
+    for body in (
+        CHILD,
+        FAILING_CHILD,
+        _parent("parent", "child"),
+        _parent("parent-of-failure", "failing-child"),
+    ):
         define(live_api, body)
     ok = start(live_api, "parent")
     bad = start(live_api, "parent-of-failure")
@@ -84,10 +115,22 @@ def test_cancelling_a_parent_cancels_its_running_child(db, live_api, processes):
     from workers.tasks import follow_up
 
     processes.worker("w1")
-    define(live_api, {"name": "slow-child", "version": "1.0.0",
-                      "nodes": [{"id": "nap", "type": "task", "executor": "sleep", "config": {"seconds": 30}}]})
-    define(live_api, {"name": "slow-parent", "version": "1.0.0", "nodes": [
-        {"id": "sub", "type": "subworkflow", "config": {"workflow": {"name": "slow-child"}}}]})
+    define(
+        live_api,
+        {
+            "name": "slow-child",
+            "version": "1.0.0",
+            "nodes": [{"id": "nap", "type": "task", "executor": "sleep", "config": {"seconds": 30}}],
+        },
+    )
+    define(
+        live_api,
+        {
+            "name": "slow-parent",
+            "version": "1.0.0",
+            "nodes": [{"id": "sub", "type": "subworkflow", "config": {"workflow": {"name": "slow-child"}}}],
+        },
+    )
     parent = start(live_api, "slow-parent")
     child_id = wait_for(lambda: _child_of(db, parent), 30, "the child instance")
 
@@ -102,14 +145,28 @@ def _child_of(engine, parent_id):
     from orchestrator.models import InstanceRow
 
     with engine.connect() as conn:
-        return conn.execute(select(InstanceRow.id).where(InstanceRow.parent_instance_id == parent_id)).scalar()
+        return conn.execute(
+            select(InstanceRow.id).where(InstanceRow.parent_instance_id == parent_id)
+        ).scalar()
 
 
 def test_the_log_holds_state_changes_and_executor_lines(db, live_api, processes):
     processes.worker("w1")
-    define(live_api, {"name": "chatty", "version": "1.0.0", "nodes": [
-        {"id": "say", "type": "task", "executor": "log", "config": {"message": "hello ${input.who}",
-                                                                     "level": "warning"}}]})
+    define(
+        live_api,
+        {
+            "name": "chatty",
+            "version": "1.0.0",
+            "nodes": [
+                {
+                    "id": "say",
+                    "type": "task",
+                    "executor": "log",
+                    "config": {"message": "hello ${input.who}", "level": "warning"},
+                }
+            ],
+        },
+    )
     instance_id = start(live_api, "chatty", {"who": "world"})
     assert live_api.wait_status(instance_id)["status"] == "completed"
 
@@ -118,9 +175,17 @@ def test_the_log_holds_state_changes_and_executor_lines(db, live_api, processes)
     assert said and said[0]["level"] == "warning" and said[0]["nodeId"] == "say"
     assert said[0]["executor"] == "log" and said[0]["workerId"] == "w1"
     messages = [line["message"] for line in lines]
-    for expected in ("instance created", "instance running", "node running", "node completed", "instance completed"):
+    for expected in (
+        "instance created",
+        "instance running",
+        "node running",
+        "node completed",
+        "instance completed",
+    ):
         assert any(m.startswith(expected) for m in messages), (expected, messages)
-    assert all({"timestamp", "level", "nodeId", "message", "details", "durationMs"} <= set(line) for line in lines)
+    assert all(
+        {"timestamp", "level", "nodeId", "message", "details", "durationMs"} <= set(line) for line in lines
+    )
 
 
 class _Callbacks(BaseHTTPRequestHandler):
@@ -146,8 +211,14 @@ def test_the_callback_url_receives_the_final_status_after_a_failed_delivery(db, 
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         processes.worker("w1")
-        define(live_api, {"name": "notified", "version": "1.0.0",
-                          "nodes": [{"id": "only", "type": "task", "executor": "noop", "config": {"x": 1}}]})
+        define(
+            live_api,
+            {
+                "name": "notified",
+                "version": "1.0.0",
+                "nodes": [{"id": "only", "type": "task", "executor": "noop", "config": {"x": 1}}],
+            },
+        )
         url = f"http://127.0.0.1:{server.server_port}/hook"
         instance_id = start(live_api, "notified", callbackUrl=url)
         assert live_api.wait_status(instance_id)["status"] == "completed"
