@@ -15,8 +15,9 @@ from sqlalchemy import Engine, or_, select, update
 
 from orchestrator import catalog, lifecycle, logs, scheduling
 from orchestrator.db import retrying
+from orchestrator.errors import LostClaim
 from orchestrator.models import InstanceRow, NodeRow, WorkerRow, utcnow
-from orchestrator.scheduling import Dispatch, Finished, Outcome
+from orchestrator.scheduling import Claim, Dispatch, Finished, Outcome
 from orchestrator.states import InstanceStatus as I
 from orchestrator.states import NodeStatus as N
 from orchestrator.transitions import move_node
@@ -88,54 +89,115 @@ def _expired_leases(engine: Engine, timeout: float) -> list[Any]:
 
 @retrying()
 def hand_back(engine: Engine, row: Any, reason: str) -> Outcome | None:
-    """running -> queued with attempt + 1 (fenced on the attempt seen), and the message to resend.
+    """Recover a node whose lease expired: running -> queued with attempt + 1 (fenced on the attempt
+    seen), and the message to resend. Returns None when the node moved on meanwhile.
 
-    Returns None when the node moved on meanwhile. Past MAX_HANDBACKS the node fails instead.
+    Each such hand-back counts: past MAX_HANDBACKS the node fails instead, so a node that kills its
+    worker (out of memory) cannot loop forever through redeliveries.
     """
     now = utcnow()
     with engine.begin() as conn:
         if row.handbacks + 1 > MAX_HANDBACKS:
+            error = {"code": "TOO_MANY_HANDBACKS", "message": f"{reason}, {row.handbacks + 1} times"}
             if not move_node(
-                conn,
-                row.id,
-                N.FAILED,
-                sources=[N.RUNNING],
-                fence=row.attempt,
-                finished_at=now,
-                error={"code": "TOO_MANY_HANDBACKS", "message": f"{reason}, {row.handbacks} times"},
+                conn, row.id, N.FAILED, sources=[N.RUNNING], fence=row.attempt, finished_at=now, error=error
             ):
                 return None
-            error = {
+            failure = {
                 "code": "NODE_FAILED",
                 "nodeId": row.node_id,
                 "message": f"node {row.node_id} lost its worker {row.handbacks + 1} times",
             }
-            return Outcome(finished=scheduling.finish_instance(conn, row.instance_id, I.FAILED, error))
-        if not move_node(
+            return Outcome(finished=scheduling.finish_instance(conn, row.instance_id, I.FAILED, failure))
+        if not _requeue(
             conn,
             row.id,
-            N.QUEUED,
-            sources=[N.RUNNING],
-            fence=row.attempt,
-            attempt=row.attempt + 1,
+            row.instance_id,
+            row.node_id,
+            row.attempt,
+            row.worker_id,
+            reason,
             handbacks=row.handbacks + 1,
-            queued_at=now,
-            heartbeat_at=None,
         ):
             return None
-        logs.write(
-            conn,
-            logs.LogEntry(
-                row.instance_id,
-                f"node handed back ({reason}); attempt {row.attempt + 1} queued",
-                level="warning",
-                node_id=row.node_id,
-                worker_id=row.worker_id,
-                attempt=row.attempt + 1,
-                details={"status": "queued", "previousWorker": row.worker_id, "recovery": True},
-            ),
-        )
         return Outcome(_dispatches_for(conn, engine, row.instance_id, NodeRow.id == row.id))
+
+
+@retrying()
+def hand_back_held(engine: Engine, held: Claim, reason: str) -> Outcome:
+    """Give back a node this worker holds because the worker is shutting down: like `hand_back`, but
+    not counted against MAX_HANDBACKS (a rolling restart is no fault of the node). Raises LostClaim."""
+    with engine.begin() as conn:
+        if not _requeue(
+            conn, held.row_id, held.instance_id, held.node_id, held.attempt, held.worker_id, reason
+        ):
+            raise LostClaim(f"node {held.node_id} attempt {held.attempt} no longer holds its claim")
+        return Outcome(_dispatches_for(conn, engine, held.instance_id, NodeRow.id == held.row_id))
+
+
+def _requeue(
+    conn: Any,
+    row_id: int,
+    instance_id: str,
+    node_id: str,
+    attempt: int,
+    worker_id: str | None,
+    reason: str,
+    **values: Any,
+) -> bool:
+    if not move_node(
+        conn,
+        row_id,
+        N.QUEUED,
+        sources=[N.RUNNING],
+        fence=attempt,
+        attempt=attempt + 1,
+        queued_at=utcnow(),
+        heartbeat_at=None,
+        **values,
+    ):
+        return False
+    logs.write(
+        conn,
+        logs.LogEntry(
+            instance_id,
+            f"node handed back ({reason}); attempt {attempt + 1} queued",
+            level="warning",
+            node_id=node_id,
+            worker_id=worker_id,
+            attempt=attempt + 1,
+            details={"status": "queued", "previousWorker": worker_id, "reason": reason},
+        ),
+    )
+    return True
+
+
+def hand_back_worker_nodes(engine: Engine, worker_id: str, reason: str) -> list[Outcome]:
+    """Hand back every node still running on `worker_id`: at the end of its shutdown grace, or when
+    a worker with this id starts again (nothing can be running in a process that just started)."""
+    with engine.connect() as conn:
+        rows = list(
+            conn.execute(
+                select(
+                    NodeRow.id,
+                    NodeRow.instance_id,
+                    NodeRow.node_id,
+                    NodeRow.attempt,
+                    NodeRow.handbacks,
+                    NodeRow.worker_id,
+                ).where(
+                    NodeRow.status == N.RUNNING.value,
+                    NodeRow.worker_id == worker_id,
+                    NodeRow.executor.is_not(None),
+                )
+            ).all()
+        )
+    outcomes = []
+    for row in rows:
+        with engine.begin() as conn:
+            if _requeue(conn, row.id, row.instance_id, row.node_id, row.attempt, row.worker_id, reason):
+                outcomes.append(Outcome(_dispatches_for(conn, engine, row.instance_id, NodeRow.id == row.id)))
+    return outcomes
 
 
 def _dispatches_for(conn: Any, engine: Engine, instance_id: str, *where: Any) -> list[Dispatch]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 
 from orchestrator.db import retrying
 from orchestrator.models import NodeRow, WorkerRow, utcnow
@@ -55,6 +55,18 @@ def heartbeat(engine: Engine, worker_id: str) -> None:
 def set_status(engine: Engine, worker_id: str, status: str) -> None:
     with engine.begin() as conn:
         conn.execute(update(WorkerRow).where(WorkerRow.id == worker_id).values(status=status))
+
+
+def running_nodes(engine: Engine, worker_id: str) -> int:
+    """How many nodes are running on this worker now."""
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                select(func.count())
+                .select_from(NodeRow)
+                .where(NodeRow.status == NodeStatus.RUNNING.value, NodeRow.worker_id == worker_id)
+            ).scalar_one()
+        )
 
 
 def list_workers(engine: Engine, heartbeat_timeout: float) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from kombu import Queue
 
 from orchestrator import executors
 from orchestrator.executors import DEFAULT_QUEUE
+from workers import shutdown  # noqa: F401  (its shared flag must exist before the pool forks)
 from workers.resources import settings
 
 CONTROL_QUEUE = "orchestrator"
@@ -28,7 +29,7 @@ def _queues() -> list[Queue]:
 app = Celery(
     "orchestrator",
     broker=settings().broker_url,
-    include=["workers.tasks", "workers.beat", "workers.lifecycle_tasks", "workers.heartbeats"],
+    include=["workers.tasks", "workers.beat", "workers.lifecycle_tasks", "workers.membership"],
 )
 app.conf.update(
     task_serializer="json",
@@ -50,7 +51,6 @@ app.conf.update(
         "sep": ":",
         "queue_order_strategy": "priority",
     },
-    worker_hijack_root_logger=False,
     # task events (sent, received, started, succeeded...) are what Flower shows; ORCH_TASK_EVENTS=0 stops them
     worker_send_task_events=settings().task_events,
     task_send_sent_event=settings().task_events,

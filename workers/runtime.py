@@ -11,7 +11,7 @@ from typing import Any
 from billiard.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import Engine
 
-from orchestrator import catalog, executors, leases, logs, scheduling, templates
+from orchestrator import catalog, executors, leases, logs, recovery, scheduling, templates
 from orchestrator.context import ExecutionContext
 from orchestrator.errors import LostClaim, NodeFailure, OrchestratorError
 from orchestrator.scheduling import Claim, Outcome
@@ -110,7 +110,13 @@ def run_attempt(engine: Engine, held: Claim, heartbeat_interval: float) -> Outco
                 runtime,
                 held.external_id,
             )
-            output = fn(ctx, config)
+            try:
+                output = fn(ctx, config)
+            except Exception:
+                if shutdown.draining():
+                    # stopped because this worker is going away, not because the node is broken
+                    return recovery.hand_back_held(engine, held, "worker shutting down")
+                raise
         duration_ms = elapsed()
         outcome = scheduling.complete(engine, held, output, duration_ms=duration_ms)
         observe.attempt_completed(held, spec.executor, duration_ms)

@@ -1,10 +1,14 @@
-"""Draining: set when this worker begins a warm shutdown, read by `ctx.should_stop`."""
+"""Draining: set in the worker's main process when a warm shutdown begins, seen by its pool children.
+
+Celery's prefork children do not receive the worker's SIGTERM, so the flag is a process-shared event
+created before the pool forks: the children inherit it and `ctx.should_stop` reads it.
+"""
 
 from __future__ import annotations
 
-import threading
+import multiprocessing
 
-_draining = threading.Event()
+_draining = multiprocessing.get_context("fork").Event()
 
 
 def begin_draining() -> None:

@@ -81,3 +81,11 @@ def steps(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
         if config.get("failAt") is not None and ctx.attempt == 1 and step + 1 == int(config["failAt"]):
             raise Retryable(f"planned failure after step {step + 1}")
     return {"done": total, "resumedFrom": start}
+
+
+@executor("tests.stubborn")
+def stubborn(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
+    """Sleeps `seconds` and never looks at `should_stop`: the worst case for a graceful shutdown."""
+    record(ctx, "run")
+    time.sleep(float(config.get("seconds", 10)))
+    return {"slept": config.get("seconds", 10)}

@@ -109,8 +109,14 @@ class Processes:
             **FAST,
         )
 
-    def worker(self, name: str = "w1", concurrency: int = 2, wait: bool = True,
-               queues: list[str] | None = None, **env: str) -> Process:
+    def worker(
+        self,
+        name: str = "w1",
+        concurrency: int = 2,
+        wait: bool = True,
+        queues: list[str] | None = None,
+        **env: str,
+    ) -> Process:
         process = celery_worker(name, {**self.env, **env}, self.tmp_path, concurrency, queues).start()
         self.started.append(process)
         if wait:
@@ -158,14 +164,18 @@ def processes(request: pytest.FixtureRequest, tmp_path: Path, db: Engine) -> Ite
 
 
 class LiveApi:
-    """The Flask app served over real HTTP on a free port, in a thread of the test process."""
+    """The Flask app served over real HTTP on a free port, in a thread of the test process.
 
-    def __init__(self) -> None:
+    `settings` defaults to the `ORCH_*` environment that conftest set up (e.g. pass
+    `Settings.from_env().with_overrides(api_tokens=("t1",))` to serve with auth).
+    """
+
+    def __init__(self, settings: Any = None) -> None:
         from werkzeug.serving import make_server
 
         from api import create_app
 
-        self.app = create_app()
+        self.app = create_app(settings)
         self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -67,8 +67,9 @@ class Process:
         return self.proc is not None and self.proc.poll() is None
 
     def signal(self, sig: int) -> None:
+        """Signal the main process only, as a container runtime or a service manager does."""
         if self.alive():
-            os.killpg(self.pid, sig)
+            os.kill(self.pid, sig)
 
     def kill(self) -> None:
         """SIGKILL the whole process group: the worker and its pool children die at once."""

@@ -1,0 +1,92 @@
+"""A worker's membership of the cluster, wired to Celery's signals in the worker's main process:
+register on start (and take back what a previous process with this id left running), heartbeat,
+drain on warm shutdown, hand back what is still running when the grace period ends, leave."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from typing import Any
+
+from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
+
+from orchestrator import executors, recovery, workers_registry
+from workers import resources, shutdown
+from workers.tasks import follow_up
+
+log = logging.getLogger(__name__)
+_stop = threading.Event()
+
+
+def _beat_forever(worker_id: str, interval: float) -> None:
+    while not _stop.wait(interval):
+        try:
+            workers_registry.heartbeat(resources.engine(), worker_id)
+        except Exception:
+            log.warning("worker heartbeat failed", exc_info=True)
+
+
+@worker_ready.connect
+def _register(sender: Any = None, **_: Any) -> None:
+    settings = resources.settings()
+    engine = resources.engine()
+    queues = sorted(q.name for q in sender.task_consumer.queues) if sender is not None else []
+    concurrency = getattr(getattr(sender, "pool", None), "limit", None) or settings.worker_concurrency
+    # a process that just started runs nothing: whatever its id still holds was left by a dead one
+    for outcome in recovery.hand_back_worker_nodes(engine, settings.worker_id, "worker restarted"):
+        follow_up(outcome)
+    workers_registry.register(
+        engine, settings.worker_id, socket.gethostname(), os.getpid(), queues, executors.names(), concurrency
+    )
+    threading.Thread(
+        target=_beat_forever,
+        args=(settings.worker_id, settings.heartbeat_interval),
+        name="worker-heartbeat",
+        daemon=True,
+    ).start()
+
+
+@worker_shutting_down.connect
+def _drain(how: str | None = None, **_: Any) -> None:
+    shutdown.begin_draining()
+    settings = resources.settings()
+    try:
+        workers_registry.set_status(resources.engine(), settings.worker_id, "shutting_down")
+    except Exception:
+        log.warning("could not mark the worker shutting_down", exc_info=True)
+    if how == "Warm":
+        threading.Thread(
+            target=_end_grace,
+            args=(settings.worker_id, settings.shutdown_grace),
+            name="shutdown-grace",
+            daemon=True,
+        ).start()
+
+
+def _end_grace(worker_id: str, grace: float) -> None:
+    """Give running nodes `grace` seconds to finish or checkpoint; then hand back what is left and
+    turn the warm shutdown cold, so a node that ignores `should_stop` cannot hold the worker."""
+    engine = resources.engine()
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not workers_registry.running_nodes(engine, worker_id):
+            return
+        time.sleep(0.2)
+    outcomes = recovery.hand_back_worker_nodes(engine, worker_id, "shutdown grace period ended")
+    for outcome in outcomes:
+        follow_up(outcome)
+    log.warning("shutdown grace ended: %d node(s) handed back; stopping now", len(outcomes))
+    os.kill(os.getpid(), signal.SIGQUIT)  # Celery's cold shutdown: terminate the pool
+
+
+@worker_shutdown.connect
+def _leave(**_: Any) -> None:
+    _stop.set()
+    try:
+        workers_registry.set_status(resources.engine(), resources.settings().worker_id, "gone")
+    except Exception:
+        log.warning("could not mark the worker gone", exc_info=True)
