@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from orchestrator import semver
 from orchestrator.definitions import WorkflowDefinition, parse_definition
 from orchestrator.errors import Conflict, Problem, WorkflowNotFound
 from orchestrator.models import DefinitionRow
+
+_CACHE_SIZE = 1024
+_cache: dict[tuple[int, int], WorkflowDefinition] = {}
 
 
 @dataclass(frozen=True)
@@ -130,14 +132,28 @@ def list_definitions(engine: Engine, name: str | None = None) -> list[dict[str, 
     ]
 
 
-def load_definition(engine: Engine, definition_id: int) -> WorkflowDefinition:
-    """The parsed definition with this row id; cached, since a stored definition never changes."""
-    return _load_cached(engine, definition_id)
+def load_definition(engine: Engine, definition_id: int, conn: Connection | None = None) -> WorkflowDefinition:
+    """The parsed definition with this row id; cached, since a stored definition never changes.
+
+    Inside a transaction pass its `conn`: on SQLite a second connection would wait for the lock
+    that the caller's own transaction holds.
+    """
+    key = (id(engine), definition_id)
+    found = _cache.get(key)
+    if found is None:
+        statement = select(DefinitionRow.body).where(DefinitionRow.id == definition_id)
+        if conn is None:
+            with engine.connect() as own:
+                body = own.execute(statement).scalar_one()
+        else:
+            body = conn.execute(statement).scalar_one()
+        # executors are checked when a definition is posted; a worker lacking one fails that node only
+        found = parse_definition(body, check_executors=False)
+        if len(_cache) >= _CACHE_SIZE:
+            _cache.clear()
+        _cache[key] = found
+    return found
 
 
-@functools.lru_cache(maxsize=512)
-def _load_cached(engine: Engine, definition_id: int) -> WorkflowDefinition:
-    with engine.connect() as conn:
-        body = conn.execute(select(DefinitionRow.body).where(DefinitionRow.id == definition_id)).scalar_one()
-    # executors are checked when a definition is posted; a worker that lacks one fails that node only
-    return parse_definition(body, check_executors=False)
+def clear_cache() -> None:
+    _cache.clear()

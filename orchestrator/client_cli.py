@@ -1,6 +1,8 @@
 """`orchestrator submit | status | logs | definitions push`: an HTTP client of the API.
 
-Reads `ORCH_API_URL` (default http://127.0.0.1:8080) and `ORCH_API_TOKEN`.
+Reads `ORCH_API_URL` (default http://127.0.0.1:8080) and `ORCH_API_TOKEN`. Exit codes: 0 done (and,
+with `--watch`, every instance completed), 1 a watched instance failed or was cancelled, 2 the request
+failed (the API's error is printed) or the command line is wrong.
 """
 
 from __future__ import annotations
@@ -10,104 +12,239 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import requests
 
 FINISHED = ("completed", "failed", "cancelled")
+EXIT_FAILED = 1
+EXIT_ERROR = 2
+_LOG_PAGE = 1000
+
+
+class ApiError(Exception):
+    """A request that did not succeed: the API's error (status, code, message, details) or no answer."""
+
+    def __init__(self, status: int, code: str, message: str, details: list[dict[str, Any]] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or []
+
+    def __str__(self) -> str:
+        head = f"{self.status} {self.code}" if self.status else self.code
+        lines = [f"error: {head}: {self.message}"]
+        lines += [f"  {d.get('field')}: {d.get('message')} ({d.get('code')})" for d in self.details]
+        return "\n".join(lines)
+
+
+class UsageError(Exception):
+    """A command line that cannot be sent: bad JSON, an unreadable file, a malformed tag."""
 
 
 class ApiClient:
-    def __init__(self, base_url: str | None = None, token: str | None = None) -> None:
+    """Calls the API; every method raises ApiError instead of returning an error."""
+
+    def __init__(self, base_url: str | None = None, token: str | None = None, timeout: float = 30) -> None:
         self.base_url = (base_url or os.environ.get("ORCH_API_URL") or "http://127.0.0.1:8080").rstrip("/")
+        self.timeout = timeout
         self.session = requests.Session()
         token = token or os.environ.get("ORCH_API_TOKEN")
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
 
-    def call(self, method: str, path: str, body: Any = None) -> Any:
-        response = self.session.request(method, self.base_url + path, json=body, timeout=30)
-        data = response.json() if response.content else None
+    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        try:
+            response = self.session.request(method, self.base_url + path, **kwargs)
+        except requests.RequestException as exc:
+            raise ApiError(0, "UNREACHABLE", f"no answer from {self.base_url}: {exc}") from None
         if response.status_code >= 400:
-            error = (data or {}).get("error", {}) if isinstance(data, dict) else {}
-            details = "; ".join(f"{d.get('field')}: {d.get('message')}" for d in error.get("details", []))
-            raise SystemExit(
-                f"error {response.status_code} {error.get('code', '')}: "
-                f"{error.get('message', response.text)}{' (' + details + ')' if details else ''}"
-            )
-        return data
+            raise _error_of(response)
+        return response
+
+    def call(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
+        """The JSON answer of one request."""
+        response = self._send(method, path, json=body, params=params, timeout=self.timeout)
+        try:
+            return response.json() if response.content else None
+        except ValueError:
+            raise ApiError(response.status_code, "NOT_JSON", response.text[:200]) from None
+
+    def events(self, instance_id: str, last_id: str | None = None) -> Iterator[tuple[str, Any, str | None]]:
+        """(event, data, id) from the instance's Server-Sent Events until the server ends the stream."""
+        headers = {"Last-Event-ID": last_id} if last_id else {}
+        path = f"/api/v1/instances/{instance_id}/events"
+        # no read timeout: an idle stream is kept open by keepalive comments
+        with self._send("GET", path, headers=headers, stream=True, timeout=(10, 60)) as response:
+            name, data, event_id = "message", [], None
+            for line in response.iter_lines(decode_unicode=True):
+                if line == "":
+                    if data:
+                        yield name, json.loads("\n".join(data)), event_id
+                    name, data, event_id = "message", [], None
+                elif not line.startswith(":"):
+                    field, _, value = line.partition(":")
+                    value = value.removeprefix(" ")
+                    if field == "event":
+                        name = value
+                    elif field == "data":
+                        data.append(value)
+                    elif field == "id":
+                        event_id = value
+
+
+def _error_of(response: requests.Response) -> ApiError:
+    try:
+        error = response.json()["error"]
+        return ApiError(response.status_code, error["code"], error["message"], error.get("details"))
+    except (ValueError, KeyError, TypeError):
+        return ApiError(response.status_code, "HTTP_ERROR", response.text[:200] or response.reason)
 
 
 def add_commands(sub: Any) -> None:
-    submit = sub.add_parser("submit", help="start an instance of a workflow")
+    submit = sub.add_parser("submit", help="start an instance of a workflow (several with several --input)")
     submit.add_argument("workflow")
-    submit.add_argument("--input", default="{}", help="the input as JSON")
+    submit.add_argument(
+        "--input",
+        action="append",
+        help="the input as JSON, or @file.json; repeat to start one instance per input",
+    )
     submit.add_argument("--version")
-    submit.add_argument("--external-id")
+    submit.add_argument("--external-id", help="idempotency key: a repeat returns the existing instance")
     submit.add_argument("--priority", choices=["low", "normal", "high", "critical"])
-    submit.add_argument("--watch", action="store_true", help="show live progress until the instance ends")
+    submit.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
+    submit.add_argument("--watch", action="store_true", help="show live progress until the instances end")
     status = sub.add_parser("status", help="the status of an instance")
     status.add_argument("instance_id")
     logs = sub.add_parser("logs", help="the execution log of an instance")
     logs.add_argument("instance_id")
-    logs.add_argument("--follow", action="store_true")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing until the instance ends")
     definitions = sub.add_parser("definitions", help="workflow definitions")
     definitions.add_argument("action", choices=["push"])
     definitions.add_argument("file")
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run one client command; prints the API's error and returns 2 when a request fails."""
     client = ApiClient()
-    if args.command == "submit":
-        return _submit(client, args)
-    if args.command == "status":
-        print(json.dumps(client.call("GET", f"/api/v1/instances/{args.instance_id}/status"), indent=2))
-        return 0
-    if args.command == "logs":
-        return _logs(client, args.instance_id, args.follow)
-    if args.command == "definitions":
-        with open(args.file, encoding="utf-8") as handle:
-            body = json.load(handle)
-        stored = client.call("POST", "/api/v1/definitions", body)
-        print(f"{stored['name']} {stored['version']} stored")
-        return 0
-    raise SystemExit(f"unknown command {args.command}")
+    try:
+        if args.command == "submit":
+            return _submit(client, args)
+        if args.command == "status":
+            print(json.dumps(client.call("GET", f"/api/v1/instances/{args.instance_id}/status"), indent=2))
+            return 0
+        if args.command == "logs":
+            return _logs(client, args.instance_id, args.follow)
+        if args.command == "definitions":
+            stored = client.call("POST", "/api/v1/definitions", _json_file(args.file, "definition file"))
+            print(f"{stored['name']} {stored['version']} stored (id {stored['id']})")
+            return 0
+    except ApiError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_ERROR
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    raise AssertionError(f"unknown command {args.command}")
+
+
+def _json_file(path: str, what: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {path}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{what} {path} is not valid JSON: {exc}") from None
+
+
+def _json_argument(text: str, option: str) -> Any:
+    """The option's value as JSON, or the JSON in a file for `@path`."""
+    if text.startswith("@"):
+        return _json_file(text[1:], f"{option} file")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{option} is not valid JSON: {exc}") from None
 
 
 def _submit(client: ApiClient, args: argparse.Namespace) -> int:
-    try:
-        data = json.loads(args.input)
-    except json.JSONDecodeError as exc:
-        raise SystemExit(f"--input is not valid JSON: {exc}") from None
-    body: dict[str, Any] = {"workflow": args.workflow, "input": data}
-    if args.version:
-        body["version"] = args.version
-    if args.external_id:
-        body["externalId"] = args.external_id
-    if args.priority:
-        body["priority"] = args.priority
-    created = client.call("POST", "/api/v1/instances", body)
-    print(created["id"])
-    if not args.watch:
-        return 0
+    inputs = [_json_argument(text, "--input") for text in (args.input or ["{}"])]
+    if args.external_id and len(inputs) > 1:
+        raise UsageError("--external-id names one instance; give one --input with it")
+    tags = {}
+    for tag in args.tag:
+        key, sep, value = tag.partition("=")
+        if not sep:
+            raise UsageError(f"--tag {tag!r} is not KEY=VALUE")
+        tags[key] = value
+    base: dict[str, Any] = {"workflow": args.workflow}
+    for field, value in (("version", args.version), ("priority", args.priority), ("tags", tags)):
+        if value:
+            base[field] = value
+    if len(inputs) == 1:
+        body = {**base, "input": inputs[0], **({"externalId": args.external_id} if args.external_id else {})}
+        ids = [client.call("POST", "/api/v1/instances", body)["id"]]
+        refused = 0
+    else:
+        answer = client.call(
+            "POST", "/api/v1/instances/batch", {"instances": [{**base, "input": i} for i in inputs]}
+        )
+        ids, refused = [], 0
+        for result in answer["results"]:
+            if "instance" in result:
+                ids.append(result["instance"]["id"])
+            else:
+                refused += 1
+                error = result["error"]
+                print(
+                    ApiError(result["status"], error["code"], error["message"], error["details"]),
+                    file=sys.stderr,
+                )
+    for instance_id in ids:
+        print(instance_id)
+    sys.stdout.flush()
+    if not args.watch or not ids:
+        return EXIT_ERROR if refused else 0
     from orchestrator.progress import watch
 
-    final = watch(client, created["id"])
-    return 0 if final == "completed" else 1
+    finals = watch(client, ids)
+    if refused:
+        return EXIT_ERROR
+    return 0 if all(status == "completed" for status in finals.values()) else EXIT_FAILED
+
+
+def _print_log(line: dict[str, Any]) -> None:
+    node = f" [{line['nodeId']}]" if line.get("nodeId") else ""
+    print(f"{line['timestamp']} {line['level'].upper():7}{node} {line['message']}", flush=True)
 
 
 def _logs(client: ApiClient, instance_id: str, follow: bool) -> int:
-    after = 0
+    if not follow:
+        after = 0
+        while True:
+            params = {"afterId": after, "limit": _LOG_PAGE}
+            lines = client.call("GET", f"/api/v1/instances/{instance_id}/logs", params=params)["logs"]
+            for line in lines:
+                _print_log(line)
+                after = max(after, line["id"])
+            if len(lines) < _LOG_PAGE:
+                return 0
+    # The event stream sends each line once, in commit order, and ends when the instance does;
+    # after a dropped connection it resumes after the last line printed.
+    last_id: str | None = None
     while True:
-        lines = client.call("GET", f"/api/v1/instances/{instance_id}/logs?afterId={after}")["logs"]
-        for line in lines:
-            after = max(after, line["id"])
-            node = f" [{line['nodeId']}]" if line.get("nodeId") else ""
-            print(f"{line['timestamp']} {line['level'].upper():7}{node} {line['message']}")
-        if not follow:
-            return 0
-        status = client.call("GET", f"/api/v1/instances/{instance_id}/status")["status"]
-        if status in FINISHED and not lines:
-            return 0
-        time.sleep(0.5)
-        sys.stdout.flush()
+        try:
+            for name, data, event_id in client.events(instance_id, last_id):
+                if name == "log":
+                    _print_log(data)
+                    last_id = event_id or last_id
+                elif name == "end":
+                    return 0
+        except (ApiError, requests.RequestException) as exc:
+            if isinstance(exc, ApiError) and exc.status and exc.status < 500:
+                raise
+            print(f"(stream interrupted: {exc}; reconnecting)", file=sys.stderr)
+        time.sleep(1)  # the stream broke off before the end: reconnect

@@ -58,7 +58,10 @@ def resume(engine: Engine, instance_id: str) -> Outcome:
 @retrying()
 def _resume(engine: Engine, instance_id: str) -> None:
     with engine.begin() as conn:
-        require_instance_move(conn, instance_id, I(_current(conn, instance_id).status), I.RUNNING)
+        current = I(_current(conn, instance_id).status)
+        if current is not I.PAUSED:  # pending -> running is `start`, not a resume
+            raise InvalidTransition(f"only a paused instance can be resumed; this one is {current}")
+        require_instance_move(conn, instance_id, current, I.RUNNING)
         _note(conn, instance_id, "resumed", I.RUNNING)
 
 
@@ -114,7 +117,7 @@ def _reset_for_retry(engine: Engine, instance_id: str, from_node: str | None) ->
     with engine.begin() as conn:
         current = _current(conn, instance_id)
         require_instance_move(conn, instance_id, I(current.status), I.PENDING)
-        definition = catalog.load_definition(engine, current.definition_id)
+        definition = catalog.load_definition(engine, current.definition_id, conn)
         reset = {
             n.node_id
             for n in conn.execute(

@@ -208,7 +208,7 @@ def _dispatches_for(conn: Any, engine: Engine, instance_id: str, *where: Any) ->
     ).one()
     if inst.status != I.RUNNING.value:
         return []
-    definition = catalog.load_definition(engine, inst.definition_id)
+    definition = catalog.load_definition(engine, inst.definition_id, conn)
     rows = conn.execute(
         select(NodeRow.instance_id, NodeRow.node_id, NodeRow.attempt, NodeRow.queue, NodeRow.executor).where(
             NodeRow.instance_id == instance_id, NodeRow.status == N.QUEUED.value, *where
@@ -248,7 +248,10 @@ def resend_lost_queued(engine: Engine, older_than: float) -> list[Dispatch]:
         if rows:
             # restart the clock so a node waiting behind a long backlog is resent once per window
             conn.execute(update(NodeRow).where(NodeRow.id.in_([r.id for r in rows])).values(queued_at=now))
-    return [scheduling.dispatch_for(r, catalog.load_definition(engine, r.definition_id), r) for r in rows]
+        return [
+            scheduling.dispatch_for(r, catalog.load_definition(engine, r.definition_id, conn), r)
+            for r in rows
+        ]
 
 
 def _expired_instances(engine: Engine) -> list[str]:

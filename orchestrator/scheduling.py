@@ -133,7 +133,7 @@ def start(engine: Engine, instance_id: str) -> Outcome:
             logs.write(conn, logs.LogEntry(instance_id, "instance running", details={"status": "running"}))
         elif inst.status != I.RUNNING.value:
             return Outcome()
-        definition = catalog.load_definition(engine, inst.definition_id)
+        definition = catalog.load_definition(engine, inst.definition_id, conn)
         move_nodes(
             conn,
             N.QUEUED,
@@ -189,7 +189,7 @@ def claim(engine: Engine, instance_id: str, node_id: str, attempt: int, worker_i
             .join(InstanceRow, InstanceRow.id == NodeRow.instance_id)
             .where(NodeRow.instance_id == instance_id, NodeRow.node_id == node_id)
         ).one()
-        spec = catalog.load_definition(engine, row.definition_id).node(node_id)
+        spec = catalog.load_definition(engine, row.definition_id, conn).node(node_id)
         refs = templates.node_refs(spec.config) | (
             templates.node_refs(spec.when) if spec.when else frozenset()
         )
@@ -275,7 +275,7 @@ def complete(
 
 
 def _node_done(conn: Connection, engine: Engine, held: Claim, now: Any) -> Outcome:
-    definition = catalog.load_definition(engine, held.definition_id)
+    definition = catalog.load_definition(engine, held.definition_id, conn)
     successors = definition.successors.get(held.node_id, ())
     released: list[Any] = []
     if successors:
@@ -339,7 +339,7 @@ def fail(
         if not bumped:
             raise LostClaim(f"node {held.node_id} attempt {held.attempt} no longer holds its claim")
         failures = conn.execute(select(NodeRow.failures).where(NodeRow.id == held.row_id)).scalar_one()
-        definition = catalog.load_definition(engine, held.definition_id)
+        definition = catalog.load_definition(engine, held.definition_id, conn)
         spec = definition.node(held.node_id)
         retries = spec.retries if spec.retries is not None else (held.max_retries or 0)
         entry = logs.LogEntry(

@@ -84,7 +84,7 @@ def db(mysql_engine: Engine, redis_client: redis.Redis) -> Iterator[Engine]:
             conn.execute(delete(table))
         conn.execute(delete(test_executors.effects))
     redis_client.flushdb()
-    catalog._load_cached.cache_clear()
+    catalog.clear_cache()
     yield mysql_engine
 
 
