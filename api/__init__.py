@@ -23,13 +23,31 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
     app.extensions["orchestrator.settings"] = settings
     app.extensions["orchestrator.engine"] = make_engine(settings.database_url, settings.db_pool_size)
 
-    from api import auth, definitions, errors, health, instances
+    from api import (
+        auth,
+        definitions,
+        errors,
+        events,
+        health,
+        instances,
+        lifecycle,
+        openapi,
+        requests,
+        workers,
+    )
 
     errors.init_app(app)
     auth.init_app(app, settings.api_tokens)
+    requests.init_app(app)
     app.register_blueprint(definitions.bp)
     app.register_blueprint(instances.bp)
+    app.register_blueprint(lifecycle.bp)
+    app.register_blueprint(events.bp)
+    app.register_blueprint(workers.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(health.bp)
+    from api import metrics
+    metrics.init_app(app)  # /metrics, the /ui pages and ORCH_LOG_FORMAT
     if not settings.api_tokens:
         log.warning("ORCH_API_TOKENS is not set: the API is open to anyone who can reach it")
     return app

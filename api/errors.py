@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
@@ -39,25 +40,45 @@ def error_response(status: int, code: str, message: str, problems: list[Problem]
     return response
 
 
-def _orchestrator_error(exc: OrchestratorError) -> Response:
-    status = 400 if isinstance(exc, BadRequest) else 500
-    for kind, code in _STATUS:
+def status_of(exc: OrchestratorError) -> int:
+    """The HTTP status of an error the product raised on purpose."""
+    if isinstance(exc, BadRequest):
+        return 400
+    for kind, status in _STATUS:
         if isinstance(exc, kind):
-            status = code
-            break
-    return error_response(status, exc.code, exc.message, exc.problems)
+            return status
+    return 500
 
 
-def _http_error(exc: HTTPException) -> Response:
-    code = {
-        400: "BAD_REQUEST",
-        401: "UNAUTHORIZED",
-        404: "NOT_FOUND",
-        405: "METHOD_NOT_ALLOWED",
-        413: "PAYLOAD_TOO_LARGE",
-        415: "UNSUPPORTED_MEDIA_TYPE",
-    }.get(exc.code or 500, "HTTP_ERROR")
-    return error_response(exc.code or 500, code, exc.description or exc.name)
+def error_body(exc: OrchestratorError) -> dict[str, Any]:
+    """`{"code", "message", "details"}`: the value of `error` in every error response."""
+    return {"code": exc.code, "message": exc.message, "details": [p.as_dict() for p in exc.problems]}
+
+
+def _orchestrator_error(exc: OrchestratorError) -> Response:
+    return error_response(status_of(exc), exc.code, exc.message, exc.problems)
+
+
+_HTTP_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
+
+
+def _http_error(exc: HTTPException) -> Response | HTTPException:
+    status = exc.code or 500
+    if status < 400:  # a routing redirect is not an error
+        return exc
+    response = error_response(status, _HTTP_CODES.get(status, "HTTP_ERROR"), exc.description or exc.name)
+    # keep what the exception says about the resource: `Allow` of a 405, `WWW-Authenticate` of a 401
+    for name, value in exc.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
 
 
 def _unexpected(exc: Exception) -> Response:

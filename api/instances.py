@@ -1,24 +1,34 @@
-"""`/api/v1/instances`: create (one or a batch), read, status, nodes and logs."""
+"""`/api/v1/instances`: create (one or a batch), list, read, status, nodes and logs."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from api import query
 from api.context import engine
+from api.errors import error_body, status_of
 from api.requests import instance_request, json_object
-from orchestrator import instances, logs, views
-from orchestrator.errors import OrchestratorError
+from orchestrator import instances, logs, queries, views
+from orchestrator.errors import OrchestratorError, Problem, ValidationError
+from orchestrator.states import InstanceStatus
 from workers.dispatch import send_schedule
 
+log = logging.getLogger(__name__)
 bp = Blueprint("instances", __name__, url_prefix="/api/v1/instances")
+
+MAX_BATCH = 100
 
 
 def _create(body: Any) -> tuple[dict[str, Any], int]:
+    """Create (or find, by externalId) one instance and enqueue `schedule`: (summary, 201 or 200)."""
     request = instance_request(body)
     created = instances.create_instance(engine(), request)
-    if created.created and request.start:
+    # A repeat of a request whose first try died between its commit and its enqueue finds the
+    # instance still pending: enqueue again, `schedule` is idempotent.
+    if request.start and (created.created or created.status == InstanceStatus.PENDING.value):
         send_schedule(created.instance_id, request.priority)
     payload = views.instance_summary_by_id(engine(), created.instance_id)
     return payload, 201 if created.created else 200
@@ -28,6 +38,42 @@ def _create(body: Any) -> tuple[dict[str, Any], int]:
 def create() -> tuple[Response, int]:
     payload, status = _create(json_object())
     return jsonify(payload), status
+
+
+@bp.post("/batch")
+def create_batch() -> Response:
+    """Each item is created on its own: one bad item gets its own error and does not stop the rest.
+    The response is 200 whatever the items' outcomes; each result carries its own HTTP status."""
+    body = json_object()
+    items = body.get("instances")
+    problems = [Problem(key, "unknown field", "VALIDATION_ERROR") for key in body if key != "instances"]
+    if not isinstance(items, list):
+        problems.append(Problem("instances", "must be an array of instance requests", "TYPE_MISMATCH"))
+    elif not 1 <= len(items) <= MAX_BATCH:
+        problems.append(Problem("instances", f"must hold 1 to {MAX_BATCH} items", "VALIDATION_ERROR"))
+    if problems:
+        raise ValidationError("invalid batch request", problems)
+    results: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        try:
+            payload, status = _create(item)
+            results.append({"index": index, "status": status, "instance": payload})
+        except OrchestratorError as exc:
+            results.append({"index": index, "status": status_of(exc), "error": error_body(exc)})
+        except Exception:  # a failure of the store for one item must not hide what the others did
+            log.exception("batch item %s failed", index)
+            error = {"code": "INTERNAL_ERROR", "message": "internal error; see the server log", "details": []}
+            results.append({"index": index, "status": 500, "error": error})
+    return jsonify({"results": results})
+
+
+@bp.get("")
+def list_all() -> Response:
+    where = query.instance_filter()
+    limit, cursor = query.instance_page()
+    page = queries.list_instances(engine(), where, limit, cursor)
+    next_cursor = page.next_cursor.encode() if page.next_cursor else None
+    return jsonify({"instances": page.items, "nextCursor": next_cursor})
 
 
 @bp.get("/<instance_id>")
@@ -47,8 +93,6 @@ def nodes(instance_id: str) -> Response:
 
 @bp.get("/<instance_id>/logs")
 def instance_logs(instance_id: str) -> Response:
-    views.status(engine(), instance_id)  # 404 for an unknown instance
-    return jsonify({"logs": logs.query(engine(), instance_id)})
-
-
-__all__ = ["bp", "OrchestratorError"]
+    filters = query.log_filter()
+    views.instance_summary_by_id(engine(), instance_id)  # 404 for an unknown instance
+    return jsonify({"logs": logs.query(engine(), instance_id, **filters)})

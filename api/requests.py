@@ -1,51 +1,162 @@
-"""Reading request bodies and query strings into typed values, naming the field of every problem."""
+"""Reading request bodies into typed values, naming the field of every problem.
+
+A body is read once, within `MAX_CONTENT_LENGTH` also when it is sent chunked, and parsed as strict
+JSON: no `NaN`/`Infinity`, no lone surrogates, at most `MAX_JSON_DEPTH` levels deep. Anything the
+store could not hold is refused here, as a 400 or 422, never found later as a 500.
+"""
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from typing import Any
 
-from flask import request
+from flask import Flask, current_app, g, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.errors import BadRequest
 from orchestrator.errors import Problem, ValidationError
 from orchestrator.instances import PRIORITIES, InstanceRequest
 
-_INSTANCE_FIELDS = {
-    "workflow",
-    "workflowName",
-    "version",
-    "input",
-    "priority",
-    "externalId",
-    "tags",
-    "timeout",
-    "maxRetries",
-    "createdBy",
-    "parentInstanceId",
-    "callbackUrl",
-    "queue",
-    "start",
-}
+# MariaDB's JSON_VALID refuses documents nested 32 levels deep; stored values embed request values
+# (an instance's input, a definition's config) a level or two down, so requests stay well below that.
+MAX_JSON_DEPTH = 24
+MAX_TIMEOUT_MS = 10 * 365 * 24 * 3600 * 1000  # ten years: far beyond any workflow, far from overflow
+_READ_CHUNK = 64 * 1024
+# Tag keys end up in JSON path expressions (`$."key"`) when instances are filtered by tag.
+TAG_KEY = re.compile(r"[A-Za-z0-9_./-]{1,128}", re.ASCII)
+_QUEUE = re.compile(r"[A-Za-z0-9_.-]{1,64}", re.ASCII)
 
 
-def json_body() -> Any:
-    """The parsed JSON body; raises BadRequest (400) when it is not JSON."""
-    data = request.get_json(silent=True, force=True)
-    if data is None and request.get_data(cache=True):
-        raise BadRequest(
-            "the request body is not valid JSON", [Problem("body", "malformed JSON", "BAD_REQUEST")]
-        )
+def init_app(app: Flask) -> None:
+    app.before_request(_refuse_declared_oversize)
+
+
+def _refuse_declared_oversize() -> None:
+    # also for paths that never read their body: a declared size over the limit is refused up front
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if limit is not None and (request.content_length or 0) > limit:
+        raise RequestEntityTooLarge(f"the request body is over the limit of {limit} bytes")
+
+
+def _read_body() -> bytes:
+    """The raw body. Raises RequestEntityTooLarge (413) past `MAX_CONTENT_LENGTH`.
+
+    Werkzeug refuses a declared Content-Length over the limit, but silently cuts a chunked body at
+    the limit; that one is read from the server's stream here, counting.
+    """
+    if "orchestrator.body" in g:
+        return g.get("orchestrator.body")  # type: ignore[no-any-return]
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    stream = request.environ.get("wsgi.input")
+    if request.content_length is not None or limit is None or stream is None:
+        body = request.get_data(cache=True)
+    elif not request.environ.get("wsgi.input_terminated"):
+        body = b""  # a stream without length or terminator cannot be read safely
+    else:
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := stream.read(_READ_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise RequestEntityTooLarge(f"the request body is over the limit of {limit} bytes")
+            chunks.append(chunk)
+        body = b"".join(chunks)
+    setattr(g, "orchestrator.body", body)
+    return body
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses to inf, which no JSON column accepts
+        raise ValueError(f"number {text} is out of range")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _malformed(message: str) -> BadRequest:
+    return BadRequest("the request body is not valid JSON", [Problem("body", message, "BAD_REQUEST")])
+
+
+def _check_value(data: Any) -> None:
+    """Raise for values JSON allows but the store cannot hold: lone surrogates, deep nesting."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise _malformed("a string holds an unpaired surrogate (\\ud800-\\udfff)") from None
+        elif isinstance(value, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise ValidationError(
+                    "the request body is nested too deeply",
+                    [Problem("body", f"nests more than {MAX_JSON_DEPTH} levels", "VALIDATION_ERROR")],
+                )
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, child in items:
+                if isinstance(key, str):
+                    stack.append((key, depth))
+                stack.append((child, depth + 1))
+
+
+def json_body(required: bool = True) -> Any:
+    """The parsed JSON body (None for an empty one unless `required`).
+
+    Raises BadRequest (400) when it is missing or not JSON, ValidationError (422) when it nests too
+    deeply, RequestEntityTooLarge (413) when it is over the limit.
+    """
+    raw = _read_body()
+    if not raw.strip():
+        if required:
+            raise _malformed("a JSON body is required")
+        return None
+    try:
+        data = json.loads(raw, parse_float=_finite_float, parse_constant=_no_constant)
+    except RecursionError:
+        raise _malformed("nested too deeply to parse") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, out-of-range numbers
+        raise _malformed(str(exc)[:200]) from None
+    _check_value(data)
     return data
+
+
+def _not_an_object(field: str = "body") -> ValidationError:
+    return ValidationError("the request body must be a JSON object", [_type_problem(field, "an object")])
 
 
 def json_object() -> dict[str, Any]:
+    """The body as a JSON object; raises like `json_body`, and ValidationError (422) for another type."""
     data = json_body()
     if not isinstance(data, dict):
-        raise BadRequest(
-            "the request body must be a JSON object",
-            [Problem("body", "expected a JSON object", "BAD_REQUEST")],
-        )
+        raise _not_an_object()
     return data
+
+
+def optional_object(fields: dict[str, type]) -> dict[str, Any]:
+    """An optional JSON object body with only `fields` (name -> type); {} when the body is empty.
+
+    Raises ValidationError (422) for another type, an unknown field or a value of the wrong type.
+    """
+    data = json_body(required=False)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise _not_an_object()
+    problems = []
+    for key, value in data.items():
+        if key not in fields:
+            problems.append(Problem(key, "unknown field", "VALIDATION_ERROR"))
+        elif value is not None and not isinstance(value, fields[key]):
+            problems.append(_type_problem(key, f"a {fields[key].__name__}"))
+    if problems:
+        raise ValidationError("invalid request body", problems)
+    return {key: value for key, value in data.items() if value is not None}
 
 
 def _type_problem(field: str, expected: str) -> Problem:
@@ -85,6 +196,16 @@ def _typed_fields(body: dict[str, Any], prefix: str, problems: list[Problem]) ->
     return values
 
 
+def _tag_problems(tags: dict[str, Any]) -> list[tuple[str, str]]:
+    bad = []
+    for key, value in tags.items():
+        if not TAG_KEY.fullmatch(key):
+            bad.append((f"tags.{key[:128]}", "a tag key is 1-128 letters, digits, '_', '.', '/' or '-'"))
+        elif not isinstance(value, str) or len(value) > 1024:
+            bad.append((f"tags.{key}", "must be a string of at most 1,024 characters"))
+    return bad
+
+
 def _constraints(v: dict[str, Any]) -> list[tuple[str, str]]:
     """(field, message) for every value of the right type that is still out of range."""
     bad = []
@@ -92,17 +213,18 @@ def _constraints(v: dict[str, Any]) -> list[tuple[str, str]]:
         bad.append(("priority", f"must be one of {', '.join(PRIORITIES)}"))
     if "externalId" in v and not 0 < len(v["externalId"]) <= 255:
         bad.append(("externalId", "must be 1 to 255 characters"))
-    bad += [
-        (f"tags.{k}", "must be a string of at most 1,024 characters")
-        for k, t in v.get("tags", {}).items()
-        if not isinstance(t, str) or len(k) > 128 or len(t) > 1024
-    ]
-    if v.get("timeout", 1) <= 0:
-        bad.append(("timeout", "must be positive"))
+    bad += _tag_problems(v.get("tags", {}))
+    if not 0 < v.get("timeout", 1) <= MAX_TIMEOUT_MS:
+        bad.append(("timeout", f"must be between 1 and {MAX_TIMEOUT_MS} (milliseconds)"))
     if not 0 <= v.get("maxRetries", 0) <= 100:
         bad.append(("maxRetries", "must be between 0 and 100"))
-    if not str(v.get("callbackUrl", "http://")).startswith(("http://", "https://")):
-        bad.append(("callbackUrl", "must be an http(s) URL"))
+    callback = str(v.get("callbackUrl", "http://"))
+    if not callback.startswith(("http://", "https://")) or len(callback) > 2048:
+        bad.append(("callbackUrl", "must be an http(s) URL of at most 2,048 characters"))
+    if len(v.get("createdBy", "")) > 255:
+        bad.append(("createdBy", "must be at most 255 characters"))
+    if "queue" in v and not _QUEUE.fullmatch(v["queue"]):
+        bad.append(("queue", "must be 1-64 letters, digits, '_', '.' or '-'"))
     return bad
 
 
