@@ -30,6 +30,7 @@ app = Celery(
     "orchestrator",
     broker=settings().broker_url,
     include=["workers.tasks", "workers.beat", "workers.lifecycle_tasks", "workers.membership"],
+    amqp="workers.observe:ReadableAMQP",  # readable node task names in Flower (see there)
 )
 app.conf.update(
     task_serializer="json",
@@ -65,6 +66,11 @@ app.conf.beat_schedule = {
         "schedule": settings().recovery_interval,
         # a sweep that waited longer than one interval is superseded by the next one
         "options": {"queue": CONTROL_QUEUE, "expires": max(settings().recovery_interval, 1.0)},
+    },
+    "retention": {
+        "task": "orchestrator.prune",
+        "schedule": 3600.0,
+        "options": {"queue": CONTROL_QUEUE, "expires": 3600.0},
     },
 }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from orchestrator import recovery
+from orchestrator import recovery, retention
 from orchestrator.locks import advisory_lock
 from workers import resources
 from workers.app import app
@@ -40,3 +40,12 @@ def recover() -> dict[str, int]:
         "timedOut": report.timed_out,
         "workersGone": report.workers_gone,
     }
+
+
+@app.task(name="orchestrator.prune", acks_late=False)
+def prune() -> int:
+    """Delete logs and checkpoints of instances finished more than ORCH_RETENTION_DAYS ago."""
+    removed = retention.prune(resources.engine(), resources.settings().retention_days)
+    if removed:
+        log.info("retention: %d log and checkpoint rows pruned", removed)
+    return removed
