@@ -118,3 +118,22 @@ def test_nodes_go_to_the_queue_of_their_executor_domain_or_their_own(db, live_ap
     processes.worker("gpu-worker", queues=["gpu"])
     assert live_api.wait_status(instance_id)["status"] == "completed"
     assert nodes(db, instance_id)["pinned"].worker_id == "gpu-worker"
+
+
+def test_a_critical_instance_overtakes_waiting_low_priority_ones(db, live_api, processes):
+    define(
+        live_api,
+        {
+            "name": "single",
+            "version": "1.0.0",
+            "nodes": [{"id": "only", "type": "task", "executor": "tests.count"}],
+        },
+    )
+    lows = [start(live_api, "single", priority="low") for _ in range(5)]
+    critical = start(live_api, "single", priority="critical")
+    processes.worker("w1", concurrency=1)  # one slot: the order of execution is the order of delivery
+
+    for instance_id in [*lows, critical]:
+        assert live_api.wait_status(instance_id)["status"] == "completed"
+    started = {i: nodes(db, i)["only"].started_at for i in [*lows, critical]}
+    assert started[critical] < min(started[i] for i in lows), started
