@@ -31,6 +31,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
         health,
         instances,
         lifecycle,
+        metrics,
         openapi,
         requests,
         workers,
@@ -46,7 +47,6 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
     app.register_blueprint(workers.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(health.bp)
-    from api import metrics
     metrics.init_app(app)  # /metrics, the /ui pages and ORCH_LOG_FORMAT
     if not settings.api_tokens:
         log.warning("ORCH_API_TOKENS is not set: the API is open to anyone who can reach it")

@@ -49,6 +49,7 @@ def create_batch() -> Response:
     problems = [Problem(key, "unknown field", "VALIDATION_ERROR") for key in body if key != "instances"]
     if not isinstance(items, list):
         problems.append(Problem("instances", "must be an array of instance requests", "TYPE_MISMATCH"))
+        items = []
     elif not 1 <= len(items) <= MAX_BATCH:
         problems.append(Problem("instances", f"must hold 1 to {MAX_BATCH} items", "VALIDATION_ERROR"))
     if problems:

@@ -12,17 +12,18 @@ import math
 import re
 from typing import Any
 
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.errors import BadRequest
+from orchestrator.definitions import MAX_DURATION_MS
 from orchestrator.errors import Problem, ValidationError
 from orchestrator.instances import PRIORITIES, InstanceRequest
 
 # MariaDB's JSON_VALID refuses documents nested 32 levels deep; stored values embed request values
 # (an instance's input, a definition's config) a level or two down, so requests stay well below that.
 MAX_JSON_DEPTH = 24
-MAX_TIMEOUT_MS = 10 * 365 * 24 * 3600 * 1000  # ten years: far beyond any workflow, far from overflow
+MAX_TIMEOUT_MS = MAX_DURATION_MS  # ten years: far beyond any workflow, far from overflow
 _READ_CHUNK = 64 * 1024
 # Tag keys end up in JSON path expressions (`$."key"`) when instances are filtered by tag.
 TAG_KEY = re.compile(r"[A-Za-z0-9_./-]{1,128}", re.ASCII)
@@ -41,30 +42,25 @@ def _refuse_declared_oversize() -> None:
 
 
 def _read_body() -> bytes:
-    """The raw body. Raises RequestEntityTooLarge (413) past `MAX_CONTENT_LENGTH`.
+    """The raw body (read once per request). Raises RequestEntityTooLarge (413) past the limit.
 
-    Werkzeug refuses a declared Content-Length over the limit, but silently cuts a chunked body at
-    the limit; that one is read from the server's stream here, counting.
+    Werkzeug refuses a declared Content-Length over `MAX_CONTENT_LENGTH`, but silently cuts a chunked
+    body at the limit; that one is read from the server's stream here, counting.
     """
-    if "orchestrator.body" in g:
-        return g.get("orchestrator.body")  # type: ignore[no-any-return]
     limit = current_app.config.get("MAX_CONTENT_LENGTH")
     stream = request.environ.get("wsgi.input")
     if request.content_length is not None or limit is None or stream is None:
-        body = request.get_data(cache=True)
-    elif not request.environ.get("wsgi.input_terminated"):
-        body = b""  # a stream without length or terminator cannot be read safely
-    else:
-        chunks: list[bytes] = []
-        size = 0
-        while chunk := stream.read(_READ_CHUNK):
-            size += len(chunk)
-            if size > limit:
-                raise RequestEntityTooLarge(f"the request body is over the limit of {limit} bytes")
-            chunks.append(chunk)
-        body = b"".join(chunks)
-    setattr(g, "orchestrator.body", body)
-    return body
+        return request.get_data(cache=True)
+    if not request.environ.get("wsgi.input_terminated"):
+        return b""  # no length and no terminator: the stream cannot be read safely
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := stream.read(_READ_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise RequestEntityTooLarge(f"the request body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _finite_float(text: str) -> float:
@@ -236,7 +232,7 @@ def instance_request(body: Any, prefix: str = "") -> InstanceRequest:
     v = _typed_fields(body, prefix, problems)
     workflow = v.get("workflow", v.get("workflowName"))
     if not workflow and not any(p.field in (f"{prefix}workflow", f"{prefix}workflowName") for p in problems):
-        problems.append(Problem(f"{prefix}workflow", "is required", "REQUIRED_PARAMETER"))
+        problems.append(Problem(f"{prefix}workflow", "is required", "REQUIRED_FIELD"))
     problems += [
         Problem(f"{prefix}{field}", message, "VALIDATION_ERROR") for field, message in _constraints(v)
     ]

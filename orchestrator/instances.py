@@ -11,6 +11,7 @@ from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from orchestrator import catalog, executors, logs
+from orchestrator.db import retrying
 from orchestrator.errors import Problem, ValidationError
 from orchestrator.inputs import validate_input
 from orchestrator.models import InstanceRow, NodeRow, utcnow
@@ -46,6 +47,7 @@ class Created:
     status: str
 
 
+@retrying()
 def create_instance(engine: Engine, request: InstanceRequest) -> Created:
     """Validate the input against the definition and write the instance with all its node rows.
 
@@ -60,15 +62,7 @@ def create_instance(engine: Engine, request: InstanceRequest) -> Created:
             return existing
     data = validate_input(definition.inputs, request.input)
     if request.parent_instance_id is not None:
-        with engine.connect() as conn:
-            found = conn.execute(
-                select(InstanceRow.id).where(InstanceRow.id == request.parent_instance_id)
-            ).first()
-        if found is None:
-            raise ValidationError(
-                "parent instance not found",
-                [Problem("parentInstanceId", "no instance with this id", "INVALID_PARENT_INSTANCE")],
-            )
+        _check_parent(engine, request.parent_instance_id)
     now = utcnow()
     instance_id = str(uuid.uuid4())
     timeout_ms = request.timeout_ms if request.timeout_ms is not None else definition.timeout_ms
@@ -94,6 +88,7 @@ def create_instance(engine: Engine, request: InstanceRequest) -> Created:
         "created_at": now,
         "updated_at": now,
         "deadline_at": None if timeout_ms is None else now + timedelta(milliseconds=timeout_ms),
+        "start_requested_at": now if request.start else None,
     }
     nodes = [
         {
@@ -130,6 +125,19 @@ def create_instance(engine: Engine, request: InstanceRequest) -> Created:
             raise
         return existing
     return Created(instance_id, True, InstanceStatus.PENDING.value)
+
+
+def _check_parent(engine: Engine, parent_id: str) -> None:
+    """A child may only be attached to an instance that exists and is running (as in the seed)."""
+    with engine.connect() as conn:
+        status = conn.execute(select(InstanceRow.status).where(InstanceRow.id == parent_id)).scalar()
+    if status != InstanceStatus.RUNNING.value:
+        reason = (
+            "no instance with this id" if status is None else f"the parent instance is {status}, not running"
+        )
+        raise ValidationError(
+            "invalid parent instance", [Problem("parentInstanceId", reason, "INVALID_PARENT_INSTANCE")]
+        )
 
 
 def _default_queue(executor_name: str | None) -> str:

@@ -162,7 +162,11 @@ def _reset_for_retry(engine: Engine, instance_id: str, from_node: str | None) ->
             update(InstanceRow)
             .where(InstanceRow.id == instance_id)
             .values(
-                unfinished_nodes=len(statuses) - len(done), error=None, finished_at=None, deadline_at=deadline
+                unfinished_nodes=len(statuses) - len(done),
+                error=None,
+                finished_at=None,
+                deadline_at=deadline,
+                start_requested_at=now,  # the sweep starts it should the process die before `start`
             )
         )
         _note(conn, instance_id, f"retried (nodes reset: {', '.join(sorted(reset)) or 'none'})", I.PENDING)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -9,21 +10,31 @@ from sqlalchemy import Engine, text
 
 
 @contextmanager
-def advisory_lock(engine: Engine, name: str) -> Iterator[bool]:
+def advisory_lock(engine: Engine, name: str, expire_after: float | None = None) -> Iterator[bool]:
     """Yield True if this process holds `name` for the block, False if another holder has it.
 
     MySQL's GET_LOCK belongs to the connection, so a holder that dies releases it with its
-    connection: no expiry to tune, no double holder. SQLite (the one-process embedded profile)
-    always yields True; its writers are serialised by the database file lock anyway.
+    connection. A holder that is alive but stuck (frozen by SIGSTOP, a paused VM, a hung call)
+    keeps its connection open, and with it the lock; with `expire_after` (s) the server closes the
+    lock's connection once it has been idle that long, which releases the lock. Use it where a
+    second holder is merely wasteful (the sweep: every action is a compare-and-set); such a
+    connection is closed at the end, never returned to the pool with its short timeout.
+    SQLite (the one-process embedded profile) always yields True; its writers are serialised by
+    the database file lock anyway.
     """
     if engine.dialect.name not in ("mysql", "mariadb"):
         yield True
         return
     with engine.connect() as conn:
+        if expire_after is not None:
+            conn.execute(text("SET SESSION wait_timeout = :s"), {"s": max(1, math.ceil(expire_after))})
         got = conn.execute(text("SELECT GET_LOCK(:name, 0)"), {"name": name}).scalar() == 1
         try:
             yield got
         finally:
-            if got:
-                conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": name})
-            conn.rollback()
+            if expire_after is not None:
+                conn.invalidate()  # closing the connection releases the lock (if it still held it)
+            else:
+                if got:
+                    conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+                conn.rollback()

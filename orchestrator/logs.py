@@ -40,10 +40,16 @@ class LogEntry:
         }
 
 
+_INSERT = insert(LogRow)  # built once: it is on every node's path
+
+
 def write(conn: Connection, *entries: LogEntry) -> None:
-    """Insert entries in the caller's transaction: one multi-row INSERT, no extra round trip."""
+    """Insert entries in the caller's transaction: one multi-row INSERT, no extra round trip.
+
+    On MySQL the row's foreign key takes a shared lock on its instance row: a transaction that will
+    also update that row should do so first (see `scheduling`)."""
     if entries:
-        conn.execute(insert(LogRow), [e.row() for e in entries])
+        conn.execute(_INSERT, [e.row() for e in entries])
 
 
 def query(
@@ -69,7 +75,9 @@ def query(
         statement = statement.where(LogRow.created_at <= until)
     if after_id is not None:
         statement = statement.where(LogRow.id > after_id)
-    statement = statement.order_by(LogRow.created_at, LogRow.id).limit(limit)
+    # paging by id must also order by id, or a line could fall between two pages
+    order = (LogRow.id,) if after_id is not None else (LogRow.created_at, LogRow.id)
+    statement = statement.order_by(*order).limit(limit)
     with engine.connect() as conn:
         rows = conn.execute(statement).all()
     return [

@@ -5,8 +5,8 @@ aggregated in Redis rather than in process memory: every finished attempt adds t
 one pipelined round trip, and the API's `/metrics` reads them back at scrape time. Histograms store
 per-bucket counts (not cumulative), a sum and a count per label set; the reader makes them cumulative.
 
-The client is anything with redis-py's interface (`pipeline`, `hgetall`); this module imports no Redis,
-Celery or Flask code.
+The helpers take anything with redis-py's interface (`pipeline`, `hgetall`); `connect` makes such a
+client, importing redis-py only then. This module imports no Celery or Flask code.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PREFIX = "orchestrator"
-# Every Redis key of the metrics store, in one place.
-KEY_NODE_DURATION = "orch:metrics:node_duration_seconds"
-KEY_QUEUE_WAIT = "orch:metrics:node_queue_wait_seconds"
-KEY_COUNTERS = "orch:metrics:counters"
+# Every Redis key of the metrics store, in one place; all start with KEY_PREFIX.
+KEY_PREFIX = "orch:metrics:"
+KEY_NODE_DURATION = f"{KEY_PREFIX}node_duration_seconds"
+KEY_QUEUE_WAIT = f"{KEY_PREFIX}node_queue_wait_seconds"
+KEY_COUNTERS = f"{KEY_PREFIX}counters"
 KEYS = (KEY_NODE_DURATION, KEY_QUEUE_WAIT, KEY_COUNTERS)
 
 # label values are joined with this separator in hash field names (executor names never contain it)
@@ -73,9 +74,25 @@ RECOVERIES = Counter(
     f"{PREFIX}_recoveries", "Running nodes handed back by the recovery sweep (lease expired, worker gone)"
 )
 RESENDS = Counter(f"{PREFIX}_recovery_resends", "Queued nodes whose lost message the sweep sent again")
+RECOVERY_STARTS = Counter(
+    f"{PREFIX}_recovery_starts", "Pending instances the sweep started (their schedule message was lost)"
+)
 INSTANCE_TIMEOUTS = Counter(f"{PREFIX}_instance_timeouts", "Instances failed by their workflow timeout")
 WORKERS_GONE = Counter(f"{PREFIX}_workers_marked_gone", "Workers the sweep marked gone (no heartbeat)")
-COUNTERS = (NODE_ATTEMPTS, RETRIES, FENCING_REJECTIONS, RECOVERIES, RESENDS, INSTANCE_TIMEOUTS, WORKERS_GONE)
+SHUTDOWN_HANDBACKS = Counter(
+    f"{PREFIX}_shutdown_handbacks", "Running nodes handed back by a worker that was stopping or had restarted"
+)
+COUNTERS = (
+    NODE_ATTEMPTS,
+    RETRIES,
+    FENCING_REJECTIONS,
+    RECOVERIES,
+    RESENDS,
+    RECOVERY_STARTS,
+    INSTANCE_TIMEOUTS,
+    WORKERS_GONE,
+    SHUTDOWN_HANDBACKS,
+)
 
 # Outcomes of an attempt, as recorded by `record_attempt`.
 COMPLETED, RETRIED, FAILED = "completed", "retried", "failed"
@@ -196,3 +213,15 @@ def store_url(broker_url: str) -> str | None:
     if broker_url.startswith("redis+socket://"):
         return "unix://" + broker_url.removeprefix("redis+socket://")
     return None
+
+
+def connect(url: str, timeout: float = 1.0) -> Any:
+    """A redis-py client for the store that fails fast: short socket timeouts and no retries (redis-py
+    would otherwise retry a refused connection with backoff for seconds, on the node path)."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis.Redis.from_url(
+        url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)
+    )

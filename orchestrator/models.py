@@ -46,6 +46,8 @@ class InstanceRow(Base):
         Index("ix_instances_status_updated", "status", "updated_at"),
         Index("ix_instances_workflow_created", "workflow_name", "created_at"),
         Index("ix_instances_parent", "parent_instance_id"),
+        # the newest-first keyset pagination of GET /api/v1/instances
+        Index("ix_instances_created", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -73,6 +75,9 @@ class InstanceRow(Base):
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
     deadline_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # when a start was asked for (creation without `start: false`, a retry): a pending instance whose
+    # start was asked for long ago lost its `schedule` message, and the recovery sweep starts it
+    start_requested_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
 class NodeRow(Base):

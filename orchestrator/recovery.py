@@ -1,5 +1,6 @@
 """The recovery sweep: hand back nodes whose lease expired, resend queued nodes whose message was
-lost, apply workflow timeouts, and mark silent workers gone.
+lost, start pending instances whose `schedule` message was lost, apply workflow timeouts, and mark
+silent workers gone.
 
 Every action is a compare-and-set, so a sweep racing another sweep (two beats) or a slow worker acts
 at most once per node attempt; the lock in `workers/beat.py` only saves the duplicate work.
@@ -30,6 +31,7 @@ BATCH = 500
 class SweepReport:
     handed_back: int = 0
     resent: int = 0
+    started: int = 0
     timed_out: int = 0
     workers_gone: int = 0
     outcomes: list[Outcome] = field(default_factory=list)
@@ -57,9 +59,13 @@ def sweep(engine: Engine, heartbeat_timeout: float, resend_after: float | None =
         if outcome.finished is not None:
             report.timed_out += 1
             report.outcomes.append(outcome)
-    resent = resend_lost_queued(engine, heartbeat_timeout if resend_after is None else resend_after)
+    resend_after = heartbeat_timeout if resend_after is None else resend_after
+    resent = resend_lost_queued(engine, resend_after)
     report.resent = len(resent)
     report.outcomes.append(Outcome(resent))
+    for outcome in start_lost_pending(engine, resend_after):
+        report.started += 1
+        report.outcomes.append(outcome)
     return report
 
 
@@ -252,6 +258,23 @@ def resend_lost_queued(engine: Engine, older_than: float) -> list[Dispatch]:
             scheduling.dispatch_for(r, catalog.load_definition(engine, r.definition_id, conn), r)
             for r in rows
         ]
+
+
+def start_lost_pending(engine: Engine, older_than: float) -> list[Outcome]:
+    """Start pending instances whose start was asked for `older_than` seconds ago and never happened:
+    their `schedule` message was lost (a broker restart, a crash between the commit and the send).
+    Instances created with `start: false` have no start request and wait. `scheduling.start` is
+    idempotent, so a `schedule` message that was only slow finds the instance running."""
+    cutoff = utcnow() - timedelta(seconds=older_than)
+    with engine.connect() as conn:
+        ids = list(
+            conn.execute(
+                select(InstanceRow.id)
+                .where(InstanceRow.status == I.PENDING.value, InstanceRow.start_requested_at < cutoff)
+                .limit(BATCH)
+            ).scalars()
+        )
+    return [scheduling.start(engine, instance_id) for instance_id in ids]
 
 
 def _expired_instances(engine: Engine) -> list[str]:

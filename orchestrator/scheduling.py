@@ -3,15 +3,23 @@
 Every function here is one short transaction that returns what must be enqueued *after* it commits
 (`Dispatch`); the core never talks to Celery itself. Fan-in is decided once, inside the finishing
 transaction, by a counter on the successor rows that are locked for the decision.
+
+The node path is kept to few round trips (docs/BENCHMARKS.md): a claim is UPDATE, SELECT, log INSERT;
+a completion is UPDATE, successors SELECT ... FOR UPDATE, one UPDATE releasing them, one guarded
+UPDATE counting the instance down, log INSERT. Statements used on every node are built once.
+
+Lock order in every transaction that ends a node: the node row, its successor rows (id order), the
+instance row, and only then log rows. A log row's foreign key takes a shared lock on the instance
+row; a shared lock taken first and upgraded later is how two finishers of one instance deadlock.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, bindparam, select, update
 
 from orchestrator import catalog, logs, templates
 from orchestrator.db import retrying
@@ -71,6 +79,9 @@ class Claim:
     max_retries: int | None
     last_checkpoint: Any
     outputs: dict[str, Any]
+    # the instance's priority (never changes): lets a completion dispatch successors without reading
+    # the instance back; None (e.g. a sub-workflow's end) reads it
+    priority: str | None = None
 
 
 _INSTANCE_COLUMNS = (
@@ -87,8 +98,79 @@ _INSTANCE_COLUMNS = (
 )
 
 
-def _instance(conn: Connection, instance_id: str) -> Any:
-    return conn.execute(select(*_INSTANCE_COLUMNS).where(InstanceRow.id == instance_id)).one()
+_INSTANCE = select(*_INSTANCE_COLUMNS).where(InstanceRow.id == bindparam("instance_id"))
+_INSTANCE_LOCKED = _INSTANCE.with_for_update()
+_CLAIMED = (
+    select(
+        NodeRow.id,
+        NodeRow.executor,
+        InstanceRow.definition_id,
+        InstanceRow.workflow_name,
+        InstanceRow.input,
+        InstanceRow.external_id,
+        InstanceRow.max_retries,
+        InstanceRow.priority,
+    )
+    .join(InstanceRow, InstanceRow.id == NodeRow.instance_id)
+    .where(NodeRow.instance_id == bindparam("instance_id"), NodeRow.node_id == bindparam("node_id"))
+)
+# the rows a finished node may release, locked in id order so concurrent finishers of a join decide
+# one by one; everything a Dispatch needs comes with them
+_SUCCESSORS = (
+    select(
+        NodeRow.id,
+        NodeRow.instance_id,
+        NodeRow.node_id,
+        NodeRow.attempt,
+        NodeRow.queue,
+        NodeRow.executor,
+        NodeRow.pending_deps,
+        NodeRow.status,
+    )
+    .where(
+        NodeRow.instance_id == bindparam("instance_id"),
+        NodeRow.node_id.in_(bindparam("node_ids", expanding=True)),
+    )
+    .order_by(NodeRow.id)
+    .with_for_update()
+)
+_DEPENDENCY_DONE = (
+    update(NodeRow)
+    .where(NodeRow.id.in_(bindparam("ids", expanding=True)))
+    .values(pending_deps=NodeRow.pending_deps - 1)
+)
+# the common end of a node: its instance runs and other nodes are left; the row count says so
+_COUNT_DOWN_RUNNING = (
+    update(InstanceRow)
+    .where(
+        InstanceRow.id == bindparam("instance_id"),
+        InstanceRow.status == I.RUNNING.value,
+        InstanceRow.unfinished_nodes > 1,
+    )
+    .values(unfinished_nodes=InstanceRow.unfinished_nodes - 1, updated_at=bindparam("now"))
+)
+_COUNT_DOWN = (
+    update(InstanceRow)
+    .where(InstanceRow.id == bindparam("instance_id"))
+    .values(unfinished_nodes=InstanceRow.unfinished_nodes - 1, updated_at=bindparam("now"))
+)
+
+
+class _Released(NamedTuple):
+    instance_id: str
+    node_id: str
+    attempt: int
+    queue: str
+    executor: str | None
+
+
+class _Routing(NamedTuple):
+    priority: str
+    workflow_name: str
+
+
+def _instance(conn: Connection, instance_id: str, *, lock: bool = False) -> Any:
+    return conn.execute(_INSTANCE_LOCKED if lock else _INSTANCE, {"instance_id": instance_id}).one()
 
 
 def dispatch_for(inst: Any, definition: WorkflowDefinition, row: Any, countdown: float = 0.0) -> Dispatch:
@@ -176,19 +258,7 @@ def claim(engine: Engine, instance_id: str, node_id: str, attempt: int, worker_i
         )
         if not won:
             return None
-        row = conn.execute(
-            select(
-                NodeRow.id,
-                NodeRow.executor,
-                InstanceRow.definition_id,
-                InstanceRow.workflow_name,
-                InstanceRow.input,
-                InstanceRow.external_id,
-                InstanceRow.max_retries,
-            )
-            .join(InstanceRow, InstanceRow.id == NodeRow.instance_id)
-            .where(NodeRow.instance_id == instance_id, NodeRow.node_id == node_id)
-        ).one()
+        row = conn.execute(_CLAIMED, {"instance_id": instance_id, "node_id": node_id}).one()
         spec = catalog.load_definition(engine, row.definition_id, conn).node(node_id)
         refs = templates.node_refs(spec.config) | (
             templates.node_refs(spec.when) if spec.when else frozenset()
@@ -235,6 +305,7 @@ def claim(engine: Engine, instance_id: str, node_id: str, attempt: int, worker_i
         row.max_retries,
         checkpoint,
         outputs,
+        row.priority,
     )
 
 
@@ -259,8 +330,7 @@ def complete(
             heartbeat_at=None,
         ):
             raise LostClaim(f"node {held.node_id} attempt {held.attempt} no longer holds its claim")
-        logs.write(
-            conn,
+        entries = [
             logs.LogEntry(
                 held.instance_id,
                 f"node {target}",
@@ -269,51 +339,59 @@ def complete(
                 attempt=held.attempt,
                 duration_ms=duration_ms,
                 details={"status": target.value},
-            ),
-        )
-        return _node_done(conn, engine, held, now)
-
-
-def _node_done(conn: Connection, engine: Engine, held: Claim, now: Any) -> Outcome:
-    definition = catalog.load_definition(engine, held.definition_id, conn)
-    successors = definition.successors.get(held.node_id, ())
-    released: list[Any] = []
-    if successors:
-        # lock the successor rows, in id order, so concurrent finishers of a join decide one by one
-        rows = conn.execute(
-            select(NodeRow.id, NodeRow.pending_deps, NodeRow.status)
-            .where(NodeRow.instance_id == held.instance_id, NodeRow.node_id.in_(successors))
-            .order_by(NodeRow.id)
-            .with_for_update()
-        ).all()
-        conn.execute(
-            update(NodeRow)
-            .where(NodeRow.id.in_([r.id for r in rows]))
-            .values(pending_deps=NodeRow.pending_deps - 1)
-        )
-        ready = [r.id for r in rows if r.pending_deps == 1 and r.status == N.PENDING.value]
-        if ready:
-            move_nodes(
-                conn,
-                N.QUEUED,
-                NodeRow.id.in_(ready),
-                sources=[N.PENDING],
-                attempt=NodeRow.attempt + 1,
-                queued_at=now,
-                not_before=None,
             )
-            released = _queued(conn, held.instance_id, NodeRow.id.in_(ready))
-    conn.execute(
-        update(InstanceRow)
-        .where(InstanceRow.id == held.instance_id)
-        .values(unfinished_nodes=InstanceRow.unfinished_nodes - 1, updated_at=now)
-    )
+        ]
+        outcome = _node_done(conn, engine, held, now, entries)
+        logs.write(conn, *entries)  # last: the instance row is locked by now (see the module doc)
+        return outcome
+
+
+def _node_done(
+    conn: Connection, engine: Engine, held: Claim, now: Any, entries: list[logs.LogEntry]
+) -> Outcome:
+    definition = catalog.load_definition(engine, held.definition_id, conn)
+    released = _release_successors(conn, held.instance_id, definition.successors.get(held.node_id, ()), now)
+    counted = {"instance_id": held.instance_id, "now": now}
+    if held.priority is not None and conn.execute(_COUNT_DOWN_RUNNING, counted).rowcount == 1:
+        # still running with other nodes left: nothing to read back
+        routing = _Routing(held.priority, held.workflow)
+        return Outcome([dispatch_for(routing, definition, row) for row in released])
+    conn.execute(_COUNT_DOWN, counted)
     inst = _instance(conn, held.instance_id)
     if inst.status != I.RUNNING.value:
         return Outcome()  # paused: released nodes stay queued until resume sends them
     if inst.unfinished_nodes <= 0:
-        return Outcome(finished=_finish(conn, held.instance_id, inst, I.COMPLETED, None))
+        return Outcome(finished=_finish(conn, held.instance_id, inst, I.COMPLETED, None, entries))
     return Outcome([dispatch_for(inst, definition, row) for row in released])
+
+
+def _release_successors(
+    conn: Connection, instance_id: str, successors: tuple[str, ...], now: Any
+) -> list[Any]:
+    """Count one dependency done on every successor; queue those it was the last one of."""
+    if not successors:
+        return []
+    rows = conn.execute(_SUCCESSORS, {"instance_id": instance_id, "node_ids": list(successors)}).all()
+    ready = [r for r in rows if r.pending_deps == 1 and r.status == N.PENDING.value]
+    waiting = [r.id for r in rows if not (r.pending_deps == 1 and r.status == N.PENDING.value)]
+    if waiting:
+        conn.execute(_DEPENDENCY_DONE, {"ids": waiting})
+    if not ready:
+        return []
+    ids = [r.id for r in ready]
+    moved = move_nodes(
+        conn,
+        N.QUEUED,
+        NodeRow.id.in_(ids),
+        sources=[N.PENDING],
+        attempt=NodeRow.attempt + 1,
+        pending_deps=NodeRow.pending_deps - 1,
+        queued_at=now,
+        not_before=None,
+    )
+    if moved != len(ready):  # cannot happen while the rows are locked; read back rather than assume
+        return _queued(conn, instance_id, NodeRow.id.in_(ids))
+    return [_Released(r.instance_id, r.node_id, r.attempt + 1, r.queue, r.executor) for r in ready]
 
 
 @retrying()
@@ -338,6 +416,8 @@ def fail(
         ).rowcount
         if not bumped:
             raise LostClaim(f"node {held.node_id} attempt {held.attempt} no longer holds its claim")
+        # lock the instance row before the log rows below take their shared lock on it (module doc)
+        inst = _instance(conn, held.instance_id, lock=True)
         failures = conn.execute(select(NodeRow.failures).where(NodeRow.id == held.row_id)).scalar_one()
         definition = catalog.load_definition(engine, held.definition_id, conn)
         spec = definition.node(held.node_id)
@@ -377,7 +457,6 @@ def fail(
                     details={"status": "queued"},
                 ),
             )
-            inst = _instance(conn, held.instance_id)
             if inst.status != I.RUNNING.value:
                 return Outcome()
             rows = _queued(conn, held.instance_id, NodeRow.id == held.row_id)
@@ -391,7 +470,6 @@ def fail(
             finished_at=now,
             heartbeat_at=None,
         )
-        inst = _instance(conn, held.instance_id)
         if inst.status not in (I.RUNNING.value, I.PAUSED.value):
             return Outcome()
         failure = {
@@ -404,20 +482,28 @@ def fail(
 
 
 def _finish(
-    conn: Connection, instance_id: str, inst: Any, status: I, error: dict[str, Any] | None
+    conn: Connection,
+    instance_id: str,
+    inst: Any,
+    status: I,
+    error: dict[str, Any] | None,
+    entries: list[logs.LogEntry] | None = None,
 ) -> Finished | None:
+    """Move the instance to its end; its log line goes to `entries` when given (written by the caller
+    with its own), else is written here."""
     now = utcnow()
     if not move_instance(conn, instance_id, status, finished_at=now, error=error):
         return None
-    logs.write(
-        conn,
-        logs.LogEntry(
-            instance_id,
-            f"instance {status}",
-            level="error" if error else "info",
-            details={"status": status.value, "error": error},
-        ),
+    entry = logs.LogEntry(
+        instance_id,
+        f"instance {status}",
+        level="error" if error else "info",
+        details={"status": status.value, "error": error},
     )
+    if entries is None:
+        logs.write(conn, entry)
+    else:
+        entries.append(entry)
     return Finished(
         instance_id, status.value, inst.parent_instance_id, inst.parent_node_id, inst.callback_url
     )

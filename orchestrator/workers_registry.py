@@ -42,13 +42,22 @@ def register(
 
 
 @retrying()
-def heartbeat(engine: Engine, worker_id: str) -> None:
+def heartbeat(engine: Engine, worker_id: str, revive_as: str = "active") -> bool:
+    """Renew the worker's heartbeat. A worker that heartbeats is alive: if the sweep had presumed it
+    dead (`gone`: it was frozen or cut off from the database past the timeout), its row becomes
+    `revive_as` again, or every node it claims from now on would be handed back by each sweep.
+    The nodes it held meanwhile were handed back and its results for them are fenced off.
+    Returns True when the worker was revived."""
+    now = utcnow()
     with engine.begin() as conn:
-        conn.execute(
+        revived = conn.execute(
             update(WorkerRow)
-            .where(WorkerRow.id == worker_id, WorkerRow.status != "gone")
-            .values(last_heartbeat_at=utcnow())
-        )
+            .where(WorkerRow.id == worker_id, WorkerRow.status == "gone")
+            .values(status=revive_as, last_heartbeat_at=now)
+        ).rowcount
+        if not revived:
+            conn.execute(update(WorkerRow).where(WorkerRow.id == worker_id).values(last_heartbeat_at=now))
+    return bool(revived)
 
 
 @retrying()

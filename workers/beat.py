@@ -19,24 +19,29 @@ SWEEP_LOCK = "orchestrator.recovery_sweep"
 def recover() -> dict[str, int]:
     """One recovery sweep; a second sweep running at the same moment skips instead of acting twice."""
     engine = resources.engine()
-    with advisory_lock(engine, SWEEP_LOCK) as held:
+    # the lock expires if its holder stalls (frozen, hung) for a heartbeat timeout: a stalled sweep
+    # must not stop every other sweep, and a second sweep is only duplicate work
+    timeout = resources.settings().heartbeat_timeout
+    with advisory_lock(engine, SWEEP_LOCK, expire_after=timeout) as held:
         if not held:
             log.info("another recovery sweep is running; skipping")
             return {"skipped": 1}
-        report = recovery.sweep(engine, resources.settings().heartbeat_timeout)
+        report = recovery.sweep(engine, timeout)
         for outcome in report.outcomes:
             follow_up(outcome)
-    if report.handed_back or report.resent or report.timed_out:
+    if report.handed_back or report.resent or report.started or report.timed_out:
         log.warning(
-            "recovery: %d handed back, %d resent, %d timed out, %d workers gone",
+            "recovery: %d handed back, %d resent, %d pending started, %d timed out, %d workers gone",
             report.handed_back,
             report.resent,
+            report.started,
             report.timed_out,
             report.workers_gone,
         )
     return {
         "handedBack": report.handed_back,
         "resent": report.resent,
+        "started": report.started,
         "timedOut": report.timed_out,
         "workersGone": report.workers_gone,
     }

@@ -15,39 +15,46 @@ from typing import Any
 from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
 from orchestrator import executors, recovery, workers_registry
-from workers import resources, shutdown
+from workers import observe, resources, shutdown
 from workers.tasks import follow_up
 
 log = logging.getLogger(__name__)
 _stop = threading.Event()
+_heartbeat: threading.Thread | None = None
 
 
 def _beat_forever(worker_id: str, interval: float) -> None:
     while not _stop.wait(interval):
         try:
-            workers_registry.heartbeat(resources.engine(), worker_id)
+            revive_as = "shutting_down" if shutdown.draining() else "active"
+            if workers_registry.heartbeat(resources.engine(), worker_id, revive_as):
+                log.warning("this worker had been presumed gone (no heartbeat in time); %s again", revive_as)
         except Exception:
             log.warning("worker heartbeat failed", exc_info=True)
 
 
 @worker_ready.connect
 def _register(sender: Any = None, **_: Any) -> None:
+    global _heartbeat
     settings = resources.settings()
     engine = resources.engine()
     queues = sorted(q.name for q in sender.task_consumer.queues) if sender is not None else []
     concurrency = getattr(getattr(sender, "pool", None), "limit", None) or settings.worker_concurrency
     # a process that just started runs nothing: whatever its id still holds was left by a dead one
-    for outcome in recovery.hand_back_worker_nodes(engine, settings.worker_id, "worker restarted"):
+    taken_back = recovery.hand_back_worker_nodes(engine, settings.worker_id, "worker restarted")
+    for outcome in taken_back:
         follow_up(outcome)
+    observe.handed_back(len(taken_back))
     workers_registry.register(
         engine, settings.worker_id, socket.gethostname(), os.getpid(), queues, executors.names(), concurrency
     )
-    threading.Thread(
+    _heartbeat = threading.Thread(
         target=_beat_forever,
         args=(settings.worker_id, settings.heartbeat_interval),
         name="worker-heartbeat",
         daemon=True,
-    ).start()
+    )
+    _heartbeat.start()
 
 
 @worker_shutting_down.connect
@@ -79,6 +86,7 @@ def _end_grace(worker_id: str, grace: float) -> None:
     outcomes = recovery.hand_back_worker_nodes(engine, worker_id, "shutdown grace period ended")
     for outcome in outcomes:
         follow_up(outcome)
+    observe.handed_back(len(outcomes))
     log.warning("shutdown grace ended: %d node(s) handed back; stopping now", len(outcomes))
     os.kill(os.getpid(), signal.SIGQUIT)  # Celery's cold shutdown: terminate the pool
 
@@ -86,6 +94,8 @@ def _end_grace(worker_id: str, grace: float) -> None:
 @worker_shutdown.connect
 def _leave(**_: Any) -> None:
     _stop.set()
+    if _heartbeat is not None:  # a heartbeat in flight would revive the row marked gone below
+        _heartbeat.join(timeout=15)
     try:
         workers_registry.set_status(resources.engine(), resources.settings().worker_id, "gone")
     except Exception:

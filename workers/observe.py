@@ -1,9 +1,9 @@
 """Observability of the worker side: per-node metrics in Redis, the log context, JSON log format.
 
-Hooks into Celery's signals (so the task code stays as it is) and offers three calls to the node path
-in `workers/runtime.py`: `attempt_completed`, `attempt_failed`, `fencing_rejected`. Each costs at most
-one pipelined Redis round trip and never raises: a metrics store that is down is logged, skipped for
-a while, and the node goes on.
+Hooks into Celery's signals (so the task code stays as it is) and offers calls to the node path in
+`workers/runtime.py`: `attempt_completed`, `attempt_failed`, `fencing_rejected`, `handed_back`. Each
+costs at most one pipelined Redis round trip and never raises: a metrics store that is down is
+logged, skipped for a while, and the node goes on.
 
 Queue wait is measured from the message: `before_task_publish` stamps the send time on every
 `run_node` message, and the worker subtracts the later of that and the message's ETA (a retry's
@@ -19,6 +19,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+from celery.app.amqp import AMQP
 from celery.signals import (
     after_setup_logger,
     after_setup_task_logger,
@@ -60,11 +61,25 @@ def _store() -> Any:
                 url = metrics.store_url(resources.settings().broker_url)
                 if url is None:
                     return None
-                import redis
-
-                _client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+                _client = metrics.connect(url, timeout=1.0)
                 _client_pid = os.getpid()
     return _client
+
+
+class ReadableAMQP(AMQP):
+    """Celery's message factory with one change: the `task-sent` event names a task by its shadow
+    name (`workflow/node [executor]`), as the worker's `task-received` already does.
+
+    Events of sender and worker travel separately; when the sent event arrives last, Flower would
+    otherwise rename the task back to plain `orchestrator.run_node`. Used as `Celery(amqp=...)`.
+    """
+
+    def as_task_v2(self, task_id: str, name: str, *args: Any, **kwargs: Any) -> Any:
+        message = super().as_task_v2(task_id, name, *args, **kwargs)
+        shadow = message.headers.get("shadow")
+        if shadow and message.sent_event:
+            message.sent_event["name"] = shadow
+        return message
 
 
 def _record(action: Any, *args: Any) -> None:
@@ -114,6 +129,12 @@ def _attempt(held: Claim, executor: str | None, duration_ms: float, outcome: str
 
 def fencing_rejected() -> None:
     _record(metrics.increment, {metrics.FENCING_REJECTIONS: 1})
+
+
+def handed_back(count: int) -> None:
+    """Record nodes a stopping (or restarted) worker handed back; the sweep's are counted apart."""
+    if count:
+        _record(metrics.increment, {metrics.SHUTDOWN_HANDBACKS: count})
 
 
 def _eta_timestamp(eta: Any) -> float:
@@ -166,6 +187,7 @@ def _sweep_done(sender: Any = None, result: Any = None, **_: Any) -> None:
     counts = {
         metrics.RECOVERIES: int(result.get("handedBack", 0)),
         metrics.RESENDS: int(result.get("resent", 0)),
+        metrics.RECOVERY_STARTS: int(result.get("started", 0)),
         metrics.INSTANCE_TIMEOUTS: int(result.get("timedOut", 0)),
         metrics.WORKERS_GONE: int(result.get("workersGone", 0)),
     }

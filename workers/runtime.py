@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import os
 import threading
 import time
 import traceback
@@ -20,35 +22,91 @@ from workers import observe, shutdown
 log = logging.getLogger(__name__)
 
 
+class Heartbeats:
+    """One thread per process renews the lease of every node running in it.
+
+    Starting (and joining) a thread per node cost more than a no-op node's own work; nodes register
+    here instead. The thread starts on first use in each process (Celery forks pool children after
+    import; threads and locks are not carried over a fork). Each node is beaten `interval` seconds
+    after it registered and then every `interval` seconds, as with a thread of its own. Registering
+    wakes the thread only when the new node is due before the thread's next planned wake-up.
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._running: dict[int, NodeRuntime] = {}
+        self._due: dict[int, float] = {}
+        self._idle_wait = 1.0
+        self._next_wake = math.inf
+        self._started = False
+
+    def add(self, runtime: NodeRuntime) -> None:
+        with self._lock:
+            if not self._started:
+                self._started = True
+                threading.Thread(target=self._run, name="node-heartbeats", daemon=True).start()
+            due = time.monotonic() + runtime.interval
+            self._running[id(runtime)] = runtime
+            self._due[id(runtime)] = due
+            self._idle_wait = runtime.interval
+            wake = due < self._next_wake
+        if wake:
+            self._wake.set()
+
+    def remove(self, runtime: NodeRuntime) -> None:
+        with self._lock:
+            self._running.pop(id(runtime), None)
+            self._due.pop(id(runtime), None)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.clear()  # before looking: a node added from here on can wake the wait below
+            with self._lock:
+                now = time.monotonic()
+                due = [self._running[key] for key, at in self._due.items() if at <= now]
+                for runtime in due:
+                    self._due[id(runtime)] = now + runtime.interval
+                self._next_wake = min(self._due.values(), default=now + self._idle_wait)
+            for runtime in due:
+                runtime.beat()
+            self._wake.wait(max(self._next_wake - time.monotonic(), 0.0))
+
+
+_heartbeats = Heartbeats()
+
+
 class NodeRuntime:
-    """The context's side effects for one attempt, plus a background heartbeat while it runs."""
+    """The context's side effects for one attempt, plus its lease renewal while it runs."""
 
     def __init__(self, engine: Engine, held: Claim, executor: str | None, interval: float) -> None:
         self._engine = engine
         self._held = held
         self._executor = executor
-        self._interval = interval
+        self.interval = interval
         self._stop_requested = threading.Event()
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{held.node_id}", daemon=True)
 
     def __enter__(self) -> NodeRuntime:
-        self._thread.start()
+        _heartbeats.add(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join(timeout=5)
+        _heartbeats.remove(self)
 
-    def _beat(self) -> None:
-        while not self._done.wait(self._interval):
-            try:
-                if not leases.heartbeat(self._engine, self._held):
-                    self._stop_requested.set()
-            except Exception:  # a missed beat is not fatal; the next one may get through
-                log.warning(
-                    "heartbeat for %s/%s failed", self._held.instance_id, self._held.node_id, exc_info=True
-                )
+    def beat(self) -> None:
+        """Renew the lease (from the heartbeat thread); a missed beat is not fatal, the next may get
+        through."""
+        try:
+            if not leases.heartbeat(self._engine, self._held):
+                self._stop_requested.set()
+        except Exception:
+            log.warning(
+                "heartbeat for %s/%s failed", self._held.instance_id, self._held.node_id, exc_info=True
+            )
 
     def log(self, level: str, message: str, details: dict[str, Any] | None) -> None:
         with self._engine.begin() as conn:
@@ -115,7 +173,9 @@ def run_attempt(engine: Engine, held: Claim, heartbeat_interval: float) -> Outco
             except Exception:
                 if shutdown.draining():
                     # stopped because this worker is going away, not because the node is broken
-                    return recovery.hand_back_held(engine, held, "worker shutting down")
+                    outcome = recovery.hand_back_held(engine, held, "worker shutting down")
+                    observe.handed_back(1)
+                    return outcome
                 raise
         duration_ms = elapsed()
         outcome = scheduling.complete(engine, held, output, duration_ms=duration_ms)

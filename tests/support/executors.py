@@ -4,6 +4,7 @@ database, so a test can count what really ran, independently of the orchestrator
 from __future__ import annotations
 
 import os
+import random
 import time
 from typing import Any
 
@@ -30,7 +31,8 @@ def _engine() -> Any:
     url = os.environ["ORCH_DATABASE_URL"]
     key = (os.getpid(), url)
     if key not in _engines:
-        _engines[key] = create_engine(url, pool_size=2)
+        # pre-ping: a chaos test may KILL this process's idle MySQL connections between effects
+        _engines[key] = create_engine(url, pool_size=2, pool_pre_ping=True)
         metadata.create_all(_engines[key])
     return _engines[key]
 
@@ -89,3 +91,17 @@ def stubborn(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
     record(ctx, "run")
     time.sleep(float(config.get("seconds", 10)))
     return {"slept": config.get("seconds", 10)}
+
+
+@executor("tests.work")
+def work(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
+    """Works for `seconds` (or a random time between `min` and `max`) without looking at
+    `should_stop`, then records one effect naming the worker. Its output says which attempt on which
+    worker produced it, so a test can tell a replacement's result from a stale one."""
+    seconds = config.get("seconds")
+    if seconds is None:
+        seconds = random.uniform(float(config.get("min", 0.05)), float(config.get("max", 0.2)))
+    time.sleep(float(seconds))
+    worker = os.environ.get("ORCH_WORKER_ID", "")
+    record(ctx, "run", worker)
+    return {"node": ctx.node_id, "attempt": ctx.attempt, "worker": worker}

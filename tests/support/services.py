@@ -154,3 +154,32 @@ def run_quietly(
     argv: list[str], env: dict[str, str], timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def redis_server(name: str, port: int, log_dir: Path) -> Process:
+    """A private redis-server that keeps nothing on disk: killing it loses every message it held."""
+    argv = [
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(log_dir),
+    ]
+    return Process(name, argv, process_env(), log_dir / f"{name}.log")
+
+
+def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:
+    """Wait until something accepts TCP connections on `port`."""
+
+    def accepting() -> bool:
+        with socket.socket() as sock:
+            sock.settimeout(0.2)
+            return sock.connect_ex((host, port)) == 0
+
+    wait_for(accepting, timeout, f"a listener on {host}:{port}")

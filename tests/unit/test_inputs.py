@@ -58,8 +58,8 @@ def test_required_missing_or_null() -> None:
         {"email": {"type": "string", "required": True}, "n": {"type": "integer", "required": True}}
     )
     assert problems_of(spec_map, {"n": None}) == [
-        ("input.email", "REQUIRED_FIELD"),
-        ("input.n", "REQUIRED_FIELD"),
+        ("input.email", "REQUIRED_PARAMETER"),
+        ("input.n", "REQUIRED_PARAMETER"),
     ]
 
 
@@ -169,7 +169,7 @@ def test_every_problem_is_reported_at_once() -> None:
         }
     )
     assert problems_of(spec_map, {"age": -1, "ok": "yes", "size": "xl"}) == [
-        ("input.email", "REQUIRED_FIELD"),
+        ("input.email", "REQUIRED_PARAMETER"),
         ("input.age", "VALIDATION_ERROR"),
         ("input.ok", "TYPE_MISMATCH"),
         ("input.size", "VALIDATION_ERROR"),

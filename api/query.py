@@ -1,0 +1,114 @@
+"""Reading query strings into typed values; every problem is a 422 naming the parameter.
+
+Unknown parameters are ignored, as most HTTP APIs do (cache busters and tracing parameters pass).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import request
+
+from api.requests import TAG_KEY
+from orchestrator import logs
+from orchestrator.errors import Problem, ValidationError
+from orchestrator.queries import Cursor, InstanceFilter
+from orchestrator.states import InstanceStatus
+
+MAX_INSTANCE_PAGE = 500
+DEFAULT_INSTANCE_PAGE = 50
+MAX_LOG_PAGE = 5000
+DEFAULT_LOG_PAGE = 1000
+_MAX_ID = 2**63 - 1
+_INTEGER = re.compile(r"[+-]?[0-9]{1,19}", re.ASCII)
+_MAX_TEXT = 255  # the longest name, id or tag value a filter can usefully hold
+
+
+def _invalid(name: str, message: str, code: str = "VALIDATION_ERROR") -> ValidationError:
+    return ValidationError(f"invalid query parameter {name!r}", [Problem(name, message, code)])
+
+
+def integer(name: str, default: int | None, minimum: int, maximum: int) -> int | None:
+    """The parameter as an integer in [minimum, maximum]; `default` when absent."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not _INTEGER.fullmatch(raw.strip()):
+        raise _invalid(name, "must be an integer", "TYPE_MISMATCH")
+    value = int(raw)
+    if not minimum <= value <= maximum:
+        raise _invalid(name, f"must be between {minimum} and {maximum}")
+    return value
+
+
+def text(name: str) -> str | None:
+    value = request.args.get(name)
+    if value is not None and len(value) > _MAX_TEXT:
+        raise _invalid(name, f"must be at most {_MAX_TEXT} characters")
+    return value or None
+
+
+def timestamp(name: str) -> datetime | None:
+    """An ISO 8601 time (`2024-05-01T12:00:00Z`; without an offset it is UTC) as naive UTC."""
+    value = request.args.get(name)
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+        if parsed.tzinfo is not None:
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    except ValueError:
+        raise _invalid(name, "must be an ISO 8601 time such as 2024-05-01T12:00Z", "TYPE_MISMATCH") from None
+    except OverflowError:  # an offset that moves the time past year 1 or 9999
+        raise _invalid(name, "must be between 1970 and 9999") from None
+    if not 1970 <= parsed.year <= 9999:
+        raise _invalid(name, "must be between 1970 and 9999")
+    return parsed
+
+
+def instance_filter() -> InstanceFilter:
+    """`status` (repeatable or comma-separated), `workflow`, `tag=key:value` (repeatable), `externalId`."""
+    statuses = [s.strip() for value in request.args.getlist("status") for s in value.split(",") if s.strip()]
+    known = {s.value for s in InstanceStatus}
+    unknown = [s for s in statuses if s not in known]
+    if unknown:
+        raise _invalid("status", f"must be among {', '.join(sorted(known))}; got {unknown[0][:64]!r}")
+    tags = []
+    for value in request.args.getlist("tag"):
+        key, sep, wanted = value.partition(":")
+        if not sep or not TAG_KEY.fullmatch(key) or len(wanted) > 1024:
+            raise _invalid("tag", "must be key:value, the key 1-128 letters, digits, '_', '.', '/' or '-'")
+        tags.append((key, wanted))
+    return InstanceFilter(
+        statuses=tuple(dict.fromkeys(statuses)),
+        workflow=text("workflow"),
+        tags=tuple(tags),
+        external_id=text("externalId"),
+    )
+
+
+def instance_page() -> tuple[int, Cursor | None]:
+    """`limit` (default 50, at most 500) and `cursor` (a `nextCursor` from a previous page)."""
+    limit = integer("limit", DEFAULT_INSTANCE_PAGE, 1, MAX_INSTANCE_PAGE)
+    assert limit is not None
+    cursor = request.args.get("cursor")
+    if cursor is not None and len(cursor) > 512:
+        raise _invalid("cursor", "is not a cursor returned by this API")
+    return limit, Cursor.decode(cursor) if cursor else None
+
+
+def log_filter() -> dict[str, Any]:
+    """Keyword arguments of `logs.query` from `nodeId`, `level`, `since`, `until`, `afterId`, `limit`."""
+    level = request.args.get("level") or None
+    if level is not None and level not in logs.LEVELS:
+        raise _invalid("level", f"must be one of {', '.join(logs.LEVELS)}")
+    return {
+        "node_id": text("nodeId"),
+        "level": level,
+        "since": timestamp("since"),
+        "until": timestamp("until"),
+        "after_id": integer("afterId", None, 0, _MAX_ID),
+        "limit": integer("limit", DEFAULT_LOG_PAGE, 1, MAX_LOG_PAGE),
+    }

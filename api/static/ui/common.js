@@ -1,0 +1,80 @@
+// Shared by the UI pages: API calls (with the optional bearer token), DOM helpers, formatting.
+"use strict";
+
+const Orch = (() => {
+  const params = new URLSearchParams(window.location.search);
+  if (params.get("token")) {
+    // keep the token for this tab only, and out of the address bar and history
+    sessionStorage.setItem("orchToken", params.get("token"));
+    params.delete("token");
+    const query = params.toString();
+    history.replaceState(null, "", window.location.pathname + (query ? "?" + query : ""));
+  }
+  const token = sessionStorage.getItem("orchToken") || "";
+  const root = document.body.dataset.root || "";
+  const apiBase = root + "/api/v1";
+  const SVG_NS = "http://www.w3.org/2000/svg";
+
+  async function api(path) {
+    const headers = { Accept: "application/json" };
+    if (token) headers.Authorization = "Bearer " + token;
+    const response = await fetch(apiBase + path, { headers, cache: "no-store" });
+    if (!response.ok) {
+      let message = "HTTP " + response.status;
+      try {
+        const body = await response.json();
+        if (body && body.error && body.error.message) message += ": " + body.error.message;
+      } catch (_) {
+        // not JSON: the status says enough
+      }
+      const error = new Error(path + ": " + message);
+      error.status = response.status;
+      throw error;
+    }
+    return response.json();
+  }
+
+  // el("div", {class: "x", "data-a": 1}, child, "text") -- text is always set as text, never as HTML
+  function make(element, attrs, children) {
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === undefined || value === null || value === false) continue;
+      if (key.startsWith("on") && typeof value === "function") element.addEventListener(key.slice(2), value);
+      else element.setAttribute(key, String(value));
+    }
+    for (const child of children) {
+      if (child === undefined || child === null || child === false) continue;
+      element.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return element;
+  }
+  const el = (tag, attrs, ...children) => make(document.createElement(tag), attrs, children);
+  const svg = (tag, attrs, ...children) => make(document.createElementNS(SVG_NS, tag), attrs, children);
+
+  function time(iso) {
+    if (!iso) return "—";
+    const date = new Date(iso);
+    return isNaN(date) ? String(iso) : date.toLocaleString();
+  }
+
+  function duration(ms) {
+    if (ms === null || ms === undefined || isNaN(ms)) return "—";
+    if (ms < 1000) return Math.round(ms) + " ms";
+    const s = ms / 1000;
+    if (s < 60) return s.toFixed(s < 10 ? 2 : 1) + " s";
+    const m = Math.floor(s / 60);
+    if (m < 60) return m + " min " + Math.round(s - m * 60) + " s";
+    return Math.floor(m / 60) + " h " + (m % 60) + " min";
+  }
+
+  function between(startIso, endIso) {
+    if (!startIso) return null;
+    const end = endIso ? new Date(endIso) : new Date();
+    return end - new Date(startIso);
+  }
+
+  function json(value) {
+    return value === undefined ? "" : JSON.stringify(value, null, 2);
+  }
+
+  return { api, apiBase, token, root, params, el, svg, time, duration, between, json };
+})();

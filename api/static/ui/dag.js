@@ -1,0 +1,469 @@
+// One instance: its workflow's DAG as an SVG (layered, left to right), each node coloured by its state
+// and kept live from the event stream, or by polling /nodes and /status when the stream is unavailable.
+"use strict";
+
+(() => {
+  const { api, apiBase, token, params, el, svg, time, duration, between, json } = Orch;
+  const instanceId = document.body.dataset.instanceId;
+  const base = "/instances/" + encodeURIComponent(instanceId);
+  const FINISHED = new Set(["completed", "failed", "cancelled"]);
+  const NODE_DONE = new Set(["completed", "failed", "skipped", "cancelled"]);
+  const RANK = { pending: 0, queued: 1, running: 2, completed: 3, failed: 3, skipped: 3, cancelled: 3 };
+  const NODE_W = 190, NODE_H = 46, GAP_X = 64, GAP_Y = 16, PAD = 12;
+  const POLL_MS = 1000, LOG_LINES = 200;
+
+  const state = {
+    nodes: new Map(), // node id -> {spec, g, sub, edgesOut: [], data}
+    selected: null,
+    instance: null,
+    finished: false,
+    source: null,
+    poller: null,
+    logIds: new Set(),
+    ticks: 0,
+  };
+  const $ = (id) => document.getElementById(id);
+
+  // ---------------------------------------------------------------- layout
+
+  function dependsOn(spec, known) {
+    return (Array.isArray(spec.dependsOn) ? spec.dependsOn : []).filter((d) => known.has(d));
+  }
+
+  // Layer = longest path from a root (Kahn's order, no recursion: a 10,000-node chain is fine). An edge
+  // that spans several layers passes through a waypoint in each layer between, so it is routed around
+  // the nodes there instead of under them. Within a layer, a few barycenter sweeps put nodes near
+  // their parents and children to cut crossings.
+  function layout(specs) {
+    const known = new Map(specs.map((s) => [s.id, s]));
+    const children = new Map(specs.map((s) => [s.id, []]));
+    const indegree = new Map();
+    for (const s of specs) {
+      const deps = dependsOn(s, known);
+      indegree.set(s.id, deps.length);
+      for (const d of deps) children.get(d).push(s.id);
+    }
+    const depth = new Map(specs.map((s) => [s.id, 0]));
+    const queue = specs.filter((s) => indegree.get(s.id) === 0).map((s) => s.id);
+    for (let i = 0; i < queue.length; i++) {
+      const id = queue[i];
+      for (const child of children.get(id)) {
+        depth.set(child, Math.max(depth.get(child), depth.get(id) + 1));
+        indegree.set(child, indegree.get(child) - 1);
+        if (indegree.get(child) === 0) queue.push(child);
+      }
+    }
+    const layers = [];
+    const place = (id, d) => (layers[d] = layers[d] || []).push(id);
+    const up = new Map(); // slot -> slots one layer up (waypoints included)
+    const down = new Map();
+    const link = (a, b) => {
+      (down.get(a) || down.set(a, []).get(a)).push(b);
+      (up.get(b) || up.set(b, []).get(b)).push(a);
+    };
+    const routes = new Map(); // "dep\u0000id" -> waypoint slots, in order
+    for (const s of specs) place(s.id, depth.get(s.id));
+    for (const s of specs) {
+      for (const dep of dependsOn(s, known)) {
+        let previous = dep;
+        const waypoints = [];
+        for (let d = depth.get(dep) + 1; d < depth.get(s.id); d++) {
+          const slot = "\u0000" + dep + "\u0000" + s.id + "\u0000" + d;
+          place(slot, d);
+          link(previous, slot);
+          waypoints.push(slot);
+          previous = slot;
+        }
+        link(previous, s.id);
+        routes.set(dep + "\u0000" + s.id, waypoints);
+      }
+    }
+    const index = new Map();
+    layers.forEach((layer) => layer.forEach((id, i) => index.set(id, i)));
+    const sweep = (layer, neighbours) => {
+      const key = new Map(
+        layer.map((id, i) => {
+          const around = neighbours.get(id) || [];
+          return [id, around.length ? around.reduce((sum, n) => sum + index.get(n), 0) / around.length : i];
+        })
+      );
+      layer.sort((a, b) => key.get(a) - key.get(b));
+      layer.forEach((id, i) => index.set(id, i));
+    };
+    for (let pass = 0; pass < 4; pass++) {
+      for (let l = 1; l < layers.length; l++) sweep(layers[l], up);
+      for (let l = layers.length - 2; l >= 0; l--) sweep(layers[l], down);
+    }
+    const widest = Math.max(1, ...layers.map((l) => l.length));
+    const positions = new Map();
+    layers.forEach((layer, l) => {
+      const offset = ((widest - layer.length) * (NODE_H + GAP_Y)) / 2;
+      layer.forEach((id, i) => {
+        positions.set(id, { x: PAD + l * (NODE_W + GAP_X), y: PAD + offset + i * (NODE_H + GAP_Y) });
+      });
+    });
+    return {
+      positions,
+      routes,
+      width: PAD * 2 + layers.length * NODE_W + Math.max(0, layers.length - 1) * GAP_X,
+      height: PAD * 2 + widest * NODE_H + (widest - 1) * GAP_Y,
+    };
+  }
+
+  // The SVG path of one edge: a curve from the source's right side to the target's left side, running
+  // straight across each waypoint's slot on the way.
+  function edgePath(from, waypoints, to) {
+    const mid = NODE_H / 2;
+    const points = [[from.x + NODE_W, from.y + mid]];
+    for (const w of waypoints) points.push([w.x, w.y + mid], [w.x + NODE_W, w.y + mid]);
+    points.push([to.x - 2, to.y + mid]);
+    let d = `M${points[0][0]},${points[0][1]}`;
+    for (let i = 1; i < points.length; i++) {
+      const [[x1, y1], [x2, y2]] = [points[i - 1], points[i]];
+      if (i % 2 === 0) {
+        d += ` L${x2},${y2}`; // across a waypoint's slot
+      } else {
+        const bend = Math.max(24, (x2 - x1) / 2);
+        d += ` C${x1 + bend},${y1} ${x2 - bend},${y2} ${x2},${y2}`;
+      }
+    }
+    return d;
+  }
+
+  function clip(text, max) {
+    return text.length > max ? text.slice(0, max - 1) + "…" : text;
+  }
+
+  function draw(specs) {
+    const known = new Map(specs.map((s) => [s.id, s]));
+    const { positions, routes, width, height } = layout(specs);
+    const root = $("dag");
+    root.replaceChildren();
+    root.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    root.setAttribute("width", width);
+    root.setAttribute("height", height);
+    root.append(
+      svg(
+        "defs",
+        {},
+        svg(
+          "marker",
+          { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto" },
+          svg("path", { d: "M0,0 L10,5 L0,10 z" })
+        )
+      )
+    );
+    const edges = svg("g", { class: "edges" });
+    const nodes = svg("g", { class: "nodes" });
+    root.append(edges, nodes);
+    for (const spec of specs) {
+      const { x, y } = positions.get(spec.id);
+      const sub = svg("text", { class: "sub", x: 10, y: 36 }, spec.executor || spec.type || "");
+      const g = svg(
+        "g",
+        {
+          class: "node",
+          "data-node-id": spec.id,
+          "data-status": "pending",
+          transform: `translate(${x},${y})`,
+          tabindex: 0,
+          role: "button",
+          onclick: () => select(spec.id),
+          onkeydown: (e) => (e.key === "Enter" || e.key === " ") && select(spec.id),
+        },
+        svg("title", {}, spec.id + (spec.executor ? " (" + spec.executor + ")" : "")),
+        svg("rect", { width: NODE_W, height: NODE_H, rx: 7 }),
+        svg("text", { class: "label", x: 10, y: 19 }, clip(spec.id, 24)),
+        sub
+      );
+      nodes.append(g);
+      state.nodes.set(spec.id, { spec, g, sub, edgesOut: [], data: { nodeId: spec.id, status: "pending" } });
+    }
+    for (const spec of specs) {
+      for (const dep of dependsOn(spec, known)) {
+        const waypoints = (routes.get(dep + "\u0000" + spec.id) || []).map((w) => positions.get(w));
+        const path = svg("path", {
+          class: "edge",
+          "data-from": dep,
+          "data-to": spec.id,
+          "data-status": "pending",
+          d: edgePath(positions.get(dep), waypoints, positions.get(spec.id)),
+          "marker-end": "url(#arrow)",
+        });
+        edges.append(path);
+        state.nodes.get(dep).edgesOut.push(path);
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- state
+
+  function nodeIdOf(data) {
+    return data.nodeId || data.node_id || data.node || data.id;
+  }
+
+  // `guarded` merges a snapshot that may be older than events already applied: never go back to an
+  // earlier attempt, nor to an earlier state of the same attempt.
+  function applyNode(data, guarded) {
+    const entry = state.nodes.get(nodeIdOf(data));
+    if (!entry || !data.status) return;
+    const current = entry.data;
+    if (guarded) {
+      const [a, b] = [current.attempt || 0, data.attempt || 0];
+      if (a > b || (a === b && (RANK[current.status] || 0) > (RANK[data.status] || 0))) return;
+    }
+    entry.data = { ...current, ...data, nodeId: entry.spec.id };
+    const status = entry.data.status;
+    entry.g.dataset.status = status;
+    entry.g.setAttribute("class", "node" + (state.selected === entry.spec.id ? " selected" : ""));
+    const bits = [entry.spec.executor || entry.spec.type || "", status];
+    if ((entry.data.attempt || 0) > 1) bits.push("#" + entry.data.attempt);
+    if (entry.data.workerId && status === "running") bits.push(entry.data.workerId);
+    entry.sub.textContent = clip(bits.filter(Boolean).join(" · "), 30);
+    for (const edge of entry.edgesOut) edge.dataset.status = status;
+    if (state.selected === entry.spec.id) {
+      renderDetails();
+      // events carry no output: fetch it once the selected node has finished
+      if (!guarded && NODE_DONE.has(status) && !("output" in data)) loadDetails();
+    }
+    renderProgress();
+  }
+
+  function renderProgress() {
+    const all = [...state.nodes.values()];
+    const done = all.filter((n) => NODE_DONE.has(n.data.status)).length;
+    const running = all.filter((n) => n.data.status === "running").length;
+    $("progress-bar").style.width = (all.length ? (100 * done) / all.length : 100) + "%";
+    const counts = $("counts");
+    if (counts) counts.textContent = `${done}/${all.length} finished, ${running} running`;
+  }
+
+  function applyStatus(status) {
+    if (!status || !status.status) return;
+    state.instance = { ...(state.instance || {}), ...status };
+    const badge = $("instance-status");
+    badge.dataset.status = status.status;
+    badge.textContent = status.status;
+    renderSummary();
+    if (FINISHED.has(status.status)) finish();
+  }
+
+  function renderSummary() {
+    const i = state.instance || {};
+    const rows = [
+      ["workflow", i.workflow ? i.workflow + " " + (i.version || "") : "—"],
+      ["nodes", el("span", { id: "counts" })],
+      ["created", time(i.createdAt)],
+      ["started", time(i.startedAt)],
+      ["finished", time(i.finishedAt)],
+      ["elapsed", duration(i.executionTimeMs ?? between(i.startedAt, i.finishedAt))],
+    ];
+    if (i.priority) rows.push(["priority", i.priority]);
+    if (i.externalId) rows.push(["external id", i.externalId]);
+    if (i.parentInstanceId) {
+      rows.push(["parent", el("a", { href: "./" + encodeURIComponent(i.parentInstanceId) }, i.parentInstanceId)]);
+    }
+    $("summary").replaceChildren(...rows.map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v))));
+    const error = $("instance-error");
+    error.hidden = !i.error;
+    if (i.error) {
+      error.querySelector("summary").textContent = `${i.error.code || "error"}: ${i.error.message || ""}`;
+      error.querySelector("pre").textContent = json(i.error);
+    }
+    renderProgress();
+  }
+
+  function setLive(mode, why) {
+    const live = $("live");
+    live.dataset.live = mode;
+    live.textContent = { events: "live (events)", polling: "live (polling)", finished: "finished" }[mode] || mode;
+    live.title = why || "";
+  }
+
+  // ---------------------------------------------------------------- details
+
+  function select(nodeId) {
+    state.selected = nodeId;
+    for (const [id, entry] of state.nodes) entry.g.setAttribute("class", "node" + (id === nodeId ? " selected" : ""));
+    renderDetails();
+    loadDetails();
+  }
+
+  // fresh output, error and checkpoint of every node (events carry only states)
+  function loadDetails() {
+    api(base + "/nodes")
+      .then((body) => (body.nodes || []).forEach((n) => applyNode(n, true)))
+      .catch((e) => showProblem(e));
+  }
+
+  function field(label, value, cls) {
+    return [el("dt", {}, label), el("dd", cls ? { class: cls } : {}, value)];
+  }
+
+  function block(label, value) {
+    if (value === undefined || value === null) return [];
+    return [el("h3", {}, label), el("pre", { class: label === "error" ? "error" : "" }, json(value))];
+  }
+
+  function renderDetails() {
+    const entry = state.nodes.get(state.selected);
+    if (!entry) return;
+    const d = entry.data, s = entry.spec;
+    const took = d.startedAt && (d.finishedAt || d.status === "running") ? between(d.startedAt, d.finishedAt) : null;
+    $("details").replaceChildren(
+      el("h2", {}, s.id),
+      s.name && s.name !== s.id ? el("p", { class: "hint" }, s.name) : "",
+      el(
+        "dl",
+        {},
+        ...field("status", el("span", { class: "badge", "data-status": d.status }, d.status)),
+        ...field("executor", s.executor || s.type || "—"),
+        ...field("attempt", d.attempt ?? "—"),
+        ...field("worker", d.workerId || "—"),
+        ...field("queued", time(d.queuedAt)),
+        ...field("started", time(d.startedAt)),
+        ...field("finished", time(d.finishedAt)),
+        ...field("duration", duration(took)),
+        ...field("depends on", (s.dependsOn || []).join(", ") || "—")
+      ),
+      ...block("error", d.error),
+      ...block("output", d.output),
+      ...block("last checkpoint", d.lastCheckpoint),
+      ...block("config", s.config)
+    );
+  }
+
+  // ---------------------------------------------------------------- log
+
+  function addLog(line) {
+    if (!line || !line.message) return;
+    if (line.id !== undefined) {
+      if (state.logIds.has(line.id)) return;
+      state.logIds.add(line.id);
+    }
+    const list = $("log");
+    const node = line.nodeId
+      ? el("a", { class: "node-ref", href: "#", onclick: (e) => (e.preventDefault(), select(line.nodeId)) }, line.nodeId)
+      : "";
+    list.append(
+      el(
+        "li",
+        { "data-level": line.level || "info" },
+        el("time", {}, line.timestamp ? new Date(line.timestamp).toLocaleTimeString() : ""),
+        " ",
+        el("span", { class: "level" }, line.level || ""),
+        " ",
+        node,
+        node ? " " : "",
+        line.message
+      )
+    );
+    while (list.children.length > LOG_LINES) list.firstElementChild.remove();
+  }
+
+  async function refreshLogs() {
+    const body = await api(base + "/logs?limit=1000");
+    (body.logs || []).forEach(addLog);
+  }
+
+  function showProblem(error) {
+    const p = $("problem") || el("p", { id: "problem", class: "error" });
+    p.textContent = String(error.message || error);
+    document.querySelector(".summary").append(p);
+  }
+
+  // ---------------------------------------------------------------- live updates
+
+  async function refresh(guarded) {
+    const [status, body] = await Promise.all([api(base + "/status"), api(base + "/nodes")]);
+    (body.nodes || []).forEach((n) => applyNode(n, guarded));
+    applyStatus(status);
+  }
+
+  function startEvents() {
+    setLive("events");
+    const source = new EventSource(apiBase + base + "/events");
+    state.source = source;
+    const parse = (e) => {
+      try {
+        return JSON.parse(e.data);
+      } catch (_) {
+        return null;
+      }
+    };
+    source.addEventListener("node", (e) => {
+      const data = parse(e);
+      if (data) applyNode(data, false);
+    });
+    source.addEventListener("status", (e) => applyStatus(parse(e)));
+    source.addEventListener("log", (e) => addLog(parse(e)));
+    source.addEventListener("end", (e) => {
+      source.close();
+      state.source = null;
+      const data = parse(e);
+      if (data && data.status) applyStatus(data);
+      finish();
+    });
+    source.onopen = () => refresh(true).catch(showProblem); // catch up on what happened before the stream
+    source.onerror = () => {
+      if (state.source !== source) return;
+      source.close(); // no automatic reconnects: poll instead, which always works
+      state.source = null;
+      if (!state.finished) startPolling("the event stream is unavailable");
+    };
+  }
+
+  function startPolling(why) {
+    setLive("polling", why);
+    const tick = async () => {
+      state.poller = null;
+      try {
+        await refresh(false);
+        if (state.ticks++ % 2 === 0) await refreshLogs();
+        $("problem")?.remove(); // a failed poll is forgotten once one succeeds
+      } catch (e) {
+        showProblem(e);
+      }
+      if (!state.finished) state.poller = setTimeout(tick, POLL_MS);
+    };
+    tick();
+  }
+
+  let finishing = false;
+  function finish() {
+    if (state.finished || finishing) return;
+    finishing = true;
+    state.finished = true;
+    if (state.poller) clearTimeout(state.poller);
+    if (state.source) state.source.close();
+    setLive("finished");
+    // the last snapshot: outputs, errors and the log lines written with the end
+    Promise.all([api(base + "/nodes"), refreshLogs()])
+      .then(([body]) => (body.nodes || []).forEach((n) => applyNode(n, false)))
+      .catch(showProblem);
+  }
+
+  async function start() {
+    const instance = await api(base);
+    state.instance = instance;
+    document.title = `${instance.workflow} ${instanceId} · orchestrator`;
+    $("title").replaceChildren(el("span", {}, instance.workflow + " "), el("code", {}, instanceId));
+    const definition = await api(
+      "/definitions/" + encodeURIComponent(instance.workflow) + "/" + encodeURIComponent(instance.version)
+    );
+    draw(definition.nodes || []);
+    applyStatus(instance);
+    if (state.finished) return; // finish() loaded the final state
+    await refresh(true);
+    await refreshLogs();
+    if (state.finished) return;
+    // EventSource cannot send an Authorization header: with a token, poll
+    if (token || params.get("live") === "poll" || !window.EventSource) startPolling(token ? "token in use" : "");
+    else startEvents();
+  }
+
+  start().catch((e) => {
+    setLive("error", String(e.message || e));
+    showProblem(e);
+  });
+})();

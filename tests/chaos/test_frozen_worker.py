@@ -1,0 +1,153 @@
+"""A worker frozen (SIGSTOP) past the heartbeat timeout: the sweep hands its node to another worker,
+and when the frozen one thaws (SIGCONT) its late result is fenced off; then it works normally again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+from sqlalchemy import select
+
+from orchestrator.models import WorkerRow
+from tests.acceptance.helpers import define, effects, log_messages, nodes, start
+from tests.chaos import helpers
+from tests.support.services import Process, wait_for
+
+SLOW = {
+    "name": "chaos-slow",
+    "version": "1.0.0",
+    "nodes": [{"id": "slow", "type": "task", "executor": "tests.work", "config": {"seconds": 3}}],
+}
+
+
+def _worker_status(db, worker_id: str) -> str | None:
+    with db.connect() as conn:
+        return conn.execute(select(WorkerRow.status).where(WorkerRow.id == worker_id)).scalar()
+
+
+def test_a_frozen_workers_late_result_is_fenced_and_the_replacement_result_stands(db, live_api, processes):
+    """w1 runs a 3 s node and is frozen with SIGSTOP (its whole process group) right after claiming
+    it. Past the heartbeat timeout the sweep hands the node back and w2 runs attempt 2. After SIGCONT,
+    w1's attempt 1 finishes and its result is dropped (a FENCED log line); the node's output and
+    attempt are w2's, and the node completed exactly once."""
+    w1 = processes.worker("w1")
+    processes.beat()
+    define(live_api, SLOW)
+    instance_id = start(live_api, SLOW["name"])
+    wait_for(lambda: nodes(db, instance_id)["slow"].status == "running", 30, "the node to run on w1")
+    assert nodes(db, instance_id)["slow"].worker_id == "w1"
+    processes.worker("w2")  # registered only now: nothing else is queued, so it idles until the hand-back
+
+    os.killpg(w1.pid, signal.SIGSTOP)
+    frozen_at = helpers.now()
+    frozen = time.monotonic()
+    try:
+        wait_for(
+            lambda: (
+                (row := nodes(db, instance_id)["slow"]).worker_id == "w2"
+                and row.status in ("running", "completed")
+            ),
+            30,
+            "the node to run again on w2",
+        )
+        recovered_in = time.monotonic() - frozen
+    finally:
+        os.killpg(w1.pid, signal.SIGCONT)
+    helpers.record_recovery("frozen worker: SIGSTOP -> running on another worker", recovered_in)
+    print(f"\nSIGSTOP -> running again on w2: {recovered_in:.2f}s (bound {helpers.RECOVERY_BOUND_S:.1f}s)")
+    assert recovered_in <= helpers.RECOVERY_BOUND_S
+
+    assert live_api.wait_status(instance_id)["status"] == "completed"
+    fenced_line = "result of attempt 1 dropped: the node is no longer held by it"
+    wait_for(
+        lambda: fenced_line in log_messages(db, instance_id, "slow"), 30, "w1's late result to be dropped"
+    )
+    row = nodes(db, instance_id)["slow"]
+    assert (row.status, row.attempt, row.worker_id) == ("completed", 2, "w2")
+    assert row.output == {"node": "slow", "attempt": 2, "worker": "w2"}
+    messages = log_messages(db, instance_id, "slow")
+    assert messages.count("node completed") == 1, messages
+    fenced = helpers.log_rows(db, [instance_id], "result of attempt % dropped%")
+    assert [(f.attempt, f.worker_id, f.details["code"]) for f in fenced] == [(1, "w1", "FENCED")]
+    # both attempts really ran (at least once execution); only attempt 2's result was committed
+    assert sorted((e.attempt, e.data) for e in effects(db, instance_id, "run")) == [(1, "w1"), (2, "w2")]
+    assert fenced[0].created_at > frozen_at
+
+
+def test_a_thawed_worker_rejoins_and_its_new_nodes_are_not_handed_back(db, live_api, processes):
+    """A worker frozen past the heartbeat timeout is marked `gone` by the sweep. Once thawed it is
+    alive: its heartbeats make it `active` again, and the nodes it claims from then on run to
+    completion on it instead of being handed back by every sweep."""
+    w1 = processes.worker("w1")
+    processes.worker("w2", queues=["orchestrator", "default"])  # runs the sweeps, cannot take the node
+    processes.beat()
+    define(live_api, SLOW)
+    os.killpg(w1.pid, signal.SIGSTOP)
+    try:
+        wait_for(lambda: _worker_status(db, "w1") == "gone", 30, "the sweep to mark w1 gone")
+    finally:
+        os.killpg(w1.pid, signal.SIGCONT)
+    wait_for(lambda: _worker_status(db, "w1") == "active", 10, "w1 to be active again after SIGCONT")
+
+    instance_id = start(live_api, SLOW["name"])
+    assert live_api.wait_status(instance_id, timeout=60)["status"] == "completed"
+    row = nodes(db, instance_id)["slow"]
+    assert (row.attempt, row.worker_id, row.handbacks) == (1, "w1", 0)
+
+
+# the beat's sweep task itself, run in a process of its own and frozen in the middle of the sweep
+FROZEN_SWEEP = """
+import os, signal
+from orchestrator import recovery
+from workers import beat
+
+def sweep_and_freeze(*args, **kwargs):
+    print("sweeping under the lock; freezing", flush=True)
+    os.kill(os.getpid(), signal.SIGSTOP)
+
+recovery.sweep = sweep_and_freeze
+beat.recover()
+"""
+
+
+def test_a_sweep_frozen_while_holding_its_lock_does_not_stop_recovery(db, live_api, processes):
+    """A recovery sweep freezes (SIGSTOP) in the middle, holding the sweep's lock with its MySQL
+    connection open. Every other sweep finds the lock taken, yet only until the lock expires (a
+    heartbeat timeout of silence): a worker SIGKILLed meanwhile is still recovered in time."""
+    w1 = processes.worker("w1")
+    processes.worker("w2", queues=["orchestrator", "default"])  # runs the sweeps, cannot take the node
+    processes.beat()
+    define(live_api, SLOW)
+    instance_id = start(live_api, SLOW["name"])
+    wait_for(lambda: nodes(db, instance_id)["slow"].status == "running", 30, "the node to run on w1")
+    processes.worker("w3")  # idles until the hand-back
+
+    holder = Process(
+        "lock-holder",
+        [sys.executable, "-c", FROZEN_SWEEP],
+        processes.env,
+        processes.tmp_path / "lock-holder.log",
+    ).start()
+    try:
+        wait_for(lambda: "freezing" in holder.log_text(), 30, "the lock holder to freeze")
+        assert holder.alive()
+        w1.kill()
+        killed = time.monotonic()
+        wait_for(
+            lambda: (
+                (row := nodes(db, instance_id)["slow"]).worker_id == "w3"
+                and row.status in ("running", "completed")
+            ),
+            30,
+            "the node to run again on w3",
+        )
+        recovered_in = time.monotonic() - killed
+        assert holder.alive()  # still frozen, its connection closed by the server: the lock expired
+    finally:
+        holder.kill()
+    helpers.record_recovery("frozen lock holder: SIGKILL -> running again on another worker", recovered_in)
+    print(f"\nlock holder frozen; SIGKILL -> running again on w3: {recovered_in:.2f}s")
+    assert recovered_in <= helpers.RECOVERY_BOUND_S
+    assert live_api.wait_status(instance_id)["status"] == "completed"

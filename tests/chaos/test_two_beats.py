@@ -1,0 +1,73 @@
+"""Two beats by mistake: both send the recovery sweep, yet every node interrupted by a SIGKILL is
+handed back exactly once (the sweep's lock, and under it a compare-and-set per node attempt)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from tests.acceptance.helpers import define
+from tests.chaos import helpers
+from tests.support.services import wait_for
+
+NODES = 3
+TOTAL = 30
+LONG = {
+    "name": "chaos-long",
+    "version": "1.0.0",
+    "nodes": [
+        {"id": "long", "type": "task", "executor": "tests.steps", "config": {"total": TOTAL, "delay": 0.1}}
+    ],
+}
+
+
+def test_with_two_beats_each_node_of_a_killed_worker_is_handed_back_exactly_once(db, live_api, processes):
+    """w1 runs three long checkpointing nodes; w2 runs the sweeps that two beats send every second;
+    w3 stands by. w1 is SIGKILLed: each of its nodes is handed back once (one 'handed back' line,
+    attempt 2), runs again on w3 within the recovery bound and completes once."""
+    w1 = processes.worker("w1", concurrency=NODES)
+    processes.worker("w2", queues=["orchestrator", "default"])  # sweeps only: cannot take the nodes
+    beats = [processes.beat("beat1"), processes.beat("beat2")]
+    define(live_api, LONG)
+    instance_ids = helpers.start_batch(live_api, LONG["name"], NODES)
+
+    def all_running_on_w1() -> bool:
+        rows = helpers.node_rows(db, instance_ids).values()
+        steps = Counter(e.instance_id for e in helpers.effect_rows(db, instance_ids, "step"))
+        return all(r.status == "running" and r.worker_id == "w1" for r in rows) and all(
+            steps[i] >= 3 for i in instance_ids
+        )
+
+    wait_for(all_running_on_w1, 60, "every node running on w1", interval=0.1)
+    processes.worker("w3", concurrency=NODES)  # nothing is queued: it idles until the hand-backs
+
+    killed_at = helpers.now()
+    w1.kill()
+    helpers.wait_all_completed(db, instance_ids, timeout=60)
+
+    counts = helpers.assert_each_node_committed_once(db, instance_ids, effect_kind=None)
+    handed_back = Counter(
+        (line.instance_id, line.node_id) for line in helpers.log_rows(db, instance_ids, "node handed back%")
+    )
+    assert handed_back == Counter({(i, "long"): 1 for i in instance_ids}), handed_back
+    rows = helpers.node_rows(db, instance_ids)
+    assert {(r.attempt, r.worker_id, r.handbacks) for r in rows.values()} == {(2, "w3", 1)}
+    for instance_id in instance_ids:
+        done = Counter(int(e.data) for e in helpers.effect_rows(db, [instance_id], "step"))
+        assert set(done) == set(range(TOTAL))
+        # at least once: only the step between its effect and its checkpoint can run twice
+        assert sum(done.values()) - TOTAL <= 1, done
+
+    events = helpers.recovery_events(db, instance_ids, {"w1": [killed_at]})
+    assert len(events) == NODES
+    for event in events:
+        helpers.record_recovery("two beats: SIGKILL -> handed back", event.handed_back_s)
+        helpers.record_recovery("two beats: SIGKILL -> running again on w3", event.running_again_s)
+    again = [e.running_again_s for e in events]
+    sent = [b.log_text().count("Sending due task recovery-sweep") for b in beats]
+    skipped = sum(p.log_text().count("another recovery sweep is running") for p in processes.started)
+    print(
+        f"\nsweeps sent by beat1/beat2: {sent}, skipped under the lock: {skipped}; {counts}; "
+        f"SIGKILL -> running again: {helpers.describe(again)}"
+    )
+    assert all(n >= 2 for n in sent), sent
+    assert max(again) <= helpers.RECOVERY_BOUND_S, again

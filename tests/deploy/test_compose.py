@@ -1,0 +1,181 @@
+"""deploy/: the compose file's shape (what makes `--scale worker=N` and one beat safe), the env file, and
+the package that `pip install .` in the Dockerfile builds (with the UI's files in it).
+
+`docker compose config` runs too where a Docker engine answers; this machine has none, so there
+only the parsed file is checked.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.support.services import ROOT
+
+DEPLOY = ROOT / "deploy"
+SERVICES = {"mysql", "redis", "migrate", "api", "worker", "beat", "flower"}
+ONE_SHOT = {"migrate"}
+
+
+def _compose() -> dict[str, Any]:
+    return yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+
+
+def _env_example() -> dict[str, str]:
+    values = {}
+    for line in (DEPLOY / ".env.example").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+def _seconds(value: str | int) -> float:
+    match = re.fullmatch(r"(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?", str(value))
+    assert match and any(match.groups()), f"not a duration: {value!r}"
+    return int(match.group(1) or 0) * 60 + float(match.group(2) or 0)
+
+
+def _command(service: dict[str, Any]) -> str:
+    command = service.get("command", "")
+    return " ".join(command) if isinstance(command, list) else str(command)
+
+
+def test_every_service_is_there_with_one_beat_and_scalable_workers() -> None:
+    services = _compose()["services"]
+    assert set(services) == SERVICES
+    beats = [name for name, s in services.items() if " beat" in f" {_command(s)}"]
+    assert beats == ["beat"], "exactly one service runs celery beat"
+    assert "deploy" not in services["beat"] or services["beat"]["deploy"].get("replicas", 1) == 1
+
+    worker = services["worker"]
+    assert "container_name" not in worker, "a fixed name stops `--scale worker=N`"
+    assert "ports" not in worker, "host ports collide when scaled"
+    assert "hostname" not in worker, "each replica must get its own hostname (its worker id)"
+    assert "ORCH_WORKER_ID" not in _env_example(), "a shared worker id would merge all workers into one"
+    assert "ORCH_WORKER_ID" not in (worker.get("environment") or {})
+    assert _command(worker).startswith("orchestrator worker") and " -E" in _command(worker)
+    assert _command(services["api"]).startswith("orchestrator api")
+    assert _command(services["migrate"]) == "orchestrator db upgrade"
+    assert "flower" in _command(services["flower"]) and "--port=5555" in _command(services["flower"])
+
+
+def test_long_running_services_have_healthchecks_and_start_in_order() -> None:
+    services = _compose()["services"]
+    for name, service in services.items():
+        if name in ONE_SHOT:
+            assert service.get("restart") == "no"
+            continue
+        check = service.get("healthcheck")
+        assert check and check.get("test") and not check.get("disable"), f"{name} has no healthcheck"
+    assert services["migrate"]["depends_on"]["mysql"]["condition"] == "service_healthy"
+    for name in ("api", "worker", "beat"):
+        assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+        assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert "--appendonly" in services["redis"]["command"], "the broker must persist its queues"
+    assert any(v.endswith(":/var/lib/mysql") for v in services["mysql"]["volumes"])
+    assert any(v.endswith(":/data") for v in services["redis"]["volumes"])
+    assert {p.split(":")[-1] for p in services["api"]["ports"]} == {"8080"}
+    assert {p.split(":")[-1] for p in services["flower"]["ports"]} == {"5555"}
+
+
+def test_worker_shutdown_grace_fits_inside_the_stop_grace_period() -> None:
+    worker = _compose()["services"]["worker"]
+    grace = float(_env_example()["ORCH_SHUTDOWN_GRACE"])
+    assert _seconds(worker["stop_grace_period"]) > grace
+
+
+def test_env_example_configures_mysql_redis_flower_and_the_example_executors() -> None:
+    env = _env_example()
+    assert env["ORCH_DATABASE_URL"] == "mysql+pymysql://orch:orch@mysql:3306/orchestrator"
+    assert env["ORCH_BROKER_URL"] == "redis://redis:6379/0"
+    assert env["ORCH_EXECUTOR_MODULES"] == "examples.executors"
+    assert {"MYSQL_ROOT_PASSWORD", "MYSQL_DATABASE", "MYSQL_USER", "MYSQL_PASSWORD"} <= set(env)
+    assert ":" in env["FLOWER_BASIC_AUTH"]
+    assert env["ORCH_API_TOKENS"]
+
+
+def _copied_sources() -> list[str]:
+    """The repository paths the Dockerfile copies into the image (its build inputs)."""
+    text = (DEPLOY / "Dockerfile").read_text()
+    return [path for line in re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.M) for path in line.split()]
+
+
+def test_dockerfile_is_slim_non_root_and_installs_the_package() -> None:
+    text = (DEPLOY / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11-slim\b", text, re.M)
+    assert re.search(r"^RUN pip install \. ", text, re.M), "installs the package, without dev extras"
+    assert "[test]" not in text
+    users = re.findall(r"^USER (\S+)", text, re.M)
+    assert users and users[-1] not in ("root", "0")
+    for path in _copied_sources():
+        assert (ROOT / path).exists(), f"the Dockerfile copies {path}, which is missing"
+
+
+def test_makefile_up_and_down_use_the_compose_file() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^up:\n\tdocker compose -f deploy/docker-compose\.yml up -d --build$", makefile, re.M)
+    assert re.search(r"^down:\n\tdocker compose -f deploy/docker-compose\.yml down$", makefile, re.M)
+
+
+def test_the_image_build_inputs_make_a_package_with_the_ui_and_the_migrations(tmp_path: Path) -> None:
+    """What `pip install .` builds in the image: a wheel from exactly the files the Dockerfile copies."""
+    context = tmp_path / "context"
+    for path in _copied_sources():
+        source, target = ROOT / path, context / path
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(context)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for path in (
+        "api/static/ui/dag.js",
+        "api/static/ui/common.js",
+        "api/static/ui/list.js",
+        "api/static/ui/ui.css",
+        "api/templates/ui/instance.html",
+        "api/templates/ui/instances.html",
+        "orchestrator/migrations/versions/0001_initial_schema.py",
+        "workers/observe.py",
+        "examples/executors.py",
+    ):
+        assert path in names, f"{path} is not in the package"
+
+
+def _docker_engine_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        compose = subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=20)
+        info = subprocess.run(["docker", "info"], capture_output=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return compose.returncode == 0 and info.returncode == 0
+
+
+def test_docker_compose_accepts_the_file_where_docker_runs() -> None:
+    if not _docker_engine_answers():
+        return  # no engine on this machine: the checks above are what runs here
+    result = subprocess.run(
+        ["docker", "compose", "-f", str(DEPLOY / "docker-compose.yml"), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,200 @@
+"""The `/ui` pages in a real headless Chromium: the DAG of a running instance changes colour as its nodes
+run, both from the event stream and by polling; node details on click; the list; a bearer token.
+
+Needs a Chromium binary (Debian: `apt-get install chromium`; or set CHROMIUM_PATH) and the `playwright`
+Python package, which drives that binary (no browser download). Saves a screenshot to docs/ui.png.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from orchestrator.settings import Settings
+from tests.support.fixtures import LiveApi
+from tests.support.services import ROOT, wait_for
+
+SCREENSHOT = ROOT / "docs" / "ui.png"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PIPELINE = {
+    "name": "ui-demo",
+    "version": "1.0.0",
+    "description": "fetch, two transforms in parallel, publish",
+    "nodes": [
+        {"id": "fetch", "type": "task", "executor": "sleep", "config": {"seconds": 1.5}},
+        {
+            "id": "transform-a",
+            "type": "task",
+            "executor": "sleep",
+            "dependsOn": ["fetch"],
+            "config": {"seconds": 1.5},
+        },
+        {
+            "id": "transform-b",
+            "type": "task",
+            "executor": "sleep",
+            "dependsOn": ["fetch"],
+            "config": {"seconds": 1.5},
+        },
+        {
+            "id": "publish",
+            "type": "task",
+            "executor": "sleep",
+            "dependsOn": ["transform-a", "transform-b"],
+            "config": {"seconds": 1.5},
+        },
+    ],
+}
+NODE_IDS = [n["id"] for n in PIPELINE["nodes"]]
+# every node runs 1.5 s: longer than one poll interval (1 s), so the polling page sees each one running
+
+# Installed before the page's own scripts: records every change of a node's or the live indicator's
+# data-status / data-live, in order, so the test sees transitions however fast they were.
+RECORDER = """
+window.__changes = [];
+new MutationObserver((mutations) => {
+  for (const m of mutations) {
+    const t = m.target;
+    if (m.attributeName === "data-status" && t.dataset && t.dataset.nodeId) {
+      window.__changes.push(["node", t.dataset.nodeId, t.dataset.status]);
+    } else if (m.attributeName === "data-live") {
+      window.__changes.push(["live", "", t.dataset.live]);
+    }
+  }
+}).observe(document, { subtree: true, attributes: true, attributeFilter: ["data-status", "data-live"] });
+"""
+
+
+def chromium_path() -> str:
+    for candidate in (os.environ.get("CHROMIUM_PATH"), "chromium", "chromium-browser", "google-chrome"):
+        found = candidate and shutil.which(candidate)
+        if found:
+            return found
+    pytest.fail("no Chromium: `apt-get install chromium` (Debian) or set CHROMIUM_PATH", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def open_page(browser: Any, url: str) -> Any:
+    # reduced motion: no colour transitions or pulsing, so the screenshot shows settled colours
+    page = browser.new_page(viewport={"width": 1280, "height": 820}, reduced_motion="reduce")
+    page.add_init_script(RECORDER)
+    page.goto(url)
+    return page
+
+
+def node_states(page: Any) -> dict[str, str]:
+    return dict(
+        page.eval_on_selector_all("#dag .node", "els => els.map(e => [e.dataset.nodeId, e.dataset.status])")
+    )
+
+
+def history(page: Any) -> tuple[list[tuple[str, str]], list[str]]:
+    changes = page.evaluate("window.__changes")
+    nodes = [(node, status) for kind, node, status in changes if kind == "node"]
+    live = [status for kind, _, status in changes if kind == "live"]
+    return nodes, live
+
+
+def position(changes: list[tuple[str, str]], node: str, status: str) -> int:
+    assert (node, status) in changes, f"{node} was never seen {status}: {changes}"
+    return changes.index((node, status))
+
+
+def test_the_dag_page_follows_a_running_instance_live(db, live_api, processes, browser) -> None:
+    processes.worker("w1", concurrency=2)
+    assert live_api.post("/api/v1/definitions", PIPELINE).status_code == 201
+    created = live_api.post("/api/v1/instances", {"workflow": "ui-demo", "start": False})
+    instance_id = created.json()["id"]
+    page_url = f"{live_api.url}/ui/instances/{instance_id}"
+    streamed = open_page(browser, page_url)  # the event stream
+    polled = open_page(browser, page_url + "?live=poll")  # the fallback: /nodes and /status every second
+    for page in (streamed, polled):
+        wait_for(lambda p=page: len(node_states(p)) == 4, 15, "the graph to be drawn")
+        assert set(node_states(page).values()) == {"pending"}
+    for page, mode in ((streamed, "events"), (polled, "polling")):
+        wait_for(lambda p=page, m=mode: p.get_attribute("#live", "data-live") == m, 10, f"live by {mode}")
+
+    assert live_api.post(f"/api/v1/instances/{instance_id}/start").status_code == 200
+
+    # mid-run: fetch done, the transforms running; open fetch's details and take the screenshot
+    def mid_run() -> bool:
+        states = node_states(streamed)
+        return states["fetch"] == "completed" and "running" in (states["transform-a"], states["transform-b"])
+
+    wait_for(mid_run, 20, "fetch completed and a transform running", interval=0.05)
+    streamed.click('#dag .node[data-node-id="fetch"]')
+    # shown at once from what the page has, then completed with the output from /nodes
+    wait_for(lambda: '"slept": 1.5' in streamed.inner_text("#details"), 10, "the output of fetch")
+    details = streamed.inner_text("#details")
+    assert details.startswith("fetch") and "sleep" in details and "w1" in details
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    streamed.screenshot(path=str(SCREENSHOT))
+
+    for page in (streamed, polled):
+        wait_for(
+            lambda p=page: p.get_attribute("#instance-status", "data-status") == "completed", 30, "the end"
+        )
+        wait_for(lambda p=page: set(node_states(p).values()) == {"completed"}, 10, "every node completed")
+        wait_for(lambda p=page: p.get_attribute("#live", "data-live") == "finished", 10, "the live indicator")
+        changes, live = history(page)
+        for node in NODE_IDS:
+            assert position(changes, node, "running") < position(changes, node, "completed")
+        for transform in ("transform-a", "transform-b"):
+            assert position(changes, "fetch", "completed") < position(changes, transform, "running")
+            assert position(changes, transform, "completed") < position(changes, "publish", "running")
+        assert live[-1] == "finished"
+        assert page.inner_text("#log").count("node completed") >= 4
+        assert page.eval_on_selector("#progress-bar", "e => e.style.width") == "100%"
+    assert "polling" not in history(streamed)[1], "the event stream worked: no fallback to polling"
+
+
+def test_the_list_links_to_the_instance_page(db, live_api, browser) -> None:
+    assert live_api.post("/api/v1/definitions", PIPELINE).status_code == 201
+    instance_id = live_api.post("/api/v1/instances", {"workflow": "ui-demo", "start": False}).json()["id"]
+    page = open_page(browser, f"{live_api.url}/ui/")
+    row = f'#instances tr[data-instance-id="{instance_id}"]'
+    page.wait_for_selector(row, timeout=15_000)
+    assert "ui-demo" in page.inner_text(row) and "pending" in page.inner_text(row)
+    page.click(f"{row} a")
+    page.wait_for_url(f"**/ui/instances/{instance_id}")
+    wait_for(lambda: len(node_states(page)) == 4, 15, "the graph to be drawn")
+
+
+def test_with_api_tokens_the_page_sends_the_token_and_polls(db, browser) -> None:
+    api = LiveApi(Settings.from_env().with_overrides(api_tokens=("ui-secret",)))
+    try:
+        headers = {"Authorization": "Bearer ui-secret"}
+        assert api.post("/api/v1/definitions", PIPELINE, headers=headers).status_code == 201
+        created = api.post("/api/v1/instances", {"workflow": "ui-demo", "start": False}, headers=headers)
+        instance_id = created.json()["id"]
+        assert api.get(f"/api/v1/instances/{instance_id}").status_code == 401
+        page = open_page(browser, f"{api.url}/ui/instances/{instance_id}?token=ui-secret")
+        wait_for(lambda: len(node_states(page)) == 4, 15, "the graph drawn with the token")
+        # EventSource cannot send the header: the page polls
+        wait_for(lambda: page.get_attribute("#live", "data-live") == "polling", 10, "polling with the token")
+        assert "token" not in page.url, "the token is kept out of the address bar"
+        assert page.get_attribute("#instance-status", "data-status") == "pending"
+    finally:
+        api.close()
