@@ -69,20 +69,24 @@ def sweep(engine: Engine, heartbeat_timeout: float, resend_after: float | None =
     return report
 
 
+# what a hand-back needs of a running node
+_LEASE = (
+    NodeRow.id,
+    NodeRow.instance_id,
+    NodeRow.node_id,
+    NodeRow.attempt,
+    NodeRow.handbacks,
+    NodeRow.worker_id,
+)
+
+
 def _expired_leases(engine: Engine, timeout: float) -> list[Any]:
     cutoff = utcnow() - timedelta(seconds=timeout)
     gone = select(WorkerRow.id).where(WorkerRow.status == "gone")
     with engine.connect() as conn:
         return list(
             conn.execute(
-                select(
-                    NodeRow.id,
-                    NodeRow.instance_id,
-                    NodeRow.node_id,
-                    NodeRow.attempt,
-                    NodeRow.handbacks,
-                    NodeRow.worker_id,
-                )
+                select(*_LEASE)
                 .where(
                     NodeRow.status == N.RUNNING.value,
                     NodeRow.executor.is_not(None),
@@ -184,14 +188,7 @@ def hand_back_worker_nodes(engine: Engine, worker_id: str, reason: str) -> list[
     with engine.connect() as conn:
         rows = list(
             conn.execute(
-                select(
-                    NodeRow.id,
-                    NodeRow.instance_id,
-                    NodeRow.node_id,
-                    NodeRow.attempt,
-                    NodeRow.handbacks,
-                    NodeRow.worker_id,
-                ).where(
+                select(*_LEASE).where(
                     NodeRow.status == N.RUNNING.value,
                     NodeRow.worker_id == worker_id,
                     NodeRow.executor.is_not(None),
