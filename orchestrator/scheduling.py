@@ -5,8 +5,9 @@ Every function here is one short transaction that returns what must be enqueued 
 transaction, by a counter on the successor rows that are locked for the decision.
 
 The node path is kept to few round trips (docs/BENCHMARKS.md): a claim is UPDATE, SELECT, log INSERT;
-a completion is UPDATE, successors SELECT ... FOR UPDATE, one UPDATE releasing them, one guarded
-UPDATE counting the instance down, log INSERT. Statements used on every node are built once.
+a completion is UPDATE, successors SELECT ... FOR UPDATE, one UPDATE releasing them (a join still held
+back by other dependencies: one guarded UPDATE instead of both), one guarded UPDATE counting the
+instance down, log INSERT. Statements used on every node are built once.
 
 Lock order in every transaction that ends a node: the node row, its successor rows (id order), the
 instance row, and only then log rows. A log row's foreign key takes a shared lock on the instance
@@ -28,7 +29,14 @@ from orchestrator.errors import LostClaim
 from orchestrator.models import CheckpointRow, InstanceRow, NodeRow, utcnow
 from orchestrator.states import InstanceStatus as I
 from orchestrator.states import NodeStatus as N
-from orchestrator.transitions import move_instance, move_node, move_nodes
+from orchestrator.transitions import (
+    claim_node,
+    finish_node,
+    move_instance,
+    move_node,
+    move_nodes,
+    queue_released,
+)
 
 MAX_RETRY_DELAY_S = 3600.0
 
@@ -139,6 +147,17 @@ _DEPENDENCY_DONE = (
     .where(NodeRow.id.in_(bindparam("ids", expanding=True)))
     .values(pending_deps=NodeRow.pending_deps - 1)
 )
+# a join that other dependencies still hold back: one statement counts it down (row count 1), and no
+# read is needed; the finisher that finds it at 1 (row count 0) takes the locking path below
+_JOIN_COUNTED = (
+    update(NodeRow)
+    .where(
+        NodeRow.instance_id == bindparam("b_instance"),
+        NodeRow.node_id == bindparam("b_node"),
+        NodeRow.pending_deps > 1,
+    )
+    .values(pending_deps=NodeRow.pending_deps - 1)
+)
 # the common end of a node: its instance runs and other nodes are left; the row count says so
 _COUNT_DOWN_RUNNING = (
     update(InstanceRow)
@@ -239,24 +258,8 @@ def claim(engine: Engine, instance_id: str, node_id: str, attempt: int, worker_i
     instance is paused, cancelled or finished. The message is then simply dropped.
     """
     now = utcnow()
-    running = select(InstanceRow.id).where(
-        InstanceRow.id == instance_id, InstanceRow.status == I.RUNNING.value
-    )
     with engine.begin() as conn:
-        won = move_nodes(
-            conn,
-            N.RUNNING,
-            NodeRow.instance_id == instance_id,
-            NodeRow.node_id == node_id,
-            running.exists(),
-            sources=[N.QUEUED],
-            fence=attempt,
-            worker_id=worker_id,
-            started_at=now,
-            heartbeat_at=now,
-            finished_at=None,
-        )
-        if not won:
+        if not claim_node(conn, instance_id, node_id, attempt, worker_id, now):
             return None
         row = conn.execute(_CLAIMED, {"instance_id": instance_id, "node_id": node_id}).one()
         spec = catalog.load_definition(engine, row.definition_id, conn).node(node_id)
@@ -318,17 +321,7 @@ def complete(
     now = utcnow()
     target = N.SKIPPED if skipped else N.COMPLETED
     with engine.begin() as conn:
-        if not move_node(
-            conn,
-            held.row_id,
-            target,
-            sources=[N.RUNNING],
-            fence=held.attempt,
-            output=output,
-            error=None,
-            finished_at=now,
-            heartbeat_at=None,
-        ):
+        if not finish_node(conn, held.row_id, held.attempt, target, output, now):
             raise LostClaim(f"node {held.node_id} attempt {held.attempt} no longer holds its claim")
         entries = [
             logs.LogEntry(
@@ -350,7 +343,8 @@ def _node_done(
     conn: Connection, engine: Engine, held: Claim, now: Any, entries: list[logs.LogEntry]
 ) -> Outcome:
     definition = catalog.load_definition(engine, held.definition_id, conn)
-    released = _release_successors(conn, held.instance_id, definition.successors.get(held.node_id, ()), now)
+    successors = definition.successors.get(held.node_id, ())
+    released = _release_successors(conn, held.instance_id, successors, definition, now)
     counted = {"instance_id": held.instance_id, "now": now}
     if held.priority is not None and conn.execute(_COUNT_DOWN_RUNNING, counted).rowcount == 1:
         # still running with other nodes left: nothing to read back
@@ -366,11 +360,15 @@ def _node_done(
 
 
 def _release_successors(
-    conn: Connection, instance_id: str, successors: tuple[str, ...], now: Any
+    conn: Connection, instance_id: str, successors: tuple[str, ...], definition: WorkflowDefinition, now: Any
 ) -> list[Any]:
     """Count one dependency done on every successor; queue those it was the last one of."""
     if not successors:
         return []
+    if len(successors) == 1 and len(definition.node(successors[0]).depends_on) > 1:
+        counted = {"b_instance": instance_id, "b_node": successors[0]}
+        if conn.execute(_JOIN_COUNTED, counted).rowcount == 1:
+            return []
     rows = conn.execute(_SUCCESSORS, {"instance_id": instance_id, "node_ids": list(successors)}).all()
     ready = [r for r in rows if r.pending_deps == 1 and r.status == N.PENDING.value]
     waiting = [r.id for r in rows if not (r.pending_deps == 1 and r.status == N.PENDING.value)]
@@ -379,16 +377,7 @@ def _release_successors(
     if not ready:
         return []
     ids = [r.id for r in ready]
-    moved = move_nodes(
-        conn,
-        N.QUEUED,
-        NodeRow.id.in_(ids),
-        sources=[N.PENDING],
-        attempt=NodeRow.attempt + 1,
-        pending_deps=NodeRow.pending_deps - 1,
-        queued_at=now,
-        not_before=None,
-    )
+    moved = queue_released(conn, ids, now)
     if moved != len(ready):  # cannot happen while the rows are locked; read back rather than assume
         return _queued(conn, instance_id, NodeRow.id.in_(ids))
     return [_Released(r.instance_id, r.node_id, r.attempt + 1, r.queue, r.executor) for r in ready]

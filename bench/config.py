@@ -1,0 +1,71 @@
+"""What a benchmark run measures and where: sizes per mode, repetitions and the services used."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MYSQL_URL = "mysql+pymysql://root@127.0.0.1:3306/orch_bench"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/11"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Shapes of every scenario; `--quick` shrinks them for a smoke run."""
+
+    repetitions: int
+    chain: int
+    fan: int
+    instances: int
+    scale_fans: tuple[int, ...]
+    scale_chains: tuple[int, ...]
+    recoveries: int
+
+
+FULL = Sizes(
+    repetitions=5,
+    chain=200,
+    fan=1000,
+    instances=500,
+    scale_fans=(10, 100, 1000, 5000),
+    scale_chains=(10, 100, 1000),
+    recoveries=3,
+)
+QUICK = Sizes(
+    repetitions=1,
+    chain=50,
+    fan=100,
+    instances=50,
+    scale_fans=(10, 100, 500),
+    scale_chains=(10, 100),
+    recoveries=1,
+)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Everything a run needs. The database is created and dropped by the run; only the Redis database
+    named here is flushed (FLUSHDB), never the whole server."""
+
+    sizes: Sizes
+    mysql_url: str = DEFAULT_MYSQL_URL
+    redis_url: str = DEFAULT_REDIS_URL
+    concurrency: int = 2  # per worker, the same for ours and raw
+    api_workers: int = 2
+    api_threads: int = 8
+    clients: int = 4  # concurrent HTTP clients creating instances
+    scenarios: tuple[str, ...] = ()  # empty: all
+    out: Path | None = ROOT / "docs" / "BENCHMARKS.md"
+    log_dir: Path = field(default_factory=lambda: ROOT / "var" / "bench")
+    quick: bool = False
+    keep_database: bool = False
+    strict: bool = False  # exit 1 when a target is missed (a benchmark reports; it does not fail by default)
+
+    @staticmethod
+    def from_env_defaults() -> dict[str, str]:
+        return {
+            "mysql_url": os.environ.get("BENCH_MYSQL_URL", DEFAULT_MYSQL_URL),
+            "redis_url": os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL),
+        }

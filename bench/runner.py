@@ -1,0 +1,155 @@
+"""`python -m bench [--quick] [--only NAME ...]`: start everything, run the scenarios, report, stop.
+
+Every process started is stopped in a `finally` (and at exit, and on SIGTERM/SIGINT), the run's
+database is dropped and only its own Redis database is flushed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from bench.config import FULL, QUICK, ROOT, BenchConfig
+from bench.stats import Row
+
+SCENARIOS = ("sequential", "fan", "many", "scale", "recovery")
+
+
+def parse(argv: Sequence[str] | None) -> BenchConfig:
+    defaults = BenchConfig.from_env_defaults()
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 repetition, small sizes")
+    parser.add_argument("--only", nargs="+", choices=SCENARIOS, default=[], help="run only these scenarios")
+    parser.add_argument("--mysql-url", default=defaults["mysql_url"], help="a database the run may drop")
+    parser.add_argument(
+        "--redis-url", default=defaults["redis_url"], help="a Redis database the run may flush"
+    )
+    parser.add_argument("--concurrency", type=int, default=2, help="prefork children per worker (both sides)")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients creating instances")
+    parser.add_argument(
+        "--out", type=Path, help="markdown file (default: docs/BENCHMARKS.md; quick: var/bench)"
+    )
+    parser.add_argument("--keep-database", action="store_true", help="do not drop the database at the end")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args(argv)
+    out = args.out or (ROOT / "var" / "bench" / "BENCHMARKS-quick.md" if args.quick else None)
+    config = BenchConfig(
+        QUICK if args.quick else FULL,
+        mysql_url=args.mysql_url,
+        redis_url=args.redis_url,
+        concurrency=args.concurrency,
+        clients=args.clients,
+        scenarios=tuple(args.only),
+        quick=args.quick,
+        keep_database=args.keep_database,
+        strict=args.strict,
+    )
+    return replace(config, out=out) if out else config
+
+
+def _terminate(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the `finally` that stops every process
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config = parse(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    # imported here: the raw app reads its broker when imported
+    from bench import raw_app
+
+    raw_app.configure(config.redis_url)
+    from bench.cluster import Cluster, drop_database
+    from bench.memory import PeakRss
+    from bench.processes import Group
+
+    started = time.monotonic()
+
+    def say(line: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f}s] {line}", flush=True)
+
+    config.log_dir.mkdir(parents=True, exist_ok=True)
+    group = Group(config.log_dir)
+    cluster = Cluster(config, group)
+    try:
+        rows, memory, env = _run(config, cluster, say, PeakRss)
+    except BaseException:
+        for process in group.started:
+            say(f"log tail of {process.name} ({process.log_path}):\n{process.tail(1500)}")
+        raise
+    finally:
+        group.stop_all()
+        if cluster.engine is not None:
+            cluster.engine.dispose()
+        if not config.keep_database:
+            drop_database(config.mysql_url)
+        cluster.redis.flushdb()
+    from bench import report
+
+    print(report.console(rows, memory))
+    body = report.markdown(rows, env, memory)
+    if config.out is not None:
+        report.write(config.out, body)
+        say(f"wrote {config.out}")
+    dump = config.log_dir / "results.json"
+    dump.write_text(json.dumps([row.__dict__ | {"target": str(row.target)} for row in rows], indent=1))
+    say(f"done in {time.monotonic() - started:.0f}s")
+    missed = [f"{row.scenario}: {row.metric}" for row in rows if row.met is False]
+    if missed:
+        say(f"{len(missed)} target(s) missed: " + "; ".join(missed))
+    return 1 if missed and config.strict else 0
+
+
+def _run(
+    config: BenchConfig, cluster: Any, say: Callable[[str], None], peak: Any
+) -> tuple[list[Row], dict, list]:
+    from bench import ours, report, scenarios
+    from bench.recovery import recovery
+
+    say(f"database {config.mysql_url.rsplit('/', 1)[-1]}, redis {config.redis_url}")
+    engine = cluster.prepare()
+    cluster.start_api()
+    cluster.start_ours("ours1")
+    cluster.start_raw("raw1")
+    say("API, ours and raw workers are up")
+    ctx = scenarios.Context(
+        cluster, ours.Orchestrator(cluster.api_url, engine), cluster.redis, config.sizes, config.clients, say
+    )
+    _warm_up(ctx)
+    chosen = config.scenarios or SCENARIOS
+    run = {
+        "sequential": scenarios.sequential,
+        "fan": scenarios.fan,
+        "many": scenarios.many,
+        "scale": scenarios.scale,
+        "recovery": recovery,
+    }
+    rows: list[Row] = []
+    with peak(cluster.memory_targets) as rss:
+        for name in SCENARIOS:
+            if name in chosen:
+                say(f"scenario {name}")
+                rows += run[name](ctx)
+        rss.sample()
+    redis_version = str(cluster.redis.info("server").get("redis_version"))
+    return rows, rss.peaks, report.environment(engine, redis_version, config)
+
+
+def _warm_up(ctx: Any) -> None:
+    """Imports, pools and the definition cache warm on both sides before anything is measured."""
+    from bench import ours, raw
+
+    ctx.orchestrator.define(ours.chain_definition(10))
+    for _ in range(2):
+        ctx.orchestrator.run("bench-chain-10")
+        raw.run_chain(ctx.redis, 10)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
