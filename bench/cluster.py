@@ -90,7 +90,9 @@ class Cluster:
         import requests
 
         def healthy() -> bool:
-            assert self.api is not None and self.api.alive(), f"API exited:\n{self.api and self.api.tail()}"
+            assert self.api is not None and self.api.alive(), (
+                f"API exited:\n{self.api and self.api.log_text()[-3000:]}"
+            )
             try:
                 return requests.get(f"{self.api_url}/api/v1/definitions", timeout=2).status_code == 200
             except requests.RequestException:
@@ -108,7 +110,7 @@ class Cluster:
         engine = self.engine
 
         def registered() -> bool:
-            assert process.alive(), f"worker {name} exited:\n{process.tail()}"
+            assert process.alive(), f"worker {name} exited:\n{process.log_text()[-3000:]}"
             with engine.connect() as conn:
                 found = conn.execute(
                     text("SELECT 1 FROM workers WHERE id = :id AND status = 'active'"), {"id": name}

@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows, memory, env = _run(config, cluster, say, PeakRss)
     except BaseException:
         for process in group.started:
-            say(f"log tail of {process.name} ({process.log_path}):\n{process.tail(1500)}")
+            say(f"log tail of {process.name} ({process.log_path}):\n{process.log_text()[-1500:]}")
         raise
     finally:
         group.stop_all()
