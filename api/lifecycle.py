@@ -11,7 +11,7 @@ from flask import Blueprint, Response, jsonify
 from api.context import engine
 from api.requests import optional_object
 from orchestrator import lifecycle, views
-from orchestrator.scheduling import Outcome
+from orchestrator.outcomes import Outcome
 from workers.tasks import follow_up
 
 bp = Blueprint("lifecycle", __name__, url_prefix="/api/v1/instances")

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, insert, select, update
 from orchestrator.db import retrying
 from orchestrator.errors import LostClaim
 from orchestrator.models import CheckpointRow, InstanceRow, NodeRow, utcnow
-from orchestrator.scheduling import Claim
+from orchestrator.outcomes import Claim
 from orchestrator.states import InstanceStatus, NodeStatus
 
 

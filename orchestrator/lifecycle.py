@@ -15,7 +15,7 @@ from orchestrator import catalog, dag, logs, scheduling
 from orchestrator.db import retrying
 from orchestrator.errors import InvalidTransition, NotFound, Problem, ValidationError
 from orchestrator.models import InstanceRow, NodeRow, utcnow
-from orchestrator.scheduling import Outcome
+from orchestrator.outcomes import Finished, Outcome
 from orchestrator.states import DONE_NODE, InstanceStatus, NodeStatus
 from orchestrator.transitions import move_nodes, require_instance_move
 
@@ -94,7 +94,7 @@ def cancel(engine: Engine, instance_id: str, reason: str = "cancelled on request
             ).where(InstanceRow.id == instance_id)
         ).one()
     return Outcome(
-        finished=scheduling.Finished(
+        finished=Finished(
             instance_id, I.CANCELLED.value, row.parent_instance_id, row.parent_node_id, row.callback_url
         )
     )

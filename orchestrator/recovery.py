@@ -18,7 +18,7 @@ from orchestrator import catalog, lifecycle, logs, scheduling
 from orchestrator.db import retrying
 from orchestrator.errors import LostClaim
 from orchestrator.models import InstanceRow, NodeRow, WorkerRow, utcnow
-from orchestrator.scheduling import Claim, Dispatch, Finished, Outcome
+from orchestrator.outcomes import Claim, Dispatch, Finished, Outcome, dispatch_for
 from orchestrator.states import InstanceStatus as I
 from orchestrator.states import NodeStatus as N
 from orchestrator.transitions import move_node
@@ -217,7 +217,7 @@ def _dispatches_for(conn: Any, engine: Engine, instance_id: str, *where: Any) ->
             NodeRow.instance_id == instance_id, NodeRow.status == N.QUEUED.value, *where
         )
     ).all()
-    return [scheduling.dispatch_for(inst, definition, r) for r in rows]
+    return [dispatch_for(inst, definition, r) for r in rows]
 
 
 def resend_lost_queued(engine: Engine, older_than: float) -> list[Dispatch]:
@@ -251,10 +251,7 @@ def resend_lost_queued(engine: Engine, older_than: float) -> list[Dispatch]:
         if rows:
             # restart the clock so a node waiting behind a long backlog is resent once per window
             conn.execute(update(NodeRow).where(NodeRow.id.in_([r.id for r in rows])).values(queued_at=now))
-        return [
-            scheduling.dispatch_for(r, catalog.load_definition(engine, r.definition_id, conn), r)
-            for r in rows
-        ]
+        return [dispatch_for(r, catalog.load_definition(engine, r.definition_id, conn), r) for r in rows]
 
 
 def start_lost_pending(engine: Engine, older_than: float) -> list[Outcome]:

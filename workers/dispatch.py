@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from orchestrator.scheduling import Dispatch
+from orchestrator.outcomes import Dispatch
 from workers.app import CONTROL_QUEUE, app
 
 log = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ from celery.signals import (
 from sqlalchemy import Engine
 
 from orchestrator import catalog, logging_setup, metrics
-from orchestrator.scheduling import Claim, Outcome
+from orchestrator.outcomes import Claim, Outcome
 from workers import resources
 
 log = logging.getLogger(__name__)

@@ -13,10 +13,10 @@ from typing import Any
 from billiard.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import Engine
 
-from orchestrator import catalog, executors, leases, logs, recovery, scheduling, templates
+from orchestrator import catalog, completion, executors, leases, logs, recovery, templates
 from orchestrator.context import ExecutionContext
 from orchestrator.errors import LostClaim, NodeFailure, OrchestratorError
-from orchestrator.scheduling import Claim, Outcome
+from orchestrator.outcomes import Claim, Outcome
 from workers import observe, shutdown
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ def run_attempt(engine: Engine, held: Claim, heartbeat_interval: float) -> Outco
 
     try:
         if spec.when is not None and not templates.evaluate_condition(spec.when, scope):
-            return scheduling.complete(engine, held, None, skipped=True, duration_ms=elapsed())
+            return completion.complete(engine, held, None, skipped=True, duration_ms=elapsed())
         config = templates.render(spec.config, scope)
         if spec.type == "subworkflow":
             from workers import subworkflows
@@ -178,7 +178,7 @@ def run_attempt(engine: Engine, held: Claim, heartbeat_interval: float) -> Outco
                     return outcome
                 raise
         duration_ms = elapsed()
-        outcome = scheduling.complete(engine, held, output, duration_ms=duration_ms)
+        outcome = completion.complete(engine, held, output, duration_ms=duration_ms)
         observe.attempt_completed(held, spec.executor, duration_ms)
         return outcome
     except LostClaim as exc:
@@ -205,7 +205,7 @@ def run_attempt(engine: Engine, held: Claim, heartbeat_interval: float) -> Outco
 
 def _fail(engine: Engine, held: Claim, error: dict[str, Any], retryable: bool, duration_ms: float) -> Outcome:
     try:
-        outcome = scheduling.fail(engine, held, error, retryable=retryable, duration_ms=duration_ms)
+        outcome = completion.fail(engine, held, error, retryable=retryable, duration_ms=duration_ms)
     except LostClaim as exc:
         _record_fencing(engine, held, exc)
         return Outcome()

@@ -6,11 +6,11 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from orchestrator import instances, scheduling, views
+from orchestrator import completion, instances, views
 from orchestrator.definitions import NodeSpec
 from orchestrator.errors import LostClaim
 from orchestrator.models import InstanceRow, NodeRow
-from orchestrator.scheduling import Claim, Outcome
+from orchestrator.outcomes import Claim, Outcome
 from orchestrator.states import NodeStatus
 from workers import dispatch
 
@@ -87,13 +87,13 @@ def child_finished(engine: Engine, child_id: str) -> Outcome:
     )
     try:
         if child["status"] == "completed":
-            return scheduling.complete(engine, held, child["output"])
+            return completion.complete(engine, held, child["output"])
         error = {
             "code": "SUBWORKFLOW_FAILED",
             "message": f"child instance {child_id} {child['status']}",
             "childInstanceId": child_id,
             "childError": child["error"],
         }
-        return scheduling.fail(engine, held, error, retryable=child["status"] == "failed")
+        return completion.fail(engine, held, error, retryable=child["status"] == "failed")
     except LostClaim:
         return Outcome()

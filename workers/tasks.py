@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from orchestrator import scheduling
-from orchestrator.scheduling import Outcome
+from orchestrator.outcomes import Outcome
 from workers import dispatch, resources
 from workers.app import app
 from workers.runtime import run_attempt

@@ -1,0 +1,250 @@
+"""The end of a node's attempt: store its output and release its successors, or record its failure
+and queue a retry or fail the instance.
+
+Lock order in every transaction that ends a node: the node row, its successor rows (id order), the
+instance row, and only then log rows. A log row's foreign key takes a shared lock on the instance
+row; a shared lock taken first and upgraded later is how two finishers of one instance deadlock.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, NamedTuple
+
+from sqlalchemy import Connection, Engine, bindparam, select, update
+
+from orchestrator import catalog, logs
+from orchestrator.db import retrying
+from orchestrator.definitions import WorkflowDefinition
+from orchestrator.errors import LostClaim
+from orchestrator.models import InstanceRow, NodeRow, utcnow
+from orchestrator.outcomes import Claim, Outcome, dispatch_for
+from orchestrator.scheduling import end_instance, instance_row, queued_rows
+from orchestrator.states import InstanceStatus as I
+from orchestrator.states import NodeStatus as N
+from orchestrator.transitions import finish_node, move_node, queue_released
+
+MAX_RETRY_DELAY_S = 3600.0
+
+# the rows a finished node may release, locked in id order so concurrent finishers of a join decide
+# one by one; everything a Dispatch needs comes with them
+_SUCCESSORS = (
+    select(
+        NodeRow.id,
+        NodeRow.instance_id,
+        NodeRow.node_id,
+        NodeRow.attempt,
+        NodeRow.queue,
+        NodeRow.executor,
+        NodeRow.pending_deps,
+        NodeRow.status,
+    )
+    .where(
+        NodeRow.instance_id == bindparam("instance_id"),
+        NodeRow.node_id.in_(bindparam("node_ids", expanding=True)),
+    )
+    .order_by(NodeRow.id)
+    .with_for_update()
+)
+_DEPENDENCY_DONE = (
+    update(NodeRow)
+    .where(NodeRow.id.in_(bindparam("ids", expanding=True)))
+    .values(pending_deps=NodeRow.pending_deps - 1)
+)
+# a join that other dependencies still hold back: one statement counts it down (row count 1), and no
+# read is needed; the finisher that finds it at 1 (row count 0) takes the locking path below
+_JOIN_COUNTED = (
+    update(NodeRow)
+    .where(
+        NodeRow.instance_id == bindparam("b_instance"),
+        NodeRow.node_id == bindparam("b_node"),
+        NodeRow.pending_deps > 1,
+    )
+    .values(pending_deps=NodeRow.pending_deps - 1)
+)
+# the common end of a node: its instance runs and other nodes are left; the row count says so
+_COUNT_DOWN_RUNNING = (
+    update(InstanceRow)
+    .where(
+        InstanceRow.id == bindparam("instance_id"),
+        InstanceRow.status == I.RUNNING.value,
+        InstanceRow.unfinished_nodes > 1,
+    )
+    .values(unfinished_nodes=InstanceRow.unfinished_nodes - 1, updated_at=bindparam("now"))
+)
+_COUNT_DOWN = (
+    update(InstanceRow)
+    .where(InstanceRow.id == bindparam("instance_id"))
+    .values(unfinished_nodes=InstanceRow.unfinished_nodes - 1, updated_at=bindparam("now"))
+)
+
+
+class _Released(NamedTuple):
+    instance_id: str
+    node_id: str
+    attempt: int
+    queue: str
+    executor: str | None
+
+
+class _Routing(NamedTuple):
+    priority: str
+    workflow_name: str
+
+
+@retrying()
+def complete(
+    engine: Engine, held: Claim, output: Any, *, skipped: bool = False, duration_ms: float | None = None
+) -> Outcome:
+    """Store the output (running -> completed, or skipped), release successors whose dependencies are
+    now all done, and finish the instance when no node is left. Raises LostClaim (fencing)."""
+    now = utcnow()
+    target = N.SKIPPED if skipped else N.COMPLETED
+    with engine.begin() as conn:
+        if not finish_node(conn, held.row_id, held.attempt, target, output, now):
+            raise LostClaim(f"node {held.node_id} attempt {held.attempt} no longer holds its claim")
+        entries = [
+            logs.LogEntry(
+                held.instance_id,
+                f"node {target}",
+                node_id=held.node_id,
+                worker_id=held.worker_id,
+                attempt=held.attempt,
+                duration_ms=duration_ms,
+                details={"status": target.value},
+            )
+        ]
+        outcome = _node_done(conn, engine, held, now, entries)
+        logs.write(conn, *entries)  # last: the instance row is locked by now (see the module doc)
+        return outcome
+
+
+def _node_done(
+    conn: Connection, engine: Engine, held: Claim, now: Any, entries: list[logs.LogEntry]
+) -> Outcome:
+    definition = catalog.load_definition(engine, held.definition_id, conn)
+    successors = definition.successors.get(held.node_id, ())
+    released = _release_successors(conn, held.instance_id, successors, definition, now)
+    counted = {"instance_id": held.instance_id, "now": now}
+    if held.priority is not None and conn.execute(_COUNT_DOWN_RUNNING, counted).rowcount == 1:
+        # still running with other nodes left: nothing to read back
+        routing = _Routing(held.priority, held.workflow)
+        return Outcome([dispatch_for(routing, definition, row) for row in released])
+    conn.execute(_COUNT_DOWN, counted)
+    inst = instance_row(conn, held.instance_id)
+    if inst.status != I.RUNNING.value:
+        return Outcome()  # paused: released nodes stay queued until resume sends them
+    if inst.unfinished_nodes <= 0:
+        return Outcome(finished=end_instance(conn, held.instance_id, inst, I.COMPLETED, None, entries))
+    return Outcome([dispatch_for(inst, definition, row) for row in released])
+
+
+def _release_successors(
+    conn: Connection, instance_id: str, successors: tuple[str, ...], definition: WorkflowDefinition, now: Any
+) -> list[Any]:
+    """Count one dependency done on every successor; queue those it was the last one of."""
+    if not successors:
+        return []
+    if len(successors) == 1 and len(definition.node(successors[0]).depends_on) > 1:
+        counted = {"b_instance": instance_id, "b_node": successors[0]}
+        if conn.execute(_JOIN_COUNTED, counted).rowcount == 1:
+            return []
+    rows = conn.execute(_SUCCESSORS, {"instance_id": instance_id, "node_ids": list(successors)}).all()
+    ready = [r for r in rows if r.pending_deps == 1 and r.status == N.PENDING.value]
+    waiting = [r.id for r in rows if not (r.pending_deps == 1 and r.status == N.PENDING.value)]
+    if waiting:
+        conn.execute(_DEPENDENCY_DONE, {"ids": waiting})
+    if not ready:
+        return []
+    ids = [r.id for r in ready]
+    moved = queue_released(conn, ids, now)
+    if moved != len(ready):  # cannot happen while the rows are locked; read back rather than assume
+        return queued_rows(conn, instance_id, NodeRow.id.in_(ids))
+    return [_Released(r.instance_id, r.node_id, r.attempt + 1, r.queue, r.executor) for r in ready]
+
+
+@retrying()
+def fail(
+    engine: Engine,
+    held: Claim,
+    error: dict[str, Any],
+    *,
+    retryable: bool = True,
+    duration_ms: float | None = None,
+) -> Outcome:
+    """Record a failed attempt: queue the next attempt with backoff while retries are left, else fail
+    the node and its instance. Raises LostClaim (fencing)."""
+    now = utcnow()
+    with engine.begin() as conn:
+        bumped = conn.execute(
+            update(NodeRow)
+            .where(
+                NodeRow.id == held.row_id, NodeRow.status == N.RUNNING.value, NodeRow.attempt == held.attempt
+            )
+            .values(failures=NodeRow.failures + 1, error=error, updated_at=now)
+        ).rowcount
+        if not bumped:
+            raise LostClaim(f"node {held.node_id} attempt {held.attempt} no longer holds its claim")
+        # lock the instance row before the log rows below take their shared lock on it (module doc)
+        inst = instance_row(conn, held.instance_id, lock=True)
+        failures = conn.execute(select(NodeRow.failures).where(NodeRow.id == held.row_id)).scalar_one()
+        definition = catalog.load_definition(engine, held.definition_id, conn)
+        spec = definition.node(held.node_id)
+        retries = spec.retries if spec.retries is not None else (held.max_retries or 0)
+        entry = logs.LogEntry(
+            held.instance_id,
+            f"node attempt {held.attempt} failed: {error.get('message')}",
+            level="error",
+            node_id=held.node_id,
+            worker_id=held.worker_id,
+            attempt=held.attempt,
+            duration_ms=duration_ms,
+            details=error,
+        )
+        logs.write(conn, entry)
+        if retryable and failures <= retries:
+            delay = min(MAX_RETRY_DELAY_S, spec.retry_delay_ms / 1000 * 2 ** (failures - 1))
+            move_node(
+                conn,
+                held.row_id,
+                N.QUEUED,
+                sources=[N.RUNNING],
+                fence=held.attempt,
+                attempt=held.attempt + 1,
+                queued_at=now,
+                heartbeat_at=None,
+                not_before=now + timedelta(seconds=delay),
+            )
+            logs.write(
+                conn,
+                logs.LogEntry(
+                    held.instance_id,
+                    f"node retry {failures}/{retries} in {delay:g}s",
+                    level="warning",
+                    node_id=held.node_id,
+                    attempt=held.attempt + 1,
+                    details={"status": "queued"},
+                ),
+            )
+            if inst.status != I.RUNNING.value:
+                return Outcome()
+            rows = queued_rows(conn, held.instance_id, NodeRow.id == held.row_id)
+            return Outcome([dispatch_for(inst, definition, row, delay) for row in rows])
+        move_node(
+            conn,
+            held.row_id,
+            N.FAILED,
+            sources=[N.RUNNING],
+            fence=held.attempt,
+            finished_at=now,
+            heartbeat_at=None,
+        )
+        if inst.status not in (I.RUNNING.value, I.PAUSED.value):
+            return Outcome()
+        failure = {
+            "code": "NODE_FAILED",
+            "nodeId": held.node_id,
+            "message": str(error.get("message")),
+            "details": error,
+        }
+        return Outcome(finished=end_instance(conn, held.instance_id, inst, I.FAILED, failure))
