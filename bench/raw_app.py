@@ -14,27 +14,15 @@ from typing import Any
 import redis
 from celery import Celery
 
+from workers.delivery import DELIVERY_SETTINGS
+
 QUEUE = "raw"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
 
 app = Celery("bench_raw", broker=REDIS_URL, backend=REDIS_URL)
 app.conf.update(
-    task_serializer="json",
-    accept_content=["json"],
-    result_serializer="json",
-    task_ignore_result=True,  # results are stored only where Celery needs them (chord headers)
-    task_acks_late=True,
-    task_reject_on_worker_lost=True,
-    worker_prefetch_multiplier=1,
-    worker_cancel_long_running_tasks_on_connection_loss=True,
-    broker_connection_retry_on_startup=True,
+    **DELIVERY_SETTINGS,  # the product's own delivery settings: like is compared with like
     task_default_queue=QUEUE,
-    broker_transport_options={
-        "visibility_timeout": 12 * 3600,
-        "priority_steps": [0, 3, 6, 9],
-        "sep": ":",
-        "queue_order_strategy": "priority",
-    },
     worker_send_task_events=False,
     task_send_sent_event=False,
     result_expires=3600,

@@ -14,6 +14,7 @@ from kombu import Queue
 from orchestrator import executors
 from orchestrator.executors import DEFAULT_QUEUE
 from workers import shutdown  # noqa: F401  (its shared flag must exist before the pool forks)
+from workers.delivery import DELIVERY_SETTINGS
 from workers.resources import settings
 
 CONTROL_QUEUE = "orchestrator"
@@ -33,25 +34,10 @@ app = Celery(
     amqp="workers.observe:ReadableAMQP",  # readable node task names in Flower (see there)
 )
 app.conf.update(
-    task_serializer="json",
-    accept_content=["json"],
-    result_serializer="json",
-    task_ignore_result=True,
-    task_acks_late=True,
-    task_reject_on_worker_lost=True,
-    worker_prefetch_multiplier=1,
-    worker_cancel_long_running_tasks_on_connection_loss=True,
-    broker_connection_retry_on_startup=True,
+    **DELIVERY_SETTINGS,
     task_default_queue=CONTROL_QUEUE,
     task_queues=_queues(),
     task_create_missing_queues=True,
-    broker_transport_options={
-        "visibility_timeout": 12 * 3600,
-        # Redis emulates priorities with one list per step; 0 is served first
-        "priority_steps": [0, 3, 6, 9],
-        "sep": ":",
-        "queue_order_strategy": "priority",
-    },
     # task events (sent, received, started, succeeded...) are what Flower shows; ORCH_TASK_EVENTS=0 stops them
     worker_send_task_events=settings().task_events,
     task_send_sent_event=settings().task_events,
