@@ -36,12 +36,16 @@ def parse(argv: Sequence[str] | None) -> BenchConfig:
     parser.add_argument(
         "--out", type=Path, help="markdown file (default: docs/BENCHMARKS.md; quick: var/bench)"
     )
+    parser.add_argument("--repetitions", type=int, help="repetitions per scenario (default: 5; quick: 1)")
     parser.add_argument("--keep-database", action="store_true", help="do not drop the database at the end")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
     out = args.out or (ROOT / "var" / "bench" / "BENCHMARKS-quick.md" if args.quick else None)
+    sizes = QUICK if args.quick else FULL
+    if args.repetitions:
+        sizes = replace(sizes, repetitions=args.repetitions)
     config = BenchConfig(
-        QUICK if args.quick else FULL,
+        sizes,
         mysql_url=args.mysql_url,
         redis_url=args.redis_url,
         concurrency=args.concurrency,

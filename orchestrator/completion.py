@@ -62,20 +62,20 @@ _JOIN_COUNTED = (
     )
     .values(pending_deps=NodeRow.pending_deps - 1)
 )
-# the common end of a node: its instance runs and other nodes are left; the row count says so
+# the common end of a sink: its instance runs and other sinks are left; the row count says so
 _COUNT_DOWN_RUNNING = (
     update(InstanceRow)
     .where(
         InstanceRow.id == bindparam("instance_id"),
         InstanceRow.status == I.RUNNING.value,
-        InstanceRow.unfinished_nodes > 1,
+        InstanceRow.unfinished_sinks > 1,
     )
-    .values(unfinished_nodes=InstanceRow.unfinished_nodes - 1, updated_at=bindparam("now"))
+    .values(unfinished_sinks=InstanceRow.unfinished_sinks - 1, updated_at=bindparam("now"))
 )
 _COUNT_DOWN = (
     update(InstanceRow)
     .where(InstanceRow.id == bindparam("instance_id"))
-    .values(unfinished_nodes=InstanceRow.unfinished_nodes - 1, updated_at=bindparam("now"))
+    .values(unfinished_sinks=InstanceRow.unfinished_sinks - 1, updated_at=bindparam("now"))
 )
 
 
@@ -85,11 +85,13 @@ class _Released(NamedTuple):
     attempt: int
     queue: str
     executor: str | None
+    id: int
 
 
 class _Routing(NamedTuple):
     priority: str
     workflow_name: str
+    definition_id: int
 
 
 @retrying()
@@ -100,10 +102,11 @@ def complete(
     now all done, and finish the instance when no node is left. Raises LostClaim (fencing)."""
     now = utcnow()
     target = N.SKIPPED if skipped else N.COMPLETED
-    with engine.begin() as conn:
+    with held.unwritten.taken() as earlier, engine.begin() as conn:
         if not finish_node(conn, held.row_id, held.attempt, target, output, now):
             raise LostClaim(f"node {held.node_id} attempt {held.attempt} no longer holds its claim")
         entries = [
+            *earlier,
             logs.LogEntry(
                 held.instance_id,
                 f"node {target}",
@@ -112,7 +115,7 @@ def complete(
                 attempt=held.attempt,
                 duration_ms=duration_ms,
                 details={"status": target.value},
-            )
+            ),
         ]
         outcome = _node_done(conn, engine, held, now, entries)
         logs.write(conn, *entries)  # last: the instance row is locked by now (see the module doc)
@@ -124,25 +127,33 @@ def _node_done(
 ) -> Outcome:
     definition = catalog.load_definition(engine, held.definition_id, conn)
     successors = definition.successors.get(held.node_id, ())
-    released = _release_successors(conn, held.instance_id, successors, definition, now)
-    counted = {"instance_id": held.instance_id, "now": now}
-    if held.priority is not None and conn.execute(_COUNT_DOWN_RUNNING, counted).rowcount == 1:
-        # still running with other nodes left: nothing to read back
-        routing = _Routing(held.priority, held.workflow)
+    if successors:
+        # Not a sink: the instance row is not written, so finishers of one instance do not queue up
+        # behind it; the release itself checks that the instance still runs (see below).
+        released = _release_successors(conn, held.instance_id, successors, definition, now)
+        if not released:
+            return Outcome()
+        routing: Any = (
+            _Routing(held.priority, held.workflow, held.definition_id)
+            if held.priority is not None
+            else instance_row(conn, held.instance_id)
+        )
         return Outcome([dispatch_for(routing, definition, row) for row in released])
+    counted = {"instance_id": held.instance_id, "now": now}
+    if conn.execute(_COUNT_DOWN_RUNNING, counted).rowcount == 1:
+        return Outcome()  # still running with other sinks left: nothing to read back
     conn.execute(_COUNT_DOWN, counted)
     inst = instance_row(conn, held.instance_id)
-    if inst.status != I.RUNNING.value:
-        return Outcome()  # paused: released nodes stay queued until resume sends them
-    if inst.unfinished_nodes <= 0:
-        return Outcome(finished=end_instance(conn, held.instance_id, inst, I.COMPLETED, None, entries))
-    return Outcome([dispatch_for(inst, definition, row) for row in released])
+    if inst.status != I.RUNNING.value or inst.unfinished_sinks > 0:
+        return Outcome()  # paused: resume finishes it (scheduling.start)
+    return Outcome(finished=end_instance(conn, held.instance_id, inst, I.COMPLETED, None, entries))
 
 
 def _release_successors(
     conn: Connection, instance_id: str, successors: tuple[str, ...], definition: WorkflowDefinition, now: Any
 ) -> list[Any]:
-    """Count one dependency done on every successor; queue those it was the last one of."""
+    """Count one dependency done on every successor; queue those it was the last one of, and return
+    them to be sent if the instance still runs (else resume sends them)."""
     if not successors:
         return []
     if len(successors) == 1 and len(definition.node(successors[0]).depends_on) > 1:
@@ -157,10 +168,14 @@ def _release_successors(
     if not ready:
         return []
     ids = [r.id for r in ready]
-    moved = queue_released(conn, ids, now)
+    moved = queue_released(conn, ids, now, while_running=instance_id)
+    if moved == 0:
+        # the instance is paused (or has ended): queue them all the same, to be sent on resume
+        queue_released(conn, ids, now)
+        return []
     if moved != len(ready):  # cannot happen while the rows are locked; read back rather than assume
         return queued_rows(conn, instance_id, NodeRow.id.in_(ids))
-    return [_Released(r.instance_id, r.node_id, r.attempt + 1, r.queue, r.executor) for r in ready]
+    return [_Released(r.instance_id, r.node_id, r.attempt + 1, r.queue, r.executor, r.id) for r in ready]
 
 
 @retrying()
@@ -175,7 +190,7 @@ def fail(
     """Record a failed attempt: queue the next attempt with backoff while retries are left, else fail
     the node and its instance. Raises LostClaim (fencing)."""
     now = utcnow()
-    with engine.begin() as conn:
+    with held.unwritten.taken() as earlier, engine.begin() as conn:
         bumped = conn.execute(
             update(NodeRow)
             .where(
@@ -190,7 +205,7 @@ def fail(
         failures = conn.execute(select(NodeRow.failures).where(NodeRow.id == held.row_id)).scalar_one()
         definition = catalog.load_definition(engine, held.definition_id, conn)
         spec = definition.node(held.node_id)
-        retries = spec.retries if spec.retries is not None else (held.max_retries or 0)
+        retries = spec.retries if spec.retries is not None else (inst.max_retries or 0)
         entry = logs.LogEntry(
             held.instance_id,
             f"node attempt {held.attempt} failed: {error.get('message')}",
@@ -201,7 +216,7 @@ def fail(
             duration_ms=duration_ms,
             details=error,
         )
-        logs.write(conn, entry)
+        logs.write(conn, *earlier, entry)
         if retryable and failures <= retries:
             delay = min(MAX_RETRY_DELAY_S, spec.retry_delay_ms / 1000 * 2 ** (failures - 1))
             move_node(

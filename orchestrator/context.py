@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, Protocol
 
 
@@ -37,20 +37,48 @@ class NodeLogger:
         self._runtime.log("debug", message, details)
 
 
-@dataclass
 class ExecutionContext:
-    """Passed to every executor call as `ctx`."""
+    """Passed to every executor call as `ctx`.
 
-    instance_id: str
-    node_id: str
-    attempt: int
-    input: dict[str, Any]
-    last_checkpoint: dict[str, Any] | None
-    runtime: NodeRuntime
-    external_id: str | None = None
+    The instance's `input` and `external_id` are given, or read on first use through `load_instance`
+    (most nodes never look at them, and the node path does not read them for those).
+    """
 
-    def __post_init__(self) -> None:
-        self.log = NodeLogger(self.runtime)
+    def __init__(
+        self,
+        instance_id: str,
+        node_id: str,
+        attempt: int,
+        input: dict[str, Any] | None,
+        last_checkpoint: dict[str, Any] | None,
+        runtime: NodeRuntime,
+        external_id: str | None = None,
+        *,
+        load_instance: Callable[[], tuple[dict[str, Any], str | None]] | None = None,
+    ) -> None:
+        self.instance_id = instance_id
+        self.node_id = node_id
+        self.attempt = attempt
+        self.last_checkpoint = last_checkpoint
+        self.runtime = runtime
+        self.log = NodeLogger(runtime)
+        self._instance = (input or {}, external_id) if load_instance is None else None
+        self._load_instance = load_instance
+
+    def _instance_data(self) -> tuple[dict[str, Any], str | None]:
+        if self._instance is None:
+            assert self._load_instance is not None
+            self._instance = self._load_instance()
+        return self._instance
+
+    @property
+    def input(self) -> dict[str, Any]:
+        """The instance's input."""
+        return self._instance_data()[0]
+
+    @property
+    def external_id(self) -> str | None:
+        return self._instance_data()[1]
 
     def checkpoint(self, data: dict[str, Any]) -> None:
         """Persist progress; a later attempt of this node receives it as `last_checkpoint`."""

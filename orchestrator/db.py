@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import random
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,17 +38,55 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
+    engine = _mysql_engine(url, pool_size, isolation_level="READ COMMITTED")
+    # a sibling for single statements that commit as they run (see `autocommit`), made with the
+    # engine so that it is forked, reset and disposed with it
+    _AUTOCOMMIT[engine] = _mysql_engine(
+        url,
+        pool_size,
+        isolation_level="AUTOCOMMIT",
+        # nothing to roll back: no ROLLBACK round trip when a connection is closed or checked in
+        skip_autocommit_rollback=True,
+        pool_reset_on_return=None,
+    )
+    # close=False: after a fork the pool's connections belong to the parent (their sockets close when
+    # the pool is collected); see workers.resources
+    event.listen(engine, "engine_disposed", lambda disposed: _AUTOCOMMIT[disposed].dispose(close=False))
+    return engine
+
+
+def _mysql_engine(url: str, pool_size: int, **options: Any) -> Engine:
     engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_use_lifo=True,
         pool_recycle=1800,
-        isolation_level="READ COMMITTED",
         connect_args={"connect_timeout": 10},
+        **options,
     )
     _ping_when_idle(engine)
     return engine
+
+
+_AUTOCOMMIT: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+
+
+@contextmanager
+def autocommit(engine: Engine) -> Iterator[Connection]:
+    """A connection of `engine`'s database on which each statement commits as it runs.
+
+    For a transaction of one guarded UPDATE (a claim): the statement and its commit are one round
+    trip instead of two. Engines not made by `make_engine`, and SQLite (whose transactions must
+    start with BEGIN IMMEDIATE), get one short transaction instead.
+    """
+    sibling = _AUTOCOMMIT.get(engine)
+    if sibling is None:
+        with engine.begin() as conn:
+            yield conn
+    else:
+        with sibling.connect() as conn:
+            yield conn
 
 
 def _ping_when_idle(engine: Engine) -> None:

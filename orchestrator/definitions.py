@@ -7,6 +7,7 @@ Unknown keys (top level and per node) are accepted and kept in `raw`, as the see
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import re
@@ -54,6 +55,17 @@ class NodeSpec:
     subworkflow_name: str | None = None
     subworkflow_version: str | None = None
 
+    @functools.cached_property
+    def node_refs(self) -> frozenset[str]:
+        """The nodes whose outputs this node's config and `when` read (worked out once per node)."""
+        return templates.node_refs(self.config) | templates.node_refs(self.when or "")
+
+    @functools.cached_property
+    def reads_instance(self) -> bool:
+        """Whether the config or `when` names `input` or `instance`: if not, running this node needs
+        neither the instance's input nor its externalId."""
+        return bool((templates.roots(self.config) | templates.roots(self.when or "")) & {"input", "instance"})
+
 
 @dataclass(frozen=True)
 class WorkflowDefinition:
@@ -93,6 +105,12 @@ class WorkflowDefinition:
     def successors(self) -> dict[str, tuple[str, ...]]:
         """Node id -> the ids that depend on it directly, in definition order."""
         return self._successors
+
+    @property
+    def sinks(self) -> frozenset[str]:
+        """The nodes nothing depends on. Every node precedes a sink, and a sink ends only after all
+        of its dependencies, so an instance is done when its sinks are."""
+        return frozenset(node for node, after in self._successors.items() if not after)
 
     def content_hash(self) -> str:
         """sha256 hex of the canonical JSON of `raw`: the same content hashes the same, whatever key order."""

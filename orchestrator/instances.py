@@ -47,6 +47,11 @@ class Created:
     status: str
 
 
+# built once: every create runs them
+_INSERT_INSTANCE = insert(InstanceRow)
+_INSERT_NODES = insert(NodeRow)
+
+
 @retrying()
 def create_instance(engine: Engine, request: InstanceRequest) -> Created:
     """Validate the input against the definition and write the instance with all its node rows.
@@ -83,7 +88,7 @@ def create_instance(engine: Engine, request: InstanceRequest) -> Created:
         "queue": request.queue,
         "timeout_ms": timeout_ms,
         "max_retries": request.max_retries,
-        "unfinished_nodes": len(definition.nodes),
+        "unfinished_sinks": len(definition.sinks),
         "total_nodes": len(definition.nodes),
         "created_at": now,
         "updated_at": now,
@@ -107,8 +112,8 @@ def create_instance(engine: Engine, request: InstanceRequest) -> Created:
     ]
     try:
         with engine.begin() as conn:
-            conn.execute(insert(InstanceRow).values(**instance))
-            conn.execute(insert(NodeRow), nodes)
+            conn.execute(_INSERT_INSTANCE, instance)
+            conn.execute(_INSERT_NODES, nodes)
             logs.write(
                 conn,
                 logs.LogEntry(

@@ -162,7 +162,7 @@ def _reset_for_retry(engine: Engine, instance_id: str, from_node: str | None) ->
             update(InstanceRow)
             .where(InstanceRow.id == instance_id)
             .values(
-                unfinished_nodes=len(statuses) - len(done),
+                unfinished_sinks=len(definition.sinks - done),
                 error=None,
                 finished_at=None,
                 deadline_at=deadline,

@@ -24,6 +24,7 @@ class LogEntry:
     worker_id: str | None = None
     attempt: int | None = None
     duration_ms: float | None = None
+    at: datetime | None = None  # when it happened, if that was before the line is written
 
     def row(self) -> dict[str, Any]:
         return {
@@ -36,7 +37,7 @@ class LogEntry:
             "worker_id": self.worker_id,
             "attempt": self.attempt,
             "duration_ms": self.duration_ms,
-            "created_at": utcnow(),
+            "created_at": self.at or utcnow(),
         }
 
 

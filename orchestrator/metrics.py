@@ -1,8 +1,9 @@
 """Cluster-wide metrics: their names, buckets and Redis keys, and the helpers that record and read them.
 
 Nodes run in many processes (Celery prefork children on many hosts), so per-node observations are
-aggregated in Redis rather than in process memory: every finished attempt adds to a few hash fields in
-one pipelined round trip, and the API's `/metrics` reads them back at scrape time. Histograms store
+aggregated in Redis rather than in process memory: each process adds up its finished attempts in a
+`Tally` and writes the sums to a few hash fields in one pipelined round trip every half second or so
+(not one round trip per node), and the API's `/metrics` reads them back at scrape time. Histograms store
 per-bucket counts (not cumulative), a sum and a count per label set; the reader makes them cumulative.
 
 The helpers take anything with redis-py's interface (`pipeline`, `hgetall`); `connect` makes such a
@@ -94,7 +95,7 @@ COUNTERS = (
     SHUTDOWN_HANDBACKS,
 )
 
-# Outcomes of an attempt, as recorded by `record_attempt`.
+# Outcomes of an attempt, as recorded by `Tally.attempt`.
 COMPLETED, RETRIED, FAILED = "completed", "retried", "failed"
 
 
@@ -110,32 +111,55 @@ def _bucket_for(histogram: Histogram, value: float) -> str:
     return bucket_label(math.inf)
 
 
-def _observe(pipe: Any, histogram: Histogram, label: str, value: float) -> None:
-    value = max(0.0, float(value))
-    pipe.hincrby(histogram.key, f"{label}{SEP}{_bucket_for(histogram, value)}", 1)
-    pipe.hincrbyfloat(histogram.key, f"{label}{SEP}sum", value)
-    pipe.hincrby(histogram.key, f"{label}{SEP}count", 1)
-
-
 def _counter_field(counter: Counter, values: Iterable[str]) -> str:
     return SEP.join([counter.name, *values])
 
 
-def record_attempt(
-    client: Any, executor: str, outcome: str, duration_s: float, queue_wait_s: float | None
-) -> None:
-    """Add one finished attempt of `executor` (duration, queue wait, outcome) in one round trip.
+class Tally:
+    """Finished attempts added up in memory until `flush` writes the sums in one round trip.
 
-    Raises whatever the client raises (callers on the node path catch and log it).
+    Not thread-safe by itself: the caller serializes `attempt`, `flush` and `pending`.
     """
-    pipe = client.pipeline(transaction=False)
-    _observe(pipe, NODE_DURATION, executor, duration_s)
-    if queue_wait_s is not None:
-        _observe(pipe, QUEUE_WAIT, executor, queue_wait_s)
-    pipe.hincrby(KEY_COUNTERS, _counter_field(NODE_ATTEMPTS, (executor, outcome)), 1)
-    if outcome == RETRIED:
-        pipe.hincrby(KEY_COUNTERS, _counter_field(RETRIES, (executor,)), 1)
-    pipe.execute()
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, str], int] = {}
+        self._sums: dict[tuple[str, str], float] = {}
+
+    def _observe(self, histogram: Histogram, label: str, value: float) -> None:
+        value = max(0.0, float(value))
+        self._count(histogram.key, f"{label}{SEP}{_bucket_for(histogram, value)}")
+        self._count(histogram.key, f"{label}{SEP}count")
+        total = (histogram.key, f"{label}{SEP}sum")
+        self._sums[total] = self._sums.get(total, 0.0) + value
+
+    def _count(self, key: str, name: str, amount: int = 1) -> None:
+        self._counts[(key, name)] = self._counts.get((key, name), 0) + amount
+
+    def attempt(self, executor: str, outcome: str, duration_s: float, queue_wait_s: float | None) -> None:
+        """One finished attempt of `executor`: its duration, its queue wait and its outcome."""
+        self._observe(NODE_DURATION, executor, duration_s)
+        if queue_wait_s is not None:
+            self._observe(QUEUE_WAIT, executor, queue_wait_s)
+        self._count(KEY_COUNTERS, _counter_field(NODE_ATTEMPTS, (executor, outcome)))
+        if outcome == RETRIED:
+            self._count(KEY_COUNTERS, _counter_field(RETRIES, (executor,)))
+
+    def pending(self) -> bool:
+        return bool(self._counts or self._sums)
+
+    def flush(self, client: Any) -> None:
+        """Write everything added so far and start from zero. Raises whatever the client raises; the
+        sums are dropped then (metrics are best effort, and a retry could count them twice)."""
+        counts, sums = self._counts, self._sums
+        self._counts, self._sums = {}, {}
+        if not counts and not sums:
+            return
+        pipe = client.pipeline(transaction=False)
+        for (key, name), amount in counts.items():
+            pipe.hincrby(key, name, amount)
+        for (key, name), total in sums.items():
+            pipe.hincrbyfloat(key, name, total)
+        pipe.execute()
 
 
 def increment(client: Any, counters: Mapping[Counter, int], labels: tuple[str, ...] = ()) -> None:

@@ -67,8 +67,9 @@ class InstanceRow(Base):
     timeout_ms: Mapped[int | None] = mapped_column(BigInteger)
     max_retries: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[dict[str, Any] | None] = mapped_column(Json)
-    # nodes not yet completed or skipped: the completion that takes it to 0 finishes the instance
-    unfinished_nodes: Mapped[int] = mapped_column(Integer, default=0)
+    # sink nodes (nothing depends on them) not yet completed or skipped: the completion that takes it
+    # to 0 finishes the instance. Counting sinks only keeps every other node's completion off this row.
+    unfinished_sinks: Mapped[int] = mapped_column(Integer, default=0)
     total_nodes: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(Timestamp)

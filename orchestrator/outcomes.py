@@ -6,10 +6,14 @@ the commit. These are plain values, so no ORM row leaves the persistence layer.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.definitions import WorkflowDefinition
+from orchestrator.logs import LogEntry
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,25 @@ class Dispatch:
     workflow: str
     countdown: float = 0.0
     timeout_s: float | None = None
+    # carried in the message so the claim need not read them back (they never change)
+    row_id: int | None = None
+    definition_id: int | None = None
+
+    def facts(self) -> NodeFacts | None:
+        if self.row_id is None or self.definition_id is None:
+            return None
+        return NodeFacts(self.row_id, self.definition_id, self.workflow, self.priority)
+
+
+@dataclass(frozen=True)
+class NodeFacts:
+    """What a claim needs to know about a node and its instance besides the node's status; none of it
+    ever changes, so the sender of a `run_node` message can hand it over with the message."""
+
+    row_id: int
+    definition_id: int
+    workflow: str
+    priority: str
 
 
 @dataclass(frozen=True)
@@ -42,6 +65,31 @@ class Outcome:
     finished: Finished | None = None
 
 
+class UnwrittenLog:
+    """Log lines an attempt has not written yet, handed to the first transaction it commits.
+
+    The claim's own "node running" line waits here so that claiming costs a single statement: the
+    completion (or a failure, a heartbeat, a `ctx.log` line) writes it with its own lines, stamped
+    with the time of the claim. Taken under a lock, as the heartbeat thread may write concurrently;
+    given back when the transaction that took them does not commit.
+    """
+
+    def __init__(self, *entries: LogEntry) -> None:
+        self._entries = list(entries)
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def taken(self) -> Iterator[list[LogEntry]]:
+        with self._lock:
+            entries, self._entries = self._entries, []
+        try:
+            yield entries
+        except BaseException:
+            with self._lock:
+                self._entries[:0] = entries
+            raise
+
+
 @dataclass(frozen=True)
 class Claim:
     """A node attempt this worker holds; every later write names `attempt` (the fencing token)."""
@@ -53,17 +101,17 @@ class Claim:
     worker_id: str
     definition_id: int
     workflow: str
-    input: dict[str, Any]
-    external_id: str | None
-    max_retries: int | None
     last_checkpoint: Any
     outputs: dict[str, Any]
     # the instance's priority (never changes): lets a completion dispatch successors without reading
     # the instance back; None (e.g. a sub-workflow's end) reads it
     priority: str | None = None
+    unwritten: UnwrittenLog = field(default_factory=UnwrittenLog, compare=False)
 
 
 def dispatch_for(inst: Any, definition: WorkflowDefinition, row: Any, countdown: float = 0.0) -> Dispatch:
+    """The message for a queued node `row` (instance_id, node_id, attempt, queue, executor, id) of
+    the instance `inst` (priority, workflow_name, definition_id)."""
     spec = definition.node(row.node_id)
     return Dispatch(
         row.instance_id,
@@ -75,4 +123,6 @@ def dispatch_for(inst: Any, definition: WorkflowDefinition, row: Any, countdown:
         inst.workflow_name,
         countdown,
         None if spec.timeout_ms is None else spec.timeout_ms / 1000,
+        row.id,
+        inst.definition_id,
     )

@@ -137,11 +137,12 @@ def hand_back(engine: Engine, row: Any, reason: str) -> Outcome | None:
 def hand_back_held(engine: Engine, held: Claim, reason: str) -> Outcome:
     """Give back a node this worker holds because the worker is shutting down: like `hand_back`, but
     not counted against MAX_HANDBACKS (a rolling restart is no fault of the node). Raises LostClaim."""
-    with engine.begin() as conn:
+    with held.unwritten.taken() as earlier, engine.begin() as conn:
         if not _requeue(
             conn, held.row_id, held.instance_id, held.node_id, held.attempt, held.worker_id, reason
         ):
             raise LostClaim(f"node {held.node_id} attempt {held.attempt} no longer holds its claim")
+        logs.write(conn, *earlier)
         return Outcome(_dispatches_for(conn, engine, held.instance_id, NodeRow.id == held.row_id))
 
 
@@ -213,9 +214,9 @@ def _dispatches_for(conn: Any, engine: Engine, instance_id: str, *where: Any) ->
         return []
     definition = catalog.load_definition(engine, inst.definition_id, conn)
     rows = conn.execute(
-        select(NodeRow.instance_id, NodeRow.node_id, NodeRow.attempt, NodeRow.queue, NodeRow.executor).where(
-            NodeRow.instance_id == instance_id, NodeRow.status == N.QUEUED.value, *where
-        )
+        select(
+            NodeRow.id, NodeRow.instance_id, NodeRow.node_id, NodeRow.attempt, NodeRow.queue, NodeRow.executor
+        ).where(NodeRow.instance_id == instance_id, NodeRow.status == N.QUEUED.value, *where)
     ).all()
     return [dispatch_for(inst, definition, r) for r in rows]
 

@@ -16,20 +16,20 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, select
 
-from orchestrator import catalog, logs, templates
-from orchestrator.db import retrying
+from orchestrator import catalog, logs
+from orchestrator.db import autocommit, retrying
 from orchestrator.models import CheckpointRow, InstanceRow, NodeRow, utcnow
-from orchestrator.outcomes import Claim, Finished, Outcome, dispatch_for
+from orchestrator.outcomes import Claim, Finished, NodeFacts, Outcome, UnwrittenLog, dispatch_for
 from orchestrator.states import InstanceStatus as I
 from orchestrator.states import NodeStatus as N
-from orchestrator.transitions import claim_node, move_instance, move_nodes
+from orchestrator.transitions import claim_node, move_instance, queue_ready, start_instance
 
 _INSTANCE_COLUMNS = (
     InstanceRow.status,
     InstanceRow.priority,
     InstanceRow.workflow_name,
     InstanceRow.definition_id,
-    InstanceRow.unfinished_nodes,
+    InstanceRow.unfinished_sinks,
     InstanceRow.parent_instance_id,
     InstanceRow.parent_node_id,
     InstanceRow.callback_url,
@@ -41,18 +41,14 @@ _INSTANCE_COLUMNS = (
 _INSTANCE = select(*_INSTANCE_COLUMNS).where(InstanceRow.id == bindparam("instance_id"))
 _INSTANCE_LOCKED = _INSTANCE.with_for_update()
 _CLAIMED = (
-    select(
-        NodeRow.id,
-        NodeRow.executor,
-        InstanceRow.definition_id,
-        InstanceRow.workflow_name,
-        InstanceRow.input,
-        InstanceRow.external_id,
-        InstanceRow.max_retries,
-        InstanceRow.priority,
-    )
+    select(NodeRow.id, InstanceRow.definition_id, InstanceRow.workflow_name, InstanceRow.priority)
     .join(InstanceRow, InstanceRow.id == NodeRow.instance_id)
     .where(NodeRow.instance_id == bindparam("instance_id"), NodeRow.node_id == bindparam("node_id"))
+)
+
+
+_INSTANCE_DATA = select(InstanceRow.input, InstanceRow.external_id).where(
+    InstanceRow.id == bindparam("instance_id")
 )
 
 
@@ -60,14 +56,17 @@ def instance_row(conn: Connection, instance_id: str, *, lock: bool = False) -> A
     return conn.execute(_INSTANCE_LOCKED if lock else _INSTANCE, {"instance_id": instance_id}).one()
 
 
+_QUEUED = (
+    select(NodeRow.id, NodeRow.instance_id, NodeRow.node_id, NodeRow.attempt, NodeRow.queue, NodeRow.executor)
+    .where(NodeRow.instance_id == bindparam("instance_id"), NodeRow.status == N.QUEUED.value)
+    .order_by(NodeRow.id)
+)
+
+
 def queued_rows(conn: Connection, instance_id: str, *where: Any) -> list[Any]:
-    return list(
-        conn.execute(
-            select(NodeRow.instance_id, NodeRow.node_id, NodeRow.attempt, NodeRow.queue, NodeRow.executor)
-            .where(NodeRow.instance_id == instance_id, NodeRow.status == N.QUEUED.value, *where)
-            .order_by(NodeRow.id)
-        ).all()
-    )
+    """The instance's queued nodes (those matching `where` too), as `dispatch_for` takes them."""
+    statement = _QUEUED.where(*where) if where else _QUEUED
+    return list(conn.execute(statement, {"instance_id": instance_id}).all())
 
 
 @retrying()
@@ -81,88 +80,135 @@ def start(engine: Engine, instance_id: str) -> Outcome:
     with engine.begin() as conn:
         inst = instance_row(conn, instance_id)
         if inst.status == I.PENDING.value:
-            move_instance(
-                conn, instance_id, I.RUNNING, sources=[I.PENDING], started_at=inst.started_at or now
-            )
+            start_instance(conn, instance_id, now)
             logs.write(conn, logs.LogEntry(instance_id, "instance running", details={"status": "running"}))
         elif inst.status != I.RUNNING.value:
             return Outcome()
         definition = catalog.load_definition(engine, inst.definition_id, conn)
-        move_nodes(
-            conn,
-            N.QUEUED,
-            NodeRow.instance_id == instance_id,
-            NodeRow.pending_deps == 0,
-            sources=[N.PENDING],
-            attempt=NodeRow.attempt + 1,
-            queued_at=now,
-            not_before=None,
-        )
-        if inst.unfinished_nodes == 0:
+        queue_ready(conn, instance_id, now)
+        if inst.unfinished_sinks == 0:
             return Outcome(finished=end_instance(conn, instance_id, inst, I.COMPLETED, None))
         return Outcome([dispatch_for(inst, definition, row) for row in queued_rows(conn, instance_id)])
 
 
-@retrying()
-def claim(engine: Engine, instance_id: str, node_id: str, attempt: int, worker_id: str) -> Claim | None:
+def claim(
+    engine: Engine,
+    instance_id: str,
+    node_id: str,
+    attempt: int,
+    worker_id: str,
+    facts: NodeFacts | None = None,
+) -> Claim | None:
     """Take a queued node for `attempt` (queued -> running) while its instance runs.
 
     Returns None when the claim is lost: another delivery took it, the attempt is stale, or the
     instance is paused, cancelled or finished. The message is then simply dropped.
+
+    With the `facts` a message carries, the claim is one statement that commits as it runs; the
+    "node running" line is written by the attempt's first transaction (`Claim.unwritten`). Reads of
+    other nodes' outputs and of the last checkpoint follow only when the node needs them.
     """
     now = utcnow()
+    if facts is None:
+        facts = _claim_reading_facts(engine, instance_id, node_id, attempt, worker_id, now)
+    elif not _claim_alone(engine, instance_id, node_id, attempt, worker_id, now):
+        return None
+    if facts is None:
+        return None
+    # the claim is committed: what follows only reads, and may be retried on its own
+    return _held(engine, instance_id, node_id, attempt, worker_id, facts, now)
+
+
+@retrying()
+def _claim_alone(
+    engine: Engine, instance_id: str, node_id: str, attempt: int, worker_id: str, now: Any
+) -> bool:
+    with autocommit(engine) as conn:
+        return claim_node(conn, instance_id, node_id, attempt, worker_id, now)
+
+
+@retrying()
+def _claim_reading_facts(
+    engine: Engine, instance_id: str, node_id: str, attempt: int, worker_id: str, now: Any
+) -> NodeFacts | None:
     with engine.begin() as conn:
         if not claim_node(conn, instance_id, node_id, attempt, worker_id, now):
             return None
         row = conn.execute(_CLAIMED, {"instance_id": instance_id, "node_id": node_id}).one()
-        spec = catalog.load_definition(engine, row.definition_id, conn).node(node_id)
-        refs = templates.node_refs(spec.config) | (
-            templates.node_refs(spec.when) if spec.when else frozenset()
-        )
-        outputs: dict[str, Any] = {}
-        if refs:
-            outputs = dict(
-                conn.execute(
-                    select(NodeRow.node_id, NodeRow.output).where(
-                        NodeRow.instance_id == instance_id, NodeRow.node_id.in_(sorted(refs))
-                    )
-                ).all()
-            )
-        checkpoint = None
-        if attempt > 1:  # a first attempt has nothing to resume from
-            checkpoint = conn.execute(
-                select(CheckpointRow.data)
-                .where(CheckpointRow.instance_id == instance_id, CheckpointRow.node_id == node_id)
-                .order_by(CheckpointRow.id.desc())
-                .limit(1)
-            ).scalar()
-        logs.write(
-            conn,
-            logs.LogEntry(
-                instance_id,
-                "node running",
-                node_id=node_id,
-                executor=row.executor,
-                worker_id=worker_id,
-                attempt=attempt,
-                details={"status": "running"},
-            ),
-        )
+        return NodeFacts(row.id, row.definition_id, row.workflow_name, row.priority)
+
+
+@retrying()
+def _held(
+    engine: Engine,
+    instance_id: str,
+    node_id: str,
+    attempt: int,
+    worker_id: str,
+    facts: NodeFacts,
+    now: Any,
+) -> Claim:
+    spec = catalog.load_definition(engine, facts.definition_id).node(node_id)
+    if spec.node_refs or attempt > 1:
+        with engine.connect() as conn:
+            outputs, checkpoint = _earlier_results(conn, instance_id, node_id, attempt, spec.node_refs)
+    else:
+        outputs, checkpoint = {}, None
+    running = logs.LogEntry(
+        instance_id,
+        "node running",
+        node_id=node_id,
+        executor=spec.executor,
+        worker_id=worker_id,
+        attempt=attempt,
+        details={"status": "running"},
+        at=now,
+    )
     return Claim(
-        row.id,
+        facts.row_id,
         instance_id,
         node_id,
         attempt,
         worker_id,
-        row.definition_id,
-        row.workflow_name,
-        row.input,
-        row.external_id,
-        row.max_retries,
+        facts.definition_id,
+        facts.workflow,
         checkpoint,
         outputs,
-        row.priority,
+        facts.priority,
+        UnwrittenLog(running),
     )
+
+
+def _earlier_results(
+    conn: Connection, instance_id: str, node_id: str, attempt: int, refs: frozenset[str]
+) -> tuple[dict[str, Any], Any]:
+    """The outputs of the nodes in `refs`, and the newest checkpoint of an attempt after the first."""
+    outputs: dict[str, Any] = {}
+    if refs:
+        outputs = dict(
+            conn.execute(
+                select(NodeRow.node_id, NodeRow.output).where(
+                    NodeRow.instance_id == instance_id, NodeRow.node_id.in_(sorted(refs))
+                )
+            ).all()
+        )
+    checkpoint = None
+    if attempt > 1:  # a first attempt has nothing to resume from
+        checkpoint = conn.execute(
+            select(CheckpointRow.data)
+            .where(CheckpointRow.instance_id == instance_id, CheckpointRow.node_id == node_id)
+            .order_by(CheckpointRow.id.desc())
+            .limit(1)
+        ).scalar()
+    return outputs, checkpoint
+
+
+@retrying()
+def instance_data(engine: Engine, instance_id: str) -> tuple[dict[str, Any], str | None]:
+    """The instance's input and externalId, read only by a node that uses them."""
+    with engine.connect() as conn:
+        row = conn.execute(_INSTANCE_DATA, {"instance_id": instance_id}).one()
+    return row.input, row.external_id
 
 
 def end_instance(

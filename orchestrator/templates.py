@@ -134,6 +134,7 @@ class _Parser:
     def __init__(self, text: str, tokens: list[_Token]) -> None:
         self.text, self.tokens, self.i = text, tokens, 0
         self.node_refs: set[str] = set()
+        self.roots: set[str] = set()
 
     def take(self) -> _Token:
         # Only parse() consumes the closing '}', so no rule can run off the end of the list.
@@ -195,6 +196,7 @@ class _Parser:
                 raise self.error(f"expected a path segment after '.' but found {_found(seg)}", seg)
             segments.append(seg.value)
         path = PathNode(tuple(segments))
+        self.roots.add(segments[0])
         if segments[0] == "nodes":
             if len(segments) < 3 or segments[2] != "output":
                 raise self.error(f"'{path.text}': a node path is nodes.<node-id>.output[.<key>...]", token)
@@ -268,6 +270,7 @@ class Template:
     text: str
     parts: tuple[str | Expr, ...]
     node_refs: frozenset[str]  # node ids referenced through nodes.<id>.output...
+    roots: frozenset[str] = frozenset()  # the first segment of every path: input, nodes, instance
 
     @property
     def is_template(self) -> bool:
@@ -304,6 +307,7 @@ def parse(text: str) -> Template:
     """
     parts: list[str | Expr] = []
     refs: set[str] = set()
+    roots: set[str] = set()
     literal, pos = "", 0
     while match := _OPEN.search(text, pos):
         literal += text[pos : match.start()]
@@ -316,11 +320,12 @@ def parse(text: str) -> Template:
         parser = _Parser(text, tokens)
         parts.append(parser.parse())
         refs |= parser.node_refs
+        roots |= parser.roots
         literal, pos = "", tokens[-1].pos + 1
     literal += text[pos:]
     if literal or not parts:
         parts.append(literal)
-    return Template(text, tuple(parts), frozenset(refs))
+    return Template(text, tuple(parts), frozenset(refs), frozenset(roots))
 
 
 def render(value: Any, scope: dict[str, Any]) -> Any:
@@ -383,3 +388,13 @@ def node_refs(value: Any) -> frozenset[str]:
         with contextlib.suppress(TemplateError):
             refs |= parse(text).node_refs
     return frozenset(refs)
+
+
+def roots(value: Any) -> frozenset[str]:
+    """The roots (`input`, `nodes`, `instance`) of every path anywhere in `value`; malformed strings
+    are ignored. A node whose templates name no `input` need not load the instance's input."""
+    found: set[str] = set()
+    for _, text in _strings(value, ""):
+        with contextlib.suppress(TemplateError):
+            found |= parse(text).roots
+    return frozenset(found)

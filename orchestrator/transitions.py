@@ -10,7 +10,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Update, bindparam, select, update
+from sqlalchemy import Connection, Update, bindparam, func, select, update
 
 from orchestrator.errors import InvalidTransition
 from orchestrator.models import InstanceRow, NodeRow, utcnow
@@ -107,15 +107,18 @@ def _prepared(target: NodeStatus, sources: Collection[NodeStatus], *where: Any) 
     return update(NodeRow).where(NodeRow.status.in_([s.value for s in sources]), *where)
 
 
+_INSTANCE_RUNNING = (
+    select(InstanceRow.id)
+    .where(InstanceRow.id == bindparam("b_instance"), InstanceRow.status == InstanceStatus.RUNNING.value)
+    .exists()
+)
 _CLAIM = _prepared(
     NodeStatus.RUNNING,
     [NodeStatus.QUEUED],
     NodeRow.instance_id == bindparam("b_instance"),
     NodeRow.node_id == bindparam("b_node"),
     NodeRow.attempt == bindparam("b_fence"),
-    select(InstanceRow.id)
-    .where(InstanceRow.id == bindparam("b_instance"), InstanceRow.status == InstanceStatus.RUNNING.value)
-    .exists(),
+    _INSTANCE_RUNNING,
 ).values(
     status=NodeStatus.RUNNING.value,
     worker_id=bindparam("b_worker"),
@@ -140,16 +143,53 @@ _FINISH = {
     )
     for target in (NodeStatus.COMPLETED, NodeStatus.SKIPPED)
 }
+_RELEASE_VALUES = {
+    "status": NodeStatus.QUEUED.value,
+    "attempt": NodeRow.attempt + 1,
+    "pending_deps": NodeRow.pending_deps - 1,
+    "queued_at": bindparam("b_now"),
+    "not_before": None,
+    "updated_at": bindparam("b_now"),
+}
 _RELEASE = _prepared(
     NodeStatus.QUEUED, [NodeStatus.PENDING], NodeRow.id.in_(bindparam("b_ids", expanding=True))
+).values(**_RELEASE_VALUES)
+_RELEASE_WHILE_RUNNING = _RELEASE.where(_INSTANCE_RUNNING)
+
+
+_START = (
+    update(InstanceRow)
+    .where(InstanceRow.id == bindparam("b_instance"), InstanceRow.status == InstanceStatus.PENDING.value)
+    .values(
+        status=InstanceStatus.RUNNING.value,
+        started_at=func.coalesce(InstanceRow.started_at, bindparam("b_now")),
+        updated_at=bindparam("b_now"),
+    )
+)
+_QUEUE_READY = _prepared(
+    NodeStatus.QUEUED,
+    [NodeStatus.PENDING],
+    NodeRow.instance_id == bindparam("b_instance"),
+    NodeRow.pending_deps == 0,
 ).values(
     status=NodeStatus.QUEUED.value,
     attempt=NodeRow.attempt + 1,
-    pending_deps=NodeRow.pending_deps - 1,
     queued_at=bindparam("b_now"),
     not_before=None,
     updated_at=bindparam("b_now"),
 )
+
+
+def start_instance(conn: Connection, instance_id: str, now: datetime) -> bool:
+    """pending -> running (keeping a `started_at` set before, as by a retry); whether this call won."""
+    if not can_move_instance(InstanceStatus.PENDING, InstanceStatus.RUNNING):
+        raise ValueError("instance transition pending -> running is not in the table")
+    return conn.execute(_START, {"b_instance": instance_id, "b_now": now}).rowcount == 1
+
+
+def queue_ready(conn: Connection, instance_id: str, now: datetime) -> int:
+    """pending -> queued (next attempt) for every node of the instance with no dependency left."""
+    return conn.execute(_QUEUE_READY, {"b_instance": instance_id, "b_now": now}).rowcount
 
 
 def claim_node(
@@ -168,7 +208,13 @@ def finish_node(
     return conn.execute(_FINISH[target], params).rowcount == 1
 
 
-def queue_released(conn: Connection, ids: list[int], now: datetime) -> int:
+def queue_released(
+    conn: Connection, ids: list[int], now: datetime, *, while_running: str | None = None
+) -> int:
     """pending -> queued (next attempt) for successors whose last dependency just finished, counting
-    that dependency done; returns how many moved."""
-    return conn.execute(_RELEASE, {"b_ids": ids, "b_now": now}).rowcount
+    that dependency done; returns how many moved. With `while_running` (the instance id), only while
+    that instance runs: a released node is to be sent at once, which a paused instance must not get."""
+    if while_running is None:
+        return conn.execute(_RELEASE, {"b_ids": ids, "b_now": now}).rowcount
+    params = {"b_ids": ids, "b_now": now, "b_instance": while_running}
+    return conn.execute(_RELEASE_WHILE_RUNNING, params).rowcount

@@ -55,6 +55,15 @@ def send_nodes(dispatches: Iterable[Dispatch]) -> None:
 
 def _send(d: Dispatch, producer: Any = None) -> None:
     options: dict[str, Any] = {}
+    facts = d.facts()
+    if facts is not None:
+        options["kwargs"] = {
+            "row": facts.row_id,
+            "definition": facts.definition_id,
+            "workflow": facts.workflow,
+            "priority": facts.priority,
+        }
+        options["kwargsrepr"] = "{}"  # Flower shows the shadow name and args; these are plumbing
     if d.timeout_s is not None:
         # soft limit: SoftTimeLimitExceeded in the executor fails the attempt; the hard limit is
         # the backstop for an executor that swallows it

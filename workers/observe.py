@@ -1,9 +1,11 @@
 """Observability of the worker side: per-node metrics in Redis, the log context, JSON log format.
 
 Hooks into Celery's signals (so the task code stays as it is) and offers calls to the node path in
-`workers/runtime.py`: `attempt_completed`, `attempt_failed`, `fencing_rejected`, `handed_back`. Each
-costs at most one pipelined Redis round trip and never raises: a metrics store that is down is
-logged, skipped for a while, and the node goes on.
+`workers/runtime.py`: `attempt_completed`, `attempt_failed`, `fencing_rejected`, `handed_back`. None
+raises: a metrics store that is down is logged, skipped for a while, and the node goes on. Attempts,
+one per node, are added up in the process (`metrics.Tally`) and written every `FLUSH_S` seconds by a
+thread of their own, and when the process exits: no Redis round trip on the node path. The rare
+counts (fencing, hand-backs) are written at once.
 
 Queue wait is measured from the message: `before_task_publish` stamps the send time on every
 `run_node` message, and the worker subtracts the later of that and the message's ETA (a retry's
@@ -27,6 +29,8 @@ from celery.signals import (
     task_postrun,
     task_prerun,
     task_success,
+    worker_process_shutdown,
+    worker_shutdown,
 )
 from sqlalchemy import Engine
 
@@ -41,6 +45,7 @@ RECOVER = "orchestrator.recover"
 SENT_AT_HEADER = "orch_sent_at"
 # after a failed write the store is left alone this long, so a Redis outage costs no node time
 BACKOFF_S = 30.0
+FLUSH_S = 0.5
 
 _lock = threading.Lock()
 _client: Any = None
@@ -120,11 +125,53 @@ def attempt_failed(engine: Engine, held: Claim, duration_ms: float, result: Outc
     _attempt(held, executor, duration_ms, metrics.RETRIED if retried else metrics.FAILED)
 
 
+class _Attempts:
+    """This process's tally of finished attempts and the thread that writes it out.
+
+    The thread starts on first use in each process (pool children are forked after import).
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._tally = metrics.Tally()
+        self._started = False
+
+    def add(self, executor: str, outcome: str, duration_s: float, wait_s: float | None) -> None:
+        with self._lock:
+            self._tally.attempt(executor, outcome, duration_s, wait_s)
+            if not self._started:
+                self._started = True
+                threading.Thread(target=self._run, name="metrics-flush", daemon=True).start()
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._tally.pending():
+                _record(self._tally.flush)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(FLUSH_S)
+            self.flush()
+
+
+_attempts = _Attempts()
+
+
 def _attempt(held: Claim, executor: str | None, duration_ms: float, outcome: str) -> None:
     if executor is None:
         return  # sub-workflow nodes run no executor
-    wait = _waits.get(_task_id(held))
-    _record(metrics.record_attempt, executor, outcome, duration_ms / 1000, wait)
+    _attempts.add(executor, outcome, duration_ms / 1000, _waits.get(_task_id(held)))
+
+
+@worker_process_shutdown.connect
+@worker_shutdown.connect
+def flush(**_: Any) -> None:
+    """Write the attempts added up so far (a pool process or a worker about to exit)."""
+    _attempts.flush()
 
 
 def fencing_rejected() -> None:

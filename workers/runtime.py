@@ -13,7 +13,7 @@ from typing import Any
 from billiard.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import Engine
 
-from orchestrator import catalog, completion, executors, leases, logs, recovery, templates
+from orchestrator import catalog, completion, executors, leases, logs, recovery, scheduling, templates
 from orchestrator.context import ExecutionContext
 from orchestrator.errors import LostClaim, NodeFailure, OrchestratorError
 from orchestrator.outcomes import Claim, Outcome
@@ -99,8 +99,9 @@ class NodeRuntime:
 
     def beat(self) -> None:
         """Renew the lease (from the heartbeat thread); a missed beat is not fatal, the next may get
-        through."""
+        through. A node still running at its first beat gets its "node running" line written."""
         try:
+            write_unwritten(self._engine, self._held)
             if not leases.heartbeat(self._engine, self._held):
                 self._stop_requested.set()
         except Exception:
@@ -109,9 +110,10 @@ class NodeRuntime:
             )
 
     def log(self, level: str, message: str, details: dict[str, Any] | None) -> None:
-        with self._engine.begin() as conn:
+        with self._held.unwritten.taken() as earlier, self._engine.begin() as conn:
             logs.write(
                 conn,
+                *earlier,
                 logs.LogEntry(
                     self._held.instance_id,
                     message,
@@ -125,9 +127,11 @@ class NodeRuntime:
             )
 
     def checkpoint(self, data: dict[str, Any]) -> None:
+        write_unwritten(self._engine, self._held)
         leases.save_checkpoint(self._engine, self._held, data)
 
     def heartbeat(self) -> None:
+        write_unwritten(self._engine, self._held)
         if not leases.heartbeat(self._engine, self._held):
             self._stop_requested.set()
 
@@ -135,15 +139,24 @@ class NodeRuntime:
         return self._stop_requested.is_set() or shutdown.draining()
 
 
+def write_unwritten(engine: Engine, held: Claim) -> None:
+    """Write the attempt's pending log lines (its "node running" line) in a transaction of their own."""
+    with held.unwritten.taken() as earlier:
+        if earlier:
+            with engine.begin() as conn:
+                logs.write(conn, *earlier)
+
+
 def run_attempt(engine: Engine, held: Claim, heartbeat_interval: float) -> Outcome:
     """Render the config, call the executor and record the result; fencing losses are dropped."""
     definition = catalog.load_definition(engine, held.definition_id)
     spec = definition.node(held.node_id)
-    scope = {
-        "input": held.input,
-        "nodes": {node: {"output": output} for node, output in held.outputs.items()},
-        "instance": {"id": held.instance_id, "externalId": held.external_id},
-    }
+    scope: dict[str, Any] = {"nodes": {node: {"output": output} for node, output in held.outputs.items()}}
+    instance: tuple[dict[str, Any], str | None] | None = None
+    if spec.reads_instance:
+        instance = scheduling.instance_data(engine, held.instance_id)
+        scope["input"] = instance[0]
+        scope["instance"] = {"id": held.instance_id, "externalId": instance[1]}
     started = time.perf_counter()
 
     def elapsed() -> float:
@@ -156,6 +169,7 @@ def run_attempt(engine: Engine, held: Claim, heartbeat_interval: float) -> Outco
         if spec.type == "subworkflow":
             from workers import subworkflows
 
+            write_unwritten(engine, held)  # the node stays running until its child ends
             return subworkflows.start_child(engine, held, spec, config)
         fn = executors.get(spec.executor or "")
         with NodeRuntime(engine, held, spec.executor, heartbeat_interval) as runtime:
@@ -163,10 +177,13 @@ def run_attempt(engine: Engine, held: Claim, heartbeat_interval: float) -> Outco
                 held.instance_id,
                 held.node_id,
                 held.attempt,
-                held.input,
+                None if instance is None else instance[0],
                 held.last_checkpoint,
                 runtime,
-                held.external_id,
+                None if instance is None else instance[1],
+                load_instance=None
+                if instance is not None
+                else lambda: scheduling.instance_data(engine, held.instance_id),
             )
             try:
                 output = fn(ctx, config)
@@ -216,9 +233,10 @@ def _fail(engine: Engine, held: Claim, error: dict[str, Any], retryable: bool, d
 def _record_fencing(engine: Engine, held: Claim, exc: LostClaim) -> None:
     log.warning("dropped a stale result: %s", exc)
     observe.fencing_rejected()
-    with engine.begin() as conn:
+    with held.unwritten.taken() as earlier, engine.begin() as conn:
         logs.write(
             conn,
+            *earlier,
             logs.LogEntry(
                 held.instance_id,
                 f"result of attempt {held.attempt} dropped: the node is no longer held by it",

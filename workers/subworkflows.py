@@ -58,9 +58,6 @@ def child_finished(engine: Engine, child_id: str) -> Outcome:
                 NodeRow.worker_id,
                 InstanceRow.definition_id,
                 InstanceRow.workflow_name,
-                InstanceRow.input,
-                InstanceRow.external_id,
-                InstanceRow.max_retries,
             )
             .join(InstanceRow, InstanceRow.id == NodeRow.instance_id)
             .where(NodeRow.instance_id == parent_id, NodeRow.node_id == node_id)
@@ -79,9 +76,6 @@ def child_finished(engine: Engine, child_id: str) -> Outcome:
         row.worker_id or "subworkflow",
         row.definition_id,
         row.workflow_name,
-        row.input,
-        row.external_id,
-        row.max_retries,
         None,
         {},
     )

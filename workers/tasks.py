@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from orchestrator import scheduling
-from orchestrator.outcomes import Outcome
+from orchestrator.outcomes import NodeFacts, Outcome
 from workers import dispatch, resources
 from workers.app import app
 from workers.runtime import run_attempt
@@ -35,11 +35,26 @@ def schedule(instance_id: str) -> None:
 
 
 @app.task(name="orchestrator.run_node", acks_late=True)
-def run_node(instance_id: str, node_id: str, attempt: int) -> None:
-    """Claim one attempt of one node, run its executor, record the result, enqueue its successors."""
+def run_node(
+    instance_id: str,
+    node_id: str,
+    attempt: int,
+    row: int | None = None,
+    definition: int | None = None,
+    workflow: str | None = None,
+    priority: str | None = None,
+) -> None:
+    """Claim one attempt of one node, run its executor, record the result, enqueue its successors.
+
+    `row`, `definition`, `workflow` and `priority` are facts the sender knew (`NodeFacts`); a message
+    without them (sent by an older version) costs the claim one more read.
+    """
     engine = resources.engine()
     settings = resources.settings()
-    held = scheduling.claim(engine, instance_id, node_id, attempt, settings.worker_id)
+    facts = None
+    if row is not None and definition is not None and workflow is not None and priority is not None:
+        facts = NodeFacts(row, definition, workflow, priority)
+    held = scheduling.claim(engine, instance_id, node_id, attempt, settings.worker_id, facts)
     if held is None:
         log.debug("not claimed: %s/%s attempt %s", instance_id, node_id, attempt)
         return

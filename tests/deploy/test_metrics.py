@@ -141,9 +141,11 @@ def test_a_recovery_sweep_hand_back_is_counted(db, live_api, processes) -> None:
 
     def counted() -> dict[Any, float] | None:
         samples = scrape(live_api)
-        return samples if value(samples, "orchestrator_recoveries_total") == 1 else None
+        # the attempt is added up in the worker and written within a flush interval of the count
+        written = value(samples, f"{metrics.NODE_DURATION.name}_count", executor="noop") is not None
+        return samples if written and value(samples, "orchestrator_recoveries_total") == 1 else None
 
-    samples = wait_for(counted, 20, "the hand-back in /metrics", interval=0.1)
+    samples = wait_for(counted, 20, "the hand-back and the attempt in /metrics", interval=0.1)
     assert value(samples, f"{metrics.NODE_DURATION.name}_count", executor="noop") == 1
 
 

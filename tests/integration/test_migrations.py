@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 from alembic.autogenerate import compare_metadata
@@ -69,3 +70,72 @@ def test_db_upgrade_is_idempotent_on_sqlite_and_matches_the_models(tmp_path):
     assert set(inspect(engine).get_table_names()) >= TABLES
     engine.dispose()
     assert _diff(url) == []
+
+
+def test_0002_recounts_the_unfinished_sinks_of_instances_that_have_not_ended(mysql_engine):
+    """Only a sink's completion counts an instance down since 0002: an instance left running by the
+    old version must get its count of unfinished sinks, or it would never finish (and back again)."""
+    from alembic import command
+
+    from orchestrator.migrate import alembic_config, upgrade
+
+    url = _fresh_mysql(make_url(MYSQL_URL).database + "_migration_0002")
+    upgrade(url, "0001")
+    body = {
+        "name": "diamond",
+        "version": "1.0.0",
+        "nodes": [
+            {"id": "a", "type": "task", "executor": "noop"},
+            {"id": "b", "type": "task", "executor": "noop", "dependsOn": ["a"]},
+            {"id": "c", "type": "task", "executor": "noop", "dependsOn": ["a"]},
+            {"id": "d", "type": "task", "executor": "noop", "dependsOn": ["b"]},
+        ],
+    }
+    engine = create_engine(url)
+    now = "2026-11-29 10:00:00"
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO workflow_definitions (id, name, version, body, content_hash, created_at)"
+                " VALUES (1, 'diamond', '1.0.0', :body, 'x', :now)"
+            ),
+            {"body": json.dumps(body), "now": now},
+        )
+        for instance_id, status, done in (
+            ("running-1", "running", {"a", "c"}),
+            ("ended-1", "completed", set("abcd")),
+        ):
+            conn.execute(
+                text(
+                    "INSERT INTO workflow_instances (id, definition_id, workflow_name, workflow_version,"
+                    " status, input, priority, tags, unfinished_nodes, total_nodes, created_at, updated_at)"
+                    " VALUES (:id, 1, 'diamond', '1.0.0', :status, '{}', 'normal', '{}', :left, 4,"
+                    " :now, :now)"
+                ),
+                {"id": instance_id, "status": status, "left": 4 - len(done), "now": now},
+            )
+            for node in "abcd":
+                conn.execute(
+                    text(
+                        "INSERT INTO node_executions (instance_id, node_id, queue, status, attempt,"
+                        " pending_deps, failures, handbacks, updated_at)"
+                        " VALUES (:i, :n, 'default', :s, 1, 0, 0, 0, :now)"
+                    ),
+                    {
+                        "i": instance_id,
+                        "n": node,
+                        "s": "completed" if node in done else "pending",
+                        "now": now,
+                    },
+                )
+
+    def counts(column: str) -> dict[str, int]:
+        with engine.connect() as conn:
+            return dict(conn.execute(text(f"SELECT id, {column} FROM workflow_instances")).all())
+
+    upgrade(url)
+    # sinks are c and d; c is done, d is not. An ended instance keeps what it had.
+    assert counts("unfinished_sinks") == {"running-1": 1, "ended-1": 0}
+    command.downgrade(alembic_config(url), "0001")
+    assert counts("unfinished_nodes") == {"running-1": 2, "ended-1": 0}
+    engine.dispose()

@@ -40,7 +40,7 @@ def _instance(engine, status: str) -> str:
                 input={},
                 priority="normal",
                 tags={},
-                unfinished_nodes=1,
+                unfinished_sinks=1,
                 total_nodes=1,
                 created_at=utcnow(),
                 updated_at=utcnow(),

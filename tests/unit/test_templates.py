@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from orchestrator import templates
 from orchestrator.errors import TemplateError
 from orchestrator.templates import Template, check, evaluate_condition, node_refs, parse, render
 
@@ -414,3 +415,14 @@ def test_parse_is_cached_and_returns_a_template() -> None:
     assert isinstance(first, Template)
     assert parse("${input.cached}") is first
     assert first.is_template
+
+
+def test_roots_name_the_first_segment_of_every_path():
+    value = {
+        "a": "${input.x || nodes.n.output.y}",
+        "b": ["plain", "$${input.escaped}"],
+        "c": "${instance.id}",
+    }
+    assert templates.roots(value) == {"input", "nodes", "instance"}
+    assert templates.roots({"a": "${nodes.n.output}"}) == {"nodes"}
+    assert templates.roots({"a": "no template", "b": "$${input.x}"}) == frozenset()

@@ -1,0 +1,94 @@
+"""`python -m bench.nodepath`: the node path alone, in one process, without Celery.
+
+Claims, runs and completes every node of a chain and of a fan-out against MySQL the way `run_node`
+does (the same core calls, the executor, the metrics), handing each completion's dispatches straight
+to the next claim instead of to the broker. Prints wall and CPU time per node and the SQL round trips
+per node (statements and commits), so a change to the node path can be measured without the noise
+of a broker and a pool. Uses its own database (`BENCH_MYSQL_URL` + `_nodepath`, dropped at the end)
+and the metrics store of the bench's Redis database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import statistics
+import time
+import uuid
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+
+from bench import ours
+from bench.cluster import drop_database, recreate_database
+from bench.config import BenchConfig
+
+WORKER = "nodepath"
+
+
+def _run(engine: Any, definition: dict[str, Any]) -> tuple[float, float, int]:
+    from orchestrator import catalog, executors, scheduling
+    from orchestrator.instances import InstanceRequest, create_instance
+    from workers.runtime import run_attempt
+
+    executors.load_modules(())
+    catalog.save_definition(engine, definition)
+    created = create_instance(engine, InstanceRequest(workflow=definition["name"]))
+    wall, cpu = time.perf_counter(), time.process_time()
+    pending = collections.deque(scheduling.start(engine, created.instance_id).dispatches)
+    nodes = 0
+    while pending:
+        d = pending.popleft()
+        held = scheduling.claim(engine, d.instance_id, d.node_id, d.attempt, WORKER, d.facts())
+        assert held is not None, f"lost the claim of {d.node_id}"
+        pending.extend(run_attempt(engine, held, 30.0).dispatches)
+        nodes += 1
+    return time.perf_counter() - wall, time.process_time() - cpu, nodes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.nodepath", description=__doc__)
+    parser.add_argument("--chain", type=int, default=200)
+    parser.add_argument("--fan", type=int, default=200)
+    parser.add_argument("--repetitions", type=int, default=5)
+    args = parser.parse_args(argv)
+    defaults = BenchConfig.from_env_defaults()
+    url = make_url(defaults["mysql_url"])
+    url = url.set(database=f"{url.database}_nodepath").render_as_string(hide_password=False)
+    os.environ.update(ORCH_DATABASE_URL=url, ORCH_BROKER_URL=defaults["redis_url"], ORCH_WORKER_ID=WORKER)
+    recreate_database(url)
+    try:
+        from orchestrator.db import make_engine
+
+        engine = make_engine(url)
+        counts = collections.Counter[str]()
+        event.listen(engine, "before_cursor_execute", lambda *_: counts.update(["statements"]))
+        event.listen(engine, "commit", lambda *_: counts.update(["commits"]))
+        for label, definition in (
+            ("chain", ours.chain_definition(args.chain)),
+            ("fan", ours.fan_definition(args.fan)),
+        ):
+            _run(engine, {**definition, "name": f"warm-{uuid.uuid4().hex[:6]}"})
+            walls, cpus = [], []
+            counts.clear()
+            for _ in range(args.repetitions):
+                wall, cpu, nodes = _run(engine, definition | {"version": f"1.0.{len(walls)}"})
+                walls.append(wall / nodes * 1000)
+                cpus.append(cpu / nodes * 1000)
+            per_node = args.repetitions * nodes
+            print(
+                f"{label:5} {nodes} nodes: wall {statistics.median(walls):.3f} ms/node"
+                f" (min {min(walls):.3f}), cpu {statistics.median(cpus):.3f} ms/node,"
+                f" {counts['statements'] / per_node:.1f} statements and"
+                f" {counts['commits'] / per_node:.1f} commits per node (creating included)"
+            )
+        engine.dispose()
+    finally:
+        drop_database(url)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
