@@ -1,9 +1,11 @@
 """The end of a node's attempt: store its output and release its successors, or record its failure
 and queue a retry or fail the instance.
 
-Lock order in every transaction that ends a node: the node row, its successor rows (id order), the
-instance row, and only then log rows. A log row's foreign key takes a shared lock on the instance
-row; a shared lock taken first and upgraded later is how two finishers of one instance deadlock.
+Lock order in a transaction that ends a node: the node row, then either (a node with successors)
+the log rows and the successor rows (id order), or (a sink, and every failure) the instance row and
+only then the log rows. A log row's foreign key takes a shared lock on the instance row; a shared
+lock taken first and upgraded later is how two finishers of one instance would deadlock, so only a
+transaction that never writes the instance row may write its log rows before its other rows.
 """
 
 from __future__ import annotations
@@ -117,9 +119,7 @@ def complete(
                 details={"status": target.value},
             ),
         ]
-        outcome = _node_done(conn, engine, held, now, entries)
-        logs.write(conn, *entries)  # last: the instance row is locked by now (see the module doc)
-        return outcome
+        return _node_done(conn, engine, held, now, entries)
 
 
 def _node_done(
@@ -129,7 +129,10 @@ def _node_done(
     successors = definition.successors.get(held.node_id, ())
     if successors:
         # Not a sink: the instance row is not written, so finishers of one instance do not queue up
-        # behind it; the release itself checks that the instance still runs (see below).
+        # behind it; the release itself checks that the instance still runs (see below). The log
+        # rows go first here: the successor rows (a join's above all) are the ones other finishers
+        # wait for, so they are locked last, just before the commit.
+        logs.write(conn, *entries)
         released = _release_successors(conn, held.instance_id, successors, definition, now)
         if not released:
             return Outcome()
@@ -139,14 +142,19 @@ def _node_done(
             else instance_row(conn, held.instance_id)
         )
         return Outcome([dispatch_for(routing, definition, row) for row in released])
+    # a sink: the log rows go last, once the instance row is locked (see the module doc)
     counted = {"instance_id": held.instance_id, "now": now}
     if conn.execute(_COUNT_DOWN_RUNNING, counted).rowcount == 1:
+        logs.write(conn, *entries)
         return Outcome()  # still running with other sinks left: nothing to read back
     conn.execute(_COUNT_DOWN, counted)
     inst = instance_row(conn, held.instance_id)
-    if inst.status != I.RUNNING.value or inst.unfinished_sinks > 0:
-        return Outcome()  # paused: resume finishes it (scheduling.start)
-    return Outcome(finished=end_instance(conn, held.instance_id, inst, I.COMPLETED, None, entries))
+    finished = None
+    if inst.status == I.RUNNING.value and inst.unfinished_sinks <= 0:
+        finished = end_instance(conn, held.instance_id, inst, I.COMPLETED, None, entries)
+    # else paused: resume finishes it (scheduling.start)
+    logs.write(conn, *entries)
+    return Outcome(finished=finished)
 
 
 def _release_successors(

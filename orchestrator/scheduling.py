@@ -4,10 +4,12 @@ Every function here is one short transaction that returns what must be enqueued 
 (`outcomes.Dispatch`); the core never talks to Celery itself. The end of a node's attempt (its
 output, its successors, its failure) is `completion.py`.
 
-The node path is kept to few round trips (docs/BENCHMARKS.md): a claim is UPDATE, SELECT, log INSERT;
-a completion is UPDATE, successors SELECT ... FOR UPDATE, one UPDATE releasing them (a join still held
-back by other dependencies: one guarded UPDATE instead of both), one guarded UPDATE counting the
-instance down, log INSERT. Statements used on every node are built once.
+The node path is kept to few round trips (docs/BENCHMARKS.md): a claim is one UPDATE that commits as
+it runs (its message carries what it would otherwise read back; its log line is written by the
+attempt's next transaction); a completion is UPDATE, log INSERT, successors SELECT ... FOR UPDATE and
+one UPDATE releasing them (a join still held back by other dependencies: one guarded UPDATE instead of
+both), and COMMIT; only a sink's completion also counts its instance down. Statements used on every
+node are built once.
 """
 
 from __future__ import annotations

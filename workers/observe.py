@@ -148,9 +148,13 @@ class _Attempts:
                 threading.Thread(target=self._run, name="metrics-flush", daemon=True).start()
 
     def flush(self) -> None:
+        # written outside the lock, so a slow or absent store never holds up a node adding to it;
+        # while the store is backing off, what was added meanwhile is dropped (best effort)
         with self._lock:
-            if self._tally.pending():
-                _record(self._tally.flush)
+            if not self._tally.pending():
+                return
+            tally, self._tally = self._tally, metrics.Tally()
+        _record(tally.flush)
 
     def _run(self) -> None:
         while True:
