@@ -66,23 +66,16 @@ def _recount(column: str, only_sinks: bool) -> None:
         conn.execute(sa.update(target).where(target.c.id == instance_id).values({column: left}))
 
 
-def upgrade() -> None:
+def _rename(old: str, new: str) -> None:
     with op.batch_alter_table("workflow_instances") as batch_op:
-        batch_op.alter_column(
-            "unfinished_nodes",
-            new_column_name="unfinished_sinks",
-            existing_type=sa.Integer(),
-            existing_nullable=False,
-        )
+        batch_op.alter_column(old, new_column_name=new, existing_type=sa.Integer(), existing_nullable=False)
+
+
+def upgrade() -> None:
+    _rename("unfinished_nodes", "unfinished_sinks")
     _recount("unfinished_sinks", only_sinks=True)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("workflow_instances") as batch_op:
-        batch_op.alter_column(
-            "unfinished_sinks",
-            new_column_name="unfinished_nodes",
-            existing_type=sa.Integer(),
-            existing_nullable=False,
-        )
+    _rename("unfinished_sinks", "unfinished_nodes")
     _recount("unfinished_nodes", only_sinks=False)
