@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import random
 import time
 import weakref
@@ -49,9 +50,14 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
         skip_autocommit_rollback=True,
         pool_reset_on_return=None,
     )
-    # close=False: after a fork the pool's connections belong to the parent (their sockets close when
-    # the pool is collected); see workers.resources
-    event.listen(engine, "engine_disposed", lambda disposed: _AUTOCOMMIT[disposed].dispose(close=False))
+    created_in = os.getpid()
+
+    def _disposed(disposed: Engine) -> None:
+        # in a forked child the pool's connections belong to the parent (workers.resources disposes
+        # the inherited engine with close=False): leave their sockets alone there, close them here
+        _AUTOCOMMIT[disposed].dispose(close=os.getpid() == created_in)
+
+    event.listen(engine, "engine_disposed", _disposed)
     return engine
 
 

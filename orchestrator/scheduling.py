@@ -14,6 +14,7 @@ node are built once.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, select
@@ -24,7 +25,9 @@ from orchestrator.models import CheckpointRow, InstanceRow, NodeRow, utcnow
 from orchestrator.outcomes import Claim, Finished, NodeFacts, Outcome, UnwrittenLog, dispatch_for
 from orchestrator.states import InstanceStatus as I
 from orchestrator.states import NodeStatus as N
-from orchestrator.transitions import claim_node, move_instance, queue_ready, start_instance
+from orchestrator.transitions import claim_node, move_instance, move_node, queue_ready, start_instance
+
+log = logging.getLogger(__name__)
 
 _INSTANCE_COLUMNS = (
     InstanceRow.status,
@@ -117,8 +120,15 @@ def claim(
         return None
     if facts is None:
         return None
-    # the claim is committed: what follows only reads, and may be retried on its own
-    return _held(engine, instance_id, node_id, attempt, worker_id, facts, now)
+    # the claim is committed: what follows only reads, and may be retried on its own. Should it fail
+    # all the same, the claim is undone: a node left running with nobody working on it would wait
+    # for a heartbeat timeout (and a sub-workflow node, which has no heartbeat, for ever), while a
+    # queued one is resent by the recovery sweep, as if this message had never come.
+    try:
+        return _held(engine, instance_id, node_id, attempt, worker_id, facts, now)
+    except Exception:
+        _unclaim(engine, facts.row_id, attempt, node_id)
+        raise
 
 
 @retrying()
@@ -179,6 +189,24 @@ def _held(
         facts.priority,
         UnwrittenLog(running),
     )
+
+
+def _unclaim(engine: Engine, row_id: int, attempt: int, node_id: str) -> None:
+    """running -> queued for the same attempt, fenced on it: the claim had not been acted on."""
+    try:
+        with engine.begin() as conn:
+            move_node(
+                conn,
+                row_id,
+                N.QUEUED,
+                sources=[N.RUNNING],
+                fence=attempt,
+                worker_id=None,
+                started_at=None,
+                heartbeat_at=None,
+            )
+    except Exception:  # the caller's error is the one to raise; the sweep hands the node back later
+        log.exception("could not undo the claim of %s attempt %s", node_id, attempt)
 
 
 def _earlier_results(

@@ -148,21 +148,23 @@ def write_unwritten(engine: Engine, held: Claim) -> None:
 
 
 def run_attempt(engine: Engine, held: Claim, heartbeat_interval: float) -> Outcome:
-    """Render the config, call the executor and record the result; fencing losses are dropped."""
-    definition = catalog.load_definition(engine, held.definition_id)
-    spec = definition.node(held.node_id)
-    scope: dict[str, Any] = {"nodes": {node: {"output": output} for node, output in held.outputs.items()}}
-    instance: tuple[dict[str, Any], str | None] | None = None
-    if spec.reads_instance:
-        instance = scheduling.instance_data(engine, held.instance_id)
-        scope["input"] = instance[0]
-        scope["instance"] = {"id": held.instance_id, "externalId": instance[1]}
+    """Render the config, call the executor and record the result; fencing losses are dropped.
+
+    Everything after the claim is inside the handlers below, reads included: the node is claimed, and
+    an error that escaped would leave it running with nobody working on it."""
     started = time.perf_counter()
 
     def elapsed() -> float:
         return round((time.perf_counter() - started) * 1000, 3)
 
     try:
+        spec = catalog.load_definition(engine, held.definition_id).node(held.node_id)
+        scope: dict[str, Any] = {"nodes": {node: {"output": out} for node, out in held.outputs.items()}}
+        instance: tuple[dict[str, Any], str | None] | None = None
+        if spec.reads_instance:
+            instance = scheduling.instance_data(engine, held.instance_id)
+            scope["input"] = instance[0]
+            scope["instance"] = {"id": held.instance_id, "externalId": instance[1]}
         if spec.when is not None and not templates.evaluate_condition(spec.when, scope):
             return completion.complete(engine, held, None, skipped=True, duration_ms=elapsed())
         config = templates.render(spec.config, scope)

@@ -9,13 +9,15 @@ from typing import Any
 
 import pymysql
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 
 from orchestrator import catalog, lifecycle, scheduling
+from orchestrator.db import autocommit, make_engine
 from orchestrator.definitions import parse_definition
 from orchestrator.instances import InstanceRequest, create_instance
 from orchestrator.models import InstanceRow, LogRow, NodeRow
 from orchestrator.outcomes import Dispatch, Outcome
+from tests.support.fixtures import MYSQL_URL
 from workers.runtime import NodeRuntime, run_attempt
 
 WORKER = "node-path-test"
@@ -207,3 +209,59 @@ def test_a_node_reads_the_instance_input_only_when_it_uses_it(db):
         ).scalar_one()
     assert output["who"] == "ada"
     assert output["id"].startswith("ext-")
+
+
+def _node(engine: Engine, instance_id: str, node_id: str) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(
+            select(NodeRow.status, NodeRow.attempt, NodeRow.worker_id, NodeRow.error).where(
+                NodeRow.instance_id == instance_id, NodeRow.node_id == node_id
+            )
+        ).one()
+
+
+def test_a_claim_whose_reads_fail_after_it_committed_is_undone(db, monkeypatch):
+    instance_id, (first,) = _start(
+        db, _definition([_task("a"), _task("b", "a", config={"x": "${nodes.a.output}"})])
+    )
+    (second,) = _run(db, first).dispatches
+
+    def unreachable(*_: Any) -> Any:
+        raise RuntimeError("the database went away")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(scheduling, "_earlier_results", unreachable)
+        with pytest.raises(RuntimeError, match="went away"):
+            scheduling.claim(db, second.instance_id, second.node_id, second.attempt, WORKER, second.facts())
+    # queued again for the same attempt, so the sweep's resend (or a redelivery) can claim it
+    assert tuple(_node(db, instance_id, "b"))[:3] == ("queued", second.attempt, None)
+    _run(db, second)
+    assert _instance(db, instance_id).status == "completed"
+
+
+def test_a_read_failing_after_the_claim_fails_the_attempt_instead_of_leaving_it_running(db, monkeypatch):
+    definition = _definition([_task("a", config={"who": "${input.name}"})])
+    definition["inputs"] = {"name": {"type": "string", "required": True}}
+    instance_id, (first,) = _start(db, definition, input={"name": "ada"})
+    held = scheduling.claim(db, first.instance_id, first.node_id, first.attempt, WORKER, first.facts())
+    assert held is not None
+
+    def unreachable(*_: Any) -> Any:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(scheduling, "instance_data", unreachable)
+    run_attempt(db, held, 30.0)
+    node = _node(db, instance_id, "a")
+    assert node.status == "failed"
+    assert "went away" in node.error["message"]
+    assert _instance(db, instance_id).status == "failed"
+
+
+def test_disposing_an_engine_closes_its_autocommit_connections_too():
+    engine = make_engine(MYSQL_URL)
+    with autocommit(engine) as conn:
+        conn.execute(text("SELECT 1"))
+        raw = conn.connection.dbapi_connection
+    assert raw.open  # back in the sibling's pool, for the next claim
+    engine.dispose()
+    assert not raw.open
