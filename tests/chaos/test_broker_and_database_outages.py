@@ -4,8 +4,6 @@ the sweep resends what was lost, and every instance completes with each node com
 
 from __future__ import annotations
 
-import time
-
 from orchestrator.instances import InstanceRequest, create_instance
 from tests.acceptance.helpers import define
 from tests.chaos import helpers
@@ -15,6 +13,7 @@ from tests.support.services import wait_for
 INSTANCES = 16
 TOTAL = 10
 KILL_ROUNDS = 5
+LOST_BROKER = "Connection to broker lost"  # what a Celery worker logs when its broker goes away
 CHAIN = {
     "name": "chaos-chain",
     "version": "1.0.0",
@@ -52,11 +51,18 @@ def _completed_nodes(db, instance_ids: list[str]) -> int:
     return sum(1 for row in helpers.node_rows(db, instance_ids).values() if row.status == "completed")
 
 
+def _next_commit(db, instance_ids: list[str], last: int, nodes: int) -> int:
+    """The completed-node count once it has passed `last` (or every node is done), else 0."""
+    done = _completed_nodes(db, instance_ids)
+    return done if done > last or done == nodes else 0
+
+
 def test_redis_restart_and_killed_mysql_connections_mid_run_lose_nothing(db, live_api, processes):
     """Two workers and a beat on a private Redis run 16 chains (fetch -> copy, 10 checkpointed
     steps -> store). Mid-run Redis is SIGKILLed (queued and unacknowledged messages are gone), stays
-    down ~2 s and starts again empty; then every MySQL connection to the test database is
-    KILLed, five times in two seconds. Every instance completes and every node was committed exactly once."""
+    down until both workers have lost their connection to it, and starts again empty; then every
+    MySQL connection to the test database is KILLed, five times, each time as soon as the workers
+    have committed another node. Every instance completes and every node was committed exactly once."""
     broker = helpers.OwnRedis(processes).start()
     workers = {name: processes.worker(name, wait=False, ORCH_BROKER_URL=broker.url) for name in ("w1", "w2")}
     for name, process in workers.items():
@@ -71,7 +77,12 @@ def test_redis_restart_and_killed_mysql_connections_mid_run_lose_nothing(db, liv
     broker.kill()
     before = _completed_nodes(db, instance_ids)
     running = sum(1 for r in helpers.node_rows(db, instance_ids).values() if r.status == "running")
-    time.sleep(2.0)  # the scenario: the broker stays down a moment
+    # the broker stays down until every worker has noticed (not merely for a while)
+    wait_for(
+        lambda: all(LOST_BROKER in w.log_text() for w in workers.values()),
+        30,
+        "both workers to lose the broker",
+    )
     broker.start()
     restarted_at = helpers.now()
 
@@ -84,10 +95,14 @@ def test_redis_restart_and_killed_mysql_connections_mid_run_lose_nothing(db, liv
 
     killed = []
     mark = _completed_nodes(db, instance_ids)
-    for _ in range(KILL_ROUNDS):
+    for round_ in range(KILL_ROUNDS):
         killed.append(helpers.kill_db_connections(db))
-        time.sleep(0.4)  # the scenario: connections die again and again while nodes run
-    wait_for(lambda: _completed_nodes(db, instance_ids) > mark, 60, "progress after the KILLs")
+        # connections die again and again while nodes run: the next KILL waits for the next commit
+        mark = wait_for(
+            lambda last=mark: _next_commit(db, instance_ids, last, nodes),
+            60,
+            f"progress after KILL {round_ + 1}",
+        )
     helpers.wait_all_completed(db, instance_ids, timeout=120)
     surfaced = sum(p.log_text().count("OperationalError") for p in workers.values())
 
