@@ -30,7 +30,7 @@ def _create(body: Any) -> tuple[dict[str, Any], int]:
     # instance still pending: enqueue again, `schedule` is idempotent.
     if request.start and (created.created or created.status == InstanceStatus.PENDING.value):
         send_schedule(created.instance_id, request.priority)
-    payload = views.instance_summary_by_id(engine(), created.instance_id)
+    payload = views.created_summary(engine(), created)
     return payload, 201 if created.created else 200
 
 

@@ -24,6 +24,7 @@ class Group:
 
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
+        log_dir.mkdir(parents=True, exist_ok=True)
         self.started: list[Process] = []
         atexit.register(self.stop_all)
 

@@ -78,7 +78,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     def say(line: str) -> None:
         print(f"[{time.monotonic() - started:6.1f}s] {line}", flush=True)
 
-    config.log_dir.mkdir(parents=True, exist_ok=True)
     group = Group(config.log_dir)
     cluster = Cluster(config, group)
     try:

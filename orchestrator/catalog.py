@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from orchestrator import semver
@@ -71,38 +71,49 @@ def save_definition(engine: Engine, body: Any) -> tuple[StoredDefinition, bool]:
     return existing, False
 
 
+# built once: every instance created looks its definition up
+_VERSIONS = select(DefinitionRow.id, DefinitionRow.version, DefinitionRow.created_at).where(
+    DefinitionRow.name == bindparam("name")
+)
+_VERSION = _VERSIONS.where(DefinitionRow.version == bindparam("version"))
+
+
 def _find(engine: Engine, name: str, version: str) -> StoredDefinition | None:
     with engine.connect() as conn:
-        row = conn.execute(
-            select(DefinitionRow.id, DefinitionRow.created_at).where(
-                DefinitionRow.name == name, DefinitionRow.version == version
-            )
-        ).first()
-    if row is None:
-        return None
-    return StoredDefinition(row.id, load_definition(engine, row.id), row.created_at)
+        row = conn.execute(_VERSION, {"name": name, "version": version}).first()
+        return None if row is None else _stored(engine, row, conn)
 
 
-def get_definition(engine: Engine, name: str, version: str | None = None) -> StoredDefinition:
+def _stored(engine: Engine, row: Any, conn: Connection) -> StoredDefinition:
+    return StoredDefinition(row.id, load_definition(engine, row.id, conn), row.created_at)
+
+
+def get_definition(
+    engine: Engine, name: str, version: str | None = None, conn: Connection | None = None
+) -> StoredDefinition:
     """The definition `name` at `version`; `latest` or None means the highest semantic version.
 
-    Raises WorkflowNotFound.
+    One query either way, on the caller's `conn` when given (creating an instance looks its
+    definition up in the transaction that writes it). Raises WorkflowNotFound.
     """
+    if conn is None:
+        with engine.connect() as own:
+            return get_definition(engine, name, version, own)
     if version in (None, "", "latest"):
-        with engine.connect() as conn:
-            versions = conn.execute(select(DefinitionRow.version).where(DefinitionRow.name == name)).scalars()
-            version = semver.latest(list(versions))
-        if version is None:
+        rows = {row.version: row for row in conn.execute(_VERSIONS, {"name": name})}
+        latest = semver.latest(list(rows))
+        if latest is None:
             raise WorkflowNotFound(
                 f"no workflow named {name!r}", [Problem("workflow", "not found", "WORKFLOW_NOT_FOUND")]
             )
-    stored = _find(engine, name, version)
-    if stored is None:
+        return _stored(engine, rows[latest], conn)
+    row = conn.execute(_VERSION, {"name": name, "version": version}).first()
+    if row is None:
         raise WorkflowNotFound(
             f"workflow {name!r} has no version {version!r}",
             [Problem("version", f"no version {version!r}", "WORKFLOW_NOT_FOUND")],
         )
-    return stored
+    return _stored(engine, row, conn)
 
 
 def list_definitions(engine: Engine, name: str | None = None) -> list[dict[str, Any]]:

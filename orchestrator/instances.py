@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Connection, Engine, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from orchestrator import catalog, executors, logs
@@ -45,29 +45,66 @@ class Created:
     instance_id: str
     created: bool  # False: an instance with this externalId already existed and is returned
     status: str
+    # the instance row as written, when this call created it: what a reply shows without a read back
+    written: dict[str, Any] | None = None
 
 
 # built once: every create runs them
 _INSERT_INSTANCE = insert(InstanceRow)
 _INSERT_NODES = insert(NodeRow)
+_PARENT_STATUS = select(InstanceRow.status).where(InstanceRow.id == bindparam("id"))
+_BY_EXTERNAL_ID = select(InstanceRow.id, InstanceRow.status).where(
+    InstanceRow.workflow_name == bindparam("workflow"), InstanceRow.external_id == bindparam("external_id")
+)
 
 
 @retrying()
 def create_instance(engine: Engine, request: InstanceRequest) -> Created:
     """Validate the input against the definition and write the instance with all its node rows.
 
-    A repeated `external_id` for the same workflow name returns the existing instance, also under
-    concurrent requests (the unique key decides). Raises WorkflowNotFound or ValidationError.
+    The lookups (definition, externalId, parent) and the writes share one transaction. A repeated
+    `external_id` for the same workflow name returns the existing instance, also under concurrent
+    requests (the unique key decides). Raises WorkflowNotFound or ValidationError.
     """
-    stored = catalog.get_definition(engine, request.workflow, request.version)
+    workflow = request.workflow
+    try:
+        with engine.begin() as conn:
+            stored = catalog.get_definition(engine, request.workflow, request.version, conn)
+            workflow = stored.definition.name
+            if request.external_id is not None:
+                existing = _by_external_id(conn, workflow, request.external_id)
+                if existing is not None:
+                    return existing
+            instance, nodes = _rows(conn, stored, request)
+            conn.execute(_INSERT_INSTANCE, instance)
+            conn.execute(_INSERT_NODES, nodes)
+            logs.write(
+                conn,
+                logs.LogEntry(
+                    instance["id"],
+                    f"instance created ({workflow} {stored.definition.version})",
+                    details={"status": "pending"},
+                ),
+            )
+    except IntegrityError:
+        if request.external_id is None:
+            raise
+        with engine.connect() as conn:
+            existing = _by_external_id(conn, workflow, request.external_id)
+        if existing is None:
+            raise
+        return existing
+    return Created(instance["id"], True, InstanceStatus.PENDING.value, instance)
+
+
+def _rows(
+    conn: Connection, stored: catalog.StoredDefinition, request: InstanceRequest
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The instance row and its node rows, after the input and the parent are checked."""
     definition = stored.definition
-    if request.external_id is not None:
-        existing = _by_external_id(engine, definition.name, request.external_id)
-        if existing is not None:
-            return existing
     data = validate_input(definition.inputs, request.input)
     if request.parent_instance_id is not None:
-        _check_parent(engine, request.parent_instance_id)
+        _check_parent(conn, request.parent_instance_id)
     now = utcnow()
     instance_id = str(uuid.uuid4())
     timeout_ms = request.timeout_ms if request.timeout_ms is not None else definition.timeout_ms
@@ -110,32 +147,12 @@ def create_instance(engine: Engine, request: InstanceRequest) -> Created:
         }
         for node in definition.nodes
     ]
-    try:
-        with engine.begin() as conn:
-            conn.execute(_INSERT_INSTANCE, instance)
-            conn.execute(_INSERT_NODES, nodes)
-            logs.write(
-                conn,
-                logs.LogEntry(
-                    instance_id,
-                    f"instance created ({definition.name} {definition.version})",
-                    details={"status": "pending"},
-                ),
-            )
-    except IntegrityError:
-        if request.external_id is None:
-            raise
-        existing = _by_external_id(engine, definition.name, request.external_id)
-        if existing is None:
-            raise
-        return existing
-    return Created(instance_id, True, InstanceStatus.PENDING.value)
+    return instance, nodes
 
 
-def _check_parent(engine: Engine, parent_id: str) -> None:
+def _check_parent(conn: Connection, parent_id: str) -> None:
     """A child may only be attached to an instance that exists and is running (as in the seed)."""
-    with engine.connect() as conn:
-        status = conn.execute(select(InstanceRow.status).where(InstanceRow.id == parent_id)).scalar()
+    status = conn.execute(_PARENT_STATUS, {"id": parent_id}).scalar()
     if status != InstanceStatus.RUNNING.value:
         reason = (
             "no instance with this id" if status is None else f"the parent instance is {status}, not running"
@@ -150,11 +167,6 @@ def _default_queue(executor_name: str | None) -> str:
     return executors.domain_of(executor_name) if executor_name else executors.DEFAULT_QUEUE
 
 
-def _by_external_id(engine: Engine, workflow: str, external_id: str) -> Created | None:
-    with engine.connect() as conn:
-        row = conn.execute(
-            select(InstanceRow.id, InstanceRow.status).where(
-                InstanceRow.workflow_name == workflow, InstanceRow.external_id == external_id
-            )
-        ).first()
+def _by_external_id(conn: Connection, workflow: str, external_id: str) -> Created | None:
+    row = conn.execute(_BY_EXTERNAL_ID, {"workflow": workflow, "external_id": external_id}).first()
     return None if row is None else Created(row.id, False, row.status)

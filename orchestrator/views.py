@@ -10,6 +10,7 @@ from sqlalchemy import Engine, select
 from orchestrator import catalog
 from orchestrator.definitions import WorkflowDefinition
 from orchestrator.errors import NotFound
+from orchestrator.instances import Created
 from orchestrator.models import CheckpointRow, InstanceRow, NodeRow
 from orchestrator.states import FINISHED_NODE, NodeStatus
 
@@ -151,3 +152,21 @@ def nodes(engine: Engine, instance_id: str) -> list[dict[str, Any]]:
 
 def instance_summary_by_id(engine: Engine, instance_id: str) -> dict[str, Any]:
     return instance_summary(_instance_row(engine, instance_id))
+
+
+class _Written:
+    """A row as it was inserted (a dict of column values), read like a fetched one; columns the
+    insert left out are None, as the database would have them."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self._values = values
+
+    def __getattr__(self, column: str) -> Any:
+        return self._values.get(column)
+
+
+def created_summary(engine: Engine, created: Created) -> dict[str, Any]:
+    """The summary of an instance just created (from what was written: no read back) or found."""
+    if created.written is not None:
+        return instance_summary(_Written(created.written))
+    return instance_summary_by_id(engine, created.instance_id)

@@ -30,6 +30,26 @@ def test_create_returns_201_with_the_instance_and_it_can_be_read(live_api):
     assert logs[0]["message"].startswith("instance created")
 
 
+def test_the_create_reply_shows_what_a_read_of_the_instance_shows(live_api):
+    # the reply is built from the row as written, not read back: it must not drift from a read
+    define(live_api, GREETING)
+    body = {
+        "workflow": "greeting",
+        "input": {"email": "a@example.com"},
+        "tags": {"team": "ops"},
+        "externalId": "reply-1",
+        "priority": "high",
+        "createdBy": "tester",
+        "start": False,
+    }
+    created = create(live_api, body)
+    read = live_api.get(f"/api/v1/instances/{created['id']}").json()
+    assert created == {key: read[key] for key in created}, (created, read)
+    assert created["externalId"] == "reply-1" and created["startedAt"] is None
+    again = live_api.post("/api/v1/instances", body)  # found by externalId: read, not written
+    assert again.status_code == 200 and again.json() == created
+
+
 def test_create_errors_name_their_fields(live_api):
     define(live_api, GREETING)
     assert_error(live_api.post("/api/v1/instances", {"workflow": "nope"}), 404, "WORKFLOW_NOT_FOUND")
