@@ -1,6 +1,6 @@
 """The recovery sweep: hand back nodes whose lease expired, resend queued nodes whose message was
-lost, start pending instances whose `schedule` message was lost, apply workflow timeouts, and mark
-silent workers gone.
+lost, start pending instances whose `schedule` message was lost, report child instances whose end
+never reached their parent node, apply workflow timeouts, and mark silent workers gone.
 
 Every action is a compare-and-set, so a sweep racing another sweep (two beats) or a slow worker acts
 at most once per node attempt; the lock in `workers/beat.py` only saves the duplicate work.
@@ -14,11 +14,12 @@ from typing import Any
 
 from sqlalchemy import Engine, or_, select, update
 
-from orchestrator import catalog, lifecycle, logs, scheduling
+from orchestrator import catalog, children, lifecycle, logs, scheduling
 from orchestrator.db import retrying
 from orchestrator.errors import LostClaim
 from orchestrator.models import InstanceRow, NodeRow, WorkerRow, utcnow
 from orchestrator.outcomes import Claim, Dispatch, Finished, Outcome, dispatch_for
+from orchestrator.states import FINISHED_INSTANCE
 from orchestrator.states import InstanceStatus as I
 from orchestrator.states import NodeStatus as N
 from orchestrator.transitions import move_node
@@ -66,6 +67,9 @@ def sweep(engine: Engine, heartbeat_timeout: float, resend_after: float | None =
     for outcome in start_lost_pending(engine, resend_after):
         report.started += 1
         report.outcomes.append(outcome)
+    unreported = unreported_children(engine, resend_after)
+    report.resent += len(unreported)
+    report.outcomes.extend(Outcome(finished=f) for f in unreported)
     return report
 
 
@@ -81,17 +85,24 @@ _LEASE = (
 
 
 def _expired_leases(engine: Engine, timeout: float) -> list[Any]:
+    """Running nodes to hand back: an executor's node whose heartbeat stopped or whose worker is
+    gone, and a sub-workflow node (no heartbeat: its child does the work) whose claim is that old
+    and whose child was never created, as when its worker died between the claim and the child."""
     cutoff = utcnow() - timedelta(seconds=timeout)
     gone = select(WorkerRow.id).where(WorkerRow.status == "gone")
+    lease_expired = NodeRow.executor.is_not(None) & or_(
+        NodeRow.heartbeat_at < cutoff, NodeRow.worker_id.in_(gone)
+    )
+    no_child = (
+        NodeRow.executor.is_(None)
+        & (NodeRow.heartbeat_at < cutoff)
+        & ~select(children.Child.id).where(children.of_current_attempt()).exists()
+    )
     with engine.connect() as conn:
         return list(
             conn.execute(
                 select(*_LEASE)
-                .where(
-                    NodeRow.status == N.RUNNING.value,
-                    NodeRow.executor.is_not(None),
-                    or_(NodeRow.heartbeat_at < cutoff, NodeRow.worker_id.in_(gone)),
-                )
+                .where(NodeRow.status == N.RUNNING.value, or_(lease_expired, no_child))
                 .limit(BATCH)
             ).all()
         )
@@ -270,6 +281,30 @@ def start_lost_pending(engine: Engine, older_than: float) -> list[Outcome]:
             ).scalars()
         )
     return [scheduling.start(engine, instance_id) for instance_id in ids]
+
+
+def unreported_children(engine: Engine, older_than: float) -> list[Finished]:
+    """Child instances that ended `older_than` seconds ago while their parent node still runs the
+    attempt they were created for: the `child_finished` message was lost (a broker restart, a worker
+    killed while handling it). Reported again; `child_finished` acts only while the node still
+    runs that attempt, so a report that was only slow makes the copy a no-op."""
+    cutoff = utcnow() - timedelta(seconds=older_than)
+    child = children.Child
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(child.id, child.status, child.parent_instance_id, child.parent_node_id)
+            .select_from(NodeRow)
+            .join(child, children.of_current_attempt())
+            .where(
+                NodeRow.status == N.RUNNING.value,
+                NodeRow.executor.is_(None),
+                child.status.in_([status.value for status in FINISHED_INSTANCE]),
+                child.finished_at < cutoff,
+            )
+            .limit(BATCH)
+        ).all()
+    # no callback URL: the child's own webhook was sent when it ended
+    return [Finished(r.id, r.status, r.parent_instance_id, r.parent_node_id, None) for r in rows]
 
 
 def _expired_instances(engine: Engine) -> list[str]:

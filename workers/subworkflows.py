@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from orchestrator import completion, instances, views
+from orchestrator import children, completion, instances, views
 from orchestrator.definitions import NodeSpec
 from orchestrator.errors import LostClaim
 from orchestrator.models import InstanceRow, NodeRow
@@ -14,14 +14,13 @@ from orchestrator.outcomes import Claim, Outcome
 from orchestrator.states import NodeStatus
 from workers import dispatch
 
-_KEY = "subworkflow:{parent}:{node}:{attempt}"
-
 
 def start_child(engine: Engine, held: Claim, spec: NodeSpec, config: dict[str, Any]) -> Outcome:
     """Create (once per attempt, keyed by externalId) and start the child instance.
 
-    The parent node keeps no lease while the child runs: the recovery sweep leaves sub-workflow
-    nodes alone, and the child's end completes or fails it (see `child_finished`).
+    The parent node keeps no lease while the child runs: the child's end completes or fails it (see
+    `child_finished`). The recovery sweep steps in only when no child exists for the attempt (the
+    worker died before creating it) or the child's end was never reported (`orchestrator.recovery`).
     """
     priority = "normal"
     with engine.connect() as conn:
@@ -36,7 +35,7 @@ def start_child(engine: Engine, held: Claim, spec: NodeSpec, config: dict[str, A
         priority=priority,
         parent_instance_id=held.instance_id,
         parent_node_id=held.node_id,
-        external_id=_KEY.format(parent=held.instance_id, node=held.node_id, attempt=held.attempt),
+        external_id=children.child_key(held.instance_id, held.node_id, held.attempt),
     )
     created = instances.create_instance(engine, request)
     dispatch.send_schedule(created.instance_id, priority)
@@ -47,8 +46,7 @@ def child_finished(engine: Engine, child_id: str) -> Outcome:
     """Complete the parent node with the child's output, or fail it with the child's error."""
     child = views.instance(engine, child_id)
     parent_id, node_id = child["parentInstanceId"], child["parentNodeId"]
-    key = child.get("externalId") or ""
-    attempt = int(key.rsplit(":", 1)[1]) if key.startswith("subworkflow:") else None
+    attempt = children.attempt_of(child.get("externalId"))
     with engine.connect() as conn:
         row = conn.execute(
             select(

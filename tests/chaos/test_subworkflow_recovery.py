@@ -1,0 +1,98 @@
+"""A sub-workflow node has no heartbeat while its child runs; the sweep still recovers it when its
+worker died between the claim and the child's creation, and when the child's end never reached it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from orchestrator import children, scheduling
+from orchestrator.instances import InstanceRequest, create_instance
+from orchestrator.models import InstanceRow
+from tests.acceptance.helpers import define, log_messages, nodes, start
+from workers.runtime import run_attempt
+
+CHILD = {
+    "name": "lone-child",
+    "version": "1.0.0",
+    "nodes": [{"id": "only", "type": "task", "executor": "noop"}],
+}
+PARENT = {
+    "name": "lone-parent",
+    "version": "1.0.0",
+    "nodes": [
+        {"id": "sub", "type": "subworkflow", "config": {"workflow": {"name": "lone-child"}}},
+        {"id": "after", "type": "task", "executor": "noop", "dependsOn": ["sub"]},
+    ],
+}
+DEAD = "worker-that-died"
+
+
+def _claim_sub_as_a_dead_worker(db: Engine, live_api: Any) -> str:
+    """A parent instance whose `sub` node a worker claimed and then died: running, attempt 1."""
+    define(live_api, CHILD)
+    define(live_api, PARENT)
+    parent_id = start(live_api, "lone-parent", start=False)  # no `schedule` message: started here
+    (dispatch,) = scheduling.start(db, parent_id).dispatches
+    held = scheduling.claim(db, parent_id, "sub", dispatch.attempt, DEAD, dispatch.facts())
+    assert held is not None and nodes(db, parent_id)["sub"].status == "running"
+    return parent_id
+
+
+def _children(db: Engine, parent_id: str) -> list[Any]:
+    with db.connect() as conn:
+        return list(
+            conn.execute(
+                select(InstanceRow.id, InstanceRow.external_id, InstanceRow.status).where(
+                    InstanceRow.parent_instance_id == parent_id
+                )
+            ).all()
+        )
+
+
+def test_a_sub_workflow_node_whose_worker_died_before_creating_the_child_is_handed_back(
+    db, live_api, processes
+):
+    parent_id = _claim_sub_as_a_dead_worker(db, live_api)
+    processes.worker("w1")
+    processes.beat()
+
+    assert live_api.wait_status(parent_id, timeout=60)["status"] == "completed"
+    sub = nodes(db, parent_id)["sub"]
+    assert sub.attempt == 2 and sub.worker_id == "w1", sub
+    # one child, created by the second attempt; the dead worker's attempt never made one
+    assert [c.external_id for c in _children(db, parent_id)] == [children.child_key(parent_id, "sub", 2)]
+    assert any(m.startswith("node handed back") for m in log_messages(db, parent_id, "sub"))
+
+
+def test_a_child_whose_end_never_reached_its_parent_node_is_reported_again(db, live_api, processes):
+    parent_id = _claim_sub_as_a_dead_worker(db, live_api)
+    # the child was created and ran to its end, but the `child_finished` message was lost
+    child = create_instance(
+        db,
+        InstanceRequest(
+            workflow="lone-child",
+            parent_instance_id=parent_id,
+            parent_node_id="sub",
+            external_id=children.child_key(parent_id, "sub", 1),
+        ),
+    )
+    pending = list(scheduling.start(db, child.instance_id).dispatches)
+    while pending:
+        d = pending.pop()
+        held = scheduling.claim(db, d.instance_id, d.node_id, d.attempt, DEAD, d.facts())
+        assert held is not None
+        outcome = run_attempt(db, held, 30.0)
+        pending.extend(outcome.dispatches)
+    assert outcome.finished is not None and outcome.finished.parent_instance_id == parent_id  # dropped
+    assert nodes(db, parent_id)["sub"].status == "running"
+
+    processes.worker("w1")
+    processes.beat()
+
+    assert live_api.wait_status(parent_id, timeout=60)["status"] == "completed"
+    sub = nodes(db, parent_id)["sub"]
+    assert sub.attempt == 1 and sub.status == "completed", sub  # completed by the child, not re-run
+    with db.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(InstanceRow)).scalar_one() == 2
