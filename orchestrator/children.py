@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import String, cast, literal
+from sqlalchemy import String, literal, type_coerce
 from sqlalchemy.orm import aliased
 
 from orchestrator.models import InstanceRow, NodeRow
@@ -34,14 +34,10 @@ Child = aliased(InstanceRow, name="child")
 
 def of_current_attempt() -> Any:
     """SQL: `Child` is the child instance of the `NodeRow` in the query, for the node's attempt."""
-    key = (
-        literal(PREFIX, String)
-        + NodeRow.instance_id
-        + ":"
-        + NodeRow.node_id
-        + ":"
-        + cast(NodeRow.attempt, String)
-    )
+    # the attempt joins the string as a number, not CAST(... AS CHAR): a cast takes the
+    # connection's collation, which may not mix with the columns' own
+    attempt = type_coerce(NodeRow.attempt, String)
+    key = literal(PREFIX, String) + NodeRow.instance_id + ":" + NodeRow.node_id + ":" + attempt
     return (
         (Child.parent_instance_id == NodeRow.instance_id)
         & (Child.parent_node_id == NodeRow.node_id)

@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from orchestrator import catalog, executors, logs
+from orchestrator import catalog, executors, leases, logs
 from orchestrator.db import retrying
-from orchestrator.errors import Problem, ValidationError
+from orchestrator.errors import LostClaim, Problem, ValidationError
 from orchestrator.inputs import validate_input
 from orchestrator.models import InstanceRow, NodeRow, utcnow
 from orchestrator.states import InstanceStatus, NodeStatus
@@ -35,6 +35,8 @@ class InstanceRequest:
     created_by: str | None = None
     parent_instance_id: str | None = None
     parent_node_id: str | None = None
+    # the parent node's attempt, for a sub-workflow node's child: created only while it holds the node
+    parent_attempt: int | None = None
     callback_url: str | None = None
     queue: str | None = None
     start: bool = True
@@ -75,6 +77,8 @@ def create_instance(engine: Engine, request: InstanceRequest) -> Created:
                 existing = _by_external_id(conn, workflow, request.external_id)
                 if existing is not None:
                     return existing
+            if request.parent_attempt is not None:
+                _hold_parent_node(conn, request, request.parent_attempt)
             instance, nodes = _rows(conn, stored, request)
             conn.execute(_INSERT_INSTANCE, instance)
             conn.execute(_INSERT_NODES, nodes)
@@ -148,6 +152,12 @@ def _rows(
         for node in definition.nodes
     ]
     return instance, nodes
+
+
+def _hold_parent_node(conn: Connection, request: InstanceRequest, attempt: int) -> None:
+    parent, node = str(request.parent_instance_id), str(request.parent_node_id)
+    if not leases.renew_node(conn, parent, node, attempt):
+        raise LostClaim(f"node {node} attempt {attempt} no longer holds its claim; no child created")
 
 
 def _check_parent(conn: Connection, parent_id: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, bindparam, insert, select, update
 
 from orchestrator.db import retrying
 from orchestrator.errors import LostClaim
@@ -26,6 +26,26 @@ def _renew(conn: Any, held: Claim) -> bool:
         ).rowcount
         == 1
     )
+
+
+_RENEW_NODE = (
+    update(NodeRow)
+    .where(
+        NodeRow.instance_id == bindparam("b_instance"),
+        NodeRow.node_id == bindparam("b_node"),
+        NodeRow.status == NodeStatus.RUNNING.value,
+        NodeRow.attempt == bindparam("b_attempt"),
+    )
+    .values(heartbeat_at=bindparam("b_now"))
+)
+
+
+def renew_node(conn: Any, instance_id: str, node_id: str, attempt: int) -> bool:
+    """Renew the lease of a node known by its ids, in the caller's transaction; whether `attempt`
+    still holds it. A sub-workflow node's child is created under this, so that the child and a
+    hand-back of the node cannot both happen (`recovery.hand_back`)."""
+    params = {"b_instance": instance_id, "b_node": node_id, "b_attempt": attempt, "b_now": utcnow()}
+    return conn.execute(_RENEW_NODE, params).rowcount == 1
 
 
 @retrying()

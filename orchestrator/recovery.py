@@ -9,7 +9,7 @@ at most once per node attempt; the lock in `workers/beat.py` only saves the dupl
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, or_, select, update
@@ -22,7 +22,7 @@ from orchestrator.outcomes import Claim, Dispatch, Finished, Outcome, dispatch_f
 from orchestrator.states import FINISHED_INSTANCE
 from orchestrator.states import InstanceStatus as I
 from orchestrator.states import NodeStatus as N
-from orchestrator.transitions import move_node
+from orchestrator.transitions import move_nodes
 
 MAX_HANDBACKS = 5  # a node that kills its worker this often fails instead of looping forever
 BATCH = 500
@@ -51,7 +51,9 @@ def sweep(engine: Engine, heartbeat_timeout: float, resend_after: float | None =
     report = SweepReport()
     report.workers_gone = mark_silent_workers_gone(engine, heartbeat_timeout)
     for row in _expired_leases(engine, heartbeat_timeout):
-        outcome = hand_back(engine, row, reason="heartbeat expired or worker gone")
+        # a sub-workflow node's worker may yet create the child: only a claim still that old goes
+        stale = None if row.executor else utcnow() - timedelta(seconds=heartbeat_timeout)
+        outcome = hand_back(engine, row, reason="heartbeat expired or worker gone", untouched_since=stale)
         if outcome is not None:
             report.handed_back += 1
             report.outcomes.append(outcome)
@@ -81,6 +83,7 @@ _LEASE = (
     NodeRow.attempt,
     NodeRow.handbacks,
     NodeRow.worker_id,
+    NodeRow.executor,
 )
 
 
@@ -109,20 +112,35 @@ def _expired_leases(engine: Engine, timeout: float) -> list[Any]:
 
 
 @retrying()
-def hand_back(engine: Engine, row: Any, reason: str) -> Outcome | None:
+def hand_back(
+    engine: Engine, row: Any, reason: str, untouched_since: datetime | None = None
+) -> Outcome | None:
     """Recover a node whose lease expired: running -> queued with attempt + 1 (fenced on the attempt
     seen), and the message to resend. Returns None when the node moved on meanwhile.
+
+    With `untouched_since`, only if its heartbeat is still older than that: a sub-workflow node's
+    child is created under a renewal of that heartbeat (`leases.renew_node`), so of the two (the
+    child, the hand-back) the first to commit wins and the other changes nothing.
 
     Each such hand-back counts: past MAX_HANDBACKS the node fails instead, so a node that kills its
     worker (out of memory) cannot loop forever through redeliveries.
     """
     now = utcnow()
+    guard = () if untouched_since is None else (NodeRow.heartbeat_at < untouched_since,)
     with engine.begin() as conn:
         if row.handbacks + 1 > MAX_HANDBACKS:
             error = {"code": "TOO_MANY_HANDBACKS", "message": f"{reason}, {row.handbacks + 1} times"}
-            if not move_node(
-                conn, row.id, N.FAILED, sources=[N.RUNNING], fence=row.attempt, finished_at=now, error=error
-            ):
+            failed = move_nodes(
+                conn,
+                N.FAILED,
+                NodeRow.id == row.id,
+                *guard,
+                sources=[N.RUNNING],
+                fence=row.attempt,
+                finished_at=now,
+                error=error,
+            )
+            if not failed:
                 return None
             failure = {
                 "code": "NODE_FAILED",
@@ -138,6 +156,7 @@ def hand_back(engine: Engine, row: Any, reason: str) -> Outcome | None:
             row.attempt,
             row.worker_id,
             reason,
+            guard,
             handbacks=row.handbacks + 1,
         ):
             return None
@@ -165,12 +184,14 @@ def _requeue(
     attempt: int,
     worker_id: str | None,
     reason: str,
+    guard: tuple[Any, ...] = (),
     **values: Any,
 ) -> bool:
-    if not move_node(
+    if not move_nodes(
         conn,
-        row_id,
         N.QUEUED,
+        NodeRow.id == row_id,
+        *guard,
         sources=[N.RUNNING],
         fence=attempt,
         attempt=attempt + 1,
@@ -287,24 +308,36 @@ def unreported_children(engine: Engine, older_than: float) -> list[Finished]:
     """Child instances that ended `older_than` seconds ago while their parent node still runs the
     attempt they were created for: the `child_finished` message was lost (a broker restart, a worker
     killed while handling it). Reported again; `child_finished` acts only while the node still
-    runs that attempt, so a report that was only slow makes the copy a no-op."""
-    cutoff = utcnow() - timedelta(seconds=older_than)
+    runs that attempt, so a report that was only slow makes the copy a no-op. The parent node's
+    heartbeat (renewed when the child was created, otherwise unused while it runs) is the clock: a
+    report stuck behind a backlog is repeated once per `older_than`, not once per sweep."""
+    now = utcnow()
+    cutoff = now - timedelta(seconds=older_than)
     child = children.Child
-    with engine.connect() as conn:
+    with engine.begin() as conn:
         rows = conn.execute(
-            select(child.id, child.status, child.parent_instance_id, child.parent_node_id)
+            select(
+                NodeRow.id,
+                child.id.label("child_id"),
+                child.status,
+                child.parent_instance_id,
+                child.parent_node_id,
+            )
             .select_from(NodeRow)
             .join(child, children.of_current_attempt())
             .where(
                 NodeRow.status == N.RUNNING.value,
                 NodeRow.executor.is_(None),
+                NodeRow.heartbeat_at < cutoff,
                 child.status.in_([status.value for status in FINISHED_INSTANCE]),
                 child.finished_at < cutoff,
             )
             .limit(BATCH)
         ).all()
+        if rows:
+            conn.execute(update(NodeRow).where(NodeRow.id.in_([r.id for r in rows])).values(heartbeat_at=now))
     # no callback URL: the child's own webhook was sent when it ended
-    return [Finished(r.id, r.status, r.parent_instance_id, r.parent_node_id, None) for r in rows]
+    return [Finished(r.child_id, r.status, r.parent_instance_id, r.parent_node_id, None) for r in rows]
 
 
 def _expired_instances(engine: Engine) -> list[str]:

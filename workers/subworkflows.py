@@ -35,6 +35,7 @@ def start_child(engine: Engine, held: Claim, spec: NodeSpec, config: dict[str, A
         priority=priority,
         parent_instance_id=held.instance_id,
         parent_node_id=held.node_id,
+        parent_attempt=held.attempt,
         external_id=children.child_key(held.instance_id, held.node_id, held.attempt),
     )
     created = instances.create_instance(engine, request)
