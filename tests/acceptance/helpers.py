@@ -56,3 +56,21 @@ def log_messages(engine: Engine, instance_id: str, node_id: str | None = None) -
         statement = statement.where(LogRow.node_id == node_id)
     with engine.connect() as conn:
         return list(conn.execute(statement).scalars())
+
+
+def subworkflow_pair(prefix: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A one-node child workflow and a parent whose `sub` node runs it before its `after` node."""
+    child = {
+        "name": f"{prefix}-child",
+        "version": "1.0.0",
+        "nodes": [{"id": "only", "type": "task", "executor": "noop"}],
+    }
+    parent = {
+        "name": f"{prefix}-parent",
+        "version": "1.0.0",
+        "nodes": [
+            {"id": "sub", "type": "subworkflow", "config": {"workflow": {"name": child["name"]}}},
+            {"id": "after", "type": "task", "executor": "noop", "dependsOn": ["sub"]},
+        ],
+    }
+    return child, parent

@@ -10,22 +10,10 @@ from sqlalchemy import Engine, func, select
 from orchestrator import children, scheduling
 from orchestrator.instances import InstanceRequest, create_instance
 from orchestrator.models import InstanceRow
-from tests.acceptance.helpers import define, log_messages, nodes, start
+from tests.acceptance.helpers import define, log_messages, nodes, start, subworkflow_pair
 from workers.runtime import run_attempt
 
-CHILD = {
-    "name": "lone-child",
-    "version": "1.0.0",
-    "nodes": [{"id": "only", "type": "task", "executor": "noop"}],
-}
-PARENT = {
-    "name": "lone-parent",
-    "version": "1.0.0",
-    "nodes": [
-        {"id": "sub", "type": "subworkflow", "config": {"workflow": {"name": "lone-child"}}},
-        {"id": "after", "type": "task", "executor": "noop", "dependsOn": ["sub"]},
-    ],
-}
+CHILD, PARENT = subworkflow_pair("lone")
 DEAD = "worker-that-died"
 
 
@@ -33,7 +21,7 @@ def _claim_sub_as_a_dead_worker(db: Engine, live_api: Any) -> str:
     """A parent instance whose `sub` node a worker claimed and then died: running, attempt 1."""
     define(live_api, CHILD)
     define(live_api, PARENT)
-    parent_id = start(live_api, "lone-parent", start=False)  # no `schedule` message: started here
+    parent_id = start(live_api, PARENT["name"], start=False)  # no `schedule` message: started here
     (dispatch,) = scheduling.start(db, parent_id).dispatches
     held = scheduling.claim(db, parent_id, "sub", dispatch.attempt, DEAD, dispatch.facts())
     assert held is not None and nodes(db, parent_id)["sub"].status == "running"
@@ -72,7 +60,7 @@ def test_a_child_whose_end_never_reached_its_parent_node_is_reported_again(db, l
     child = create_instance(
         db,
         InstanceRequest(
-            workflow="lone-child",
+            workflow=CHILD["name"],
             parent_instance_id=parent_id,
             parent_node_id="sub",
             external_id=children.child_key(parent_id, "sub", 1),

@@ -21,18 +21,10 @@ from orchestrator.instances import InstanceRequest, create_instance
 from orchestrator.migrate import upgrade
 from orchestrator.models import InstanceRow, NodeRow, utcnow
 from orchestrator.states import InstanceStatus
+from tests.acceptance.helpers import subworkflow_pair
 from tests.support.fixtures import MYSQL_URL
 
-CHILD = {
-    "name": "sweep-child",
-    "version": "1.0.0",
-    "nodes": [{"id": "only", "type": "task", "executor": "noop"}],
-}
-PARENT = {
-    "name": "sweep-parent",
-    "version": "1.0.0",
-    "nodes": [{"id": "sub", "type": "subworkflow", "config": {"workflow": {"name": "sweep-child"}}}],
-}
+CHILD, PARENT = subworkflow_pair("sweep")
 TIMEOUT = 3.0
 
 
@@ -62,7 +54,7 @@ def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:
 def _claimed_sub(engine: Engine) -> str:
     catalog.save_definition(engine, CHILD)
     catalog.save_definition(engine, PARENT)
-    parent_id = create_instance(engine, InstanceRequest("sweep-parent", start=False)).instance_id
+    parent_id = create_instance(engine, InstanceRequest(PARENT["name"], start=False)).instance_id
     (d,) = scheduling.start(engine, parent_id).dispatches
     assert scheduling.claim(engine, parent_id, "sub", d.attempt, "gone-worker", d.facts()) is not None
     return parent_id
@@ -81,7 +73,7 @@ def _child(engine: Engine, parent_id: str, attempt: int, held: bool = False) -> 
     """A child instance for `attempt` of the parent's `sub`; `held`: created as a worker creates it,
     only while that attempt holds the node."""
     request = InstanceRequest(
-        "sweep-child",
+        CHILD["name"],
         parent_instance_id=parent_id,
         parent_node_id="sub",
         parent_attempt=attempt if held else None,
@@ -94,7 +86,9 @@ def _child(engine: Engine, parent_id: str, attempt: int, held: bool = False) -> 
 def _sub(engine: Engine, parent_id: str) -> Any:
     with engine.connect() as conn:
         return conn.execute(
-            select(NodeRow.status, NodeRow.attempt).where(NodeRow.instance_id == parent_id)
+            select(NodeRow.status, NodeRow.attempt).where(
+                NodeRow.instance_id == parent_id, NodeRow.node_id == "sub"
+            )
         ).one()
 
 
