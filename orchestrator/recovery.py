@@ -8,6 +8,7 @@ at most once per node attempt; the lock in `workers/beat.py` only saves the dupl
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +25,8 @@ from orchestrator.states import InstanceStatus as I
 from orchestrator.states import NodeStatus as N
 from orchestrator.transitions import move_nodes
 
+log = logging.getLogger(__name__)
+
 MAX_HANDBACKS = 5  # a node that kills its worker this often fails instead of looping forever
 BATCH = 500
 
@@ -36,6 +39,7 @@ class SweepReport:
     timed_out: int = 0
     workers_gone: int = 0
     outcomes: list[Outcome] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # actions that raised (logged); the others ran
 
     @property
     def dispatches(self) -> list[Dispatch]:
@@ -47,32 +51,69 @@ class SweepReport:
 
 
 def sweep(engine: Engine, heartbeat_timeout: float, resend_after: float | None = None) -> SweepReport:
-    """One pass of every recovery action. `resend_after` (s) defaults to the heartbeat timeout."""
+    """One pass of every recovery action. `resend_after` (s) defaults to the heartbeat timeout.
+
+    An action that raises is logged and named in `failed`; the others still run, and what they did is
+    in the report (a query that fails on one database must not stop every hand-back)."""
     report = SweepReport()
-    report.workers_gone = mark_silent_workers_gone(engine, heartbeat_timeout)
-    for row in _expired_leases(engine, heartbeat_timeout):
+    resend_after = heartbeat_timeout if resend_after is None else resend_after
+    for action in _ACTIONS:
+        try:
+            action(engine, report, heartbeat_timeout, resend_after)
+        except Exception:
+            log.exception("recovery action %s failed; the other actions still run", action.__name__)
+            report.failed.append(action.__name__)
+    return report
+
+
+def _mark_gone(engine: Engine, report: SweepReport, timeout: float, _resend_after: float) -> None:
+    report.workers_gone = mark_silent_workers_gone(engine, timeout)
+
+
+def _hand_back_expired(engine: Engine, report: SweepReport, timeout: float, _resend_after: float) -> None:
+    for row in _expired_leases(engine, timeout):
         # a sub-workflow node's worker may yet create the child: only a claim still that old goes
-        stale = None if row.executor else utcnow() - timedelta(seconds=heartbeat_timeout)
+        stale = None if row.executor else utcnow() - timedelta(seconds=timeout)
         outcome = hand_back(engine, row, reason="heartbeat expired or worker gone", untouched_since=stale)
         if outcome is not None:
             report.handed_back += 1
             report.outcomes.append(outcome)
+
+
+def _time_out_expired(engine: Engine, report: SweepReport, _timeout: float, _resend_after: float) -> None:
     for instance_id in _expired_instances(engine):
         outcome = time_out(engine, instance_id)
         if outcome.finished is not None:
             report.timed_out += 1
             report.outcomes.append(outcome)
-    resend_after = heartbeat_timeout if resend_after is None else resend_after
+
+
+def _resend_queued(engine: Engine, report: SweepReport, _timeout: float, resend_after: float) -> None:
     resent = resend_lost_queued(engine, resend_after)
-    report.resent = len(resent)
+    report.resent += len(resent)
     report.outcomes.append(Outcome(resent))
+
+
+def _start_pending(engine: Engine, report: SweepReport, _timeout: float, resend_after: float) -> None:
     for outcome in start_lost_pending(engine, resend_after):
         report.started += 1
         report.outcomes.append(outcome)
+
+
+def _report_children(engine: Engine, report: SweepReport, _timeout: float, resend_after: float) -> None:
     unreported = unreported_children(engine, resend_after)
     report.resent += len(unreported)
     report.outcomes.extend(Outcome(finished=f) for f in unreported)
-    return report
+
+
+_ACTIONS = (
+    _mark_gone,
+    _hand_back_expired,
+    _time_out_expired,
+    _resend_queued,
+    _start_pending,
+    _report_children,
+)
 
 
 # what a hand-back needs of a running node

@@ -38,7 +38,10 @@ def recover() -> dict[str, int]:
             report.timed_out,
             report.workers_gone,
         )
+    if report.failed:
+        log.error("recovery: actions failed this sweep (see above): %s", ", ".join(report.failed))
     return {
+        "failed": len(report.failed),
         "handedBack": report.handed_back,
         "resent": report.resent,
         "started": report.started,
