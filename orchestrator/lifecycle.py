@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 
-from orchestrator import catalog, dag, logs, scheduling
+from orchestrator import callbacks, catalog, dag, logs, scheduling
 from orchestrator.db import retrying
 from orchestrator.errors import InvalidTransition, NotFound, Problem, ValidationError
 from orchestrator.models import InstanceRow, NodeRow, utcnow
@@ -82,17 +82,22 @@ def cancel(engine: Engine, instance_id: str, reason: str = "cancelled on request
         current = I(_current(conn, instance_id).status)
         require_instance_move(conn, instance_id, current, I.CANCELLED)
         cancel_open_nodes(conn, instance_id)
-        conn.execute(
-            update(InstanceRow)
-            .where(InstanceRow.id == instance_id)
-            .values(finished_at=utcnow(), error={"code": "CANCELLED", "message": reason})
-        )
-        _note(conn, instance_id, "cancelled", I.CANCELLED)
         row = conn.execute(
             select(
                 InstanceRow.parent_instance_id, InstanceRow.parent_node_id, InstanceRow.callback_url
             ).where(InstanceRow.id == instance_id)
         ).one()
+        now = utcnow()
+        conn.execute(
+            update(InstanceRow)
+            .where(InstanceRow.id == instance_id)
+            .values(
+                finished_at=now,
+                error={"code": "CANCELLED", "message": reason},
+                **callbacks.on_end(row.callback_url, now),
+            )
+        )
+        _note(conn, instance_id, "cancelled", I.CANCELLED)
     return Outcome(
         finished=Finished(
             instance_id, I.CANCELLED.value, row.parent_instance_id, row.parent_node_id, row.callback_url

@@ -48,6 +48,8 @@ class InstanceRow(Base):
         Index("ix_instances_parent", "parent_instance_id"),
         # the newest-first keyset pagination of GET /api/v1/instances
         Index("ix_instances_created", "created_at", "id"),
+        # the sweep's search for callback deliveries that are overdue
+        Index("ix_instances_callback_due", "callback_state", "callback_due_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -79,6 +81,11 @@ class InstanceRow(Base):
     # when a start was asked for (creation without `start: false`, a retry): a pending instance whose
     # start was asked for long ago lost its `schedule` message, and the recovery sweep starts it
     start_requested_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # the delivery of the end to `callback_url` (orchestrator/callbacks.py): `pending` from the end
+    # until `delivered` or `failed`; attempts made so far, and when the next one is due at the latest
+    callback_state: Mapped[str | None] = mapped_column(String(16))
+    callback_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    callback_due_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
 class NodeRow(Base):

@@ -1,6 +1,7 @@
 """The recovery sweep: hand back nodes whose lease expired, resend queued nodes whose message was
 lost, start pending instances whose `schedule` message was lost, report child instances whose end
-never reached their parent node, apply workflow timeouts, and mark silent workers gone.
+never reached their parent node, resend callbacks whose `notify` message was lost, apply workflow
+timeouts, and mark silent workers gone.
 
 Every action is a compare-and-set, so a sweep racing another sweep (two beats) or a slow worker acts
 at most once per node attempt; the lock in `workers/beat.py` only saves the duplicate work.
@@ -15,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine, or_, select, update
 
-from orchestrator import catalog, children, lifecycle, logs, scheduling
+from orchestrator import callbacks, catalog, children, lifecycle, logs, scheduling
 from orchestrator.db import retrying
 from orchestrator.errors import LostClaim
 from orchestrator.models import InstanceRow, NodeRow, WorkerRow, utcnow
@@ -40,6 +41,7 @@ class SweepReport:
     workers_gone: int = 0
     outcomes: list[Outcome] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  # actions that raised (logged); the others ran
+    callbacks: list[str] = field(default_factory=list)  # instances whose callback `notify` was lost
 
     @property
     def dispatches(self) -> list[Dispatch]:
@@ -106,6 +108,11 @@ def _report_children(engine: Engine, report: SweepReport, _timeout: float, resen
     report.outcomes.extend(Outcome(finished=f) for f in unreported)
 
 
+def _resend_callbacks(engine: Engine, report: SweepReport, _timeout: float, resend_after: float) -> None:
+    report.callbacks = callbacks.overdue(engine, resend_after, BATCH)
+    report.resent += len(report.callbacks)
+
+
 _ACTIONS = (
     _mark_gone,
     _hand_back_expired,
@@ -113,6 +120,7 @@ _ACTIONS = (
     _resend_queued,
     _start_pending,
     _report_children,
+    _resend_callbacks,
 )
 
 

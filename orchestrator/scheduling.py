@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, select
 
-from orchestrator import catalog, logs
+from orchestrator import callbacks, catalog, logs
 from orchestrator.db import autocommit, retrying
 from orchestrator.models import CheckpointRow, InstanceRow, NodeRow, utcnow
 from orchestrator.outcomes import Claim, Finished, NodeFacts, Outcome, UnwrittenLog, dispatch_for
@@ -252,7 +252,8 @@ def end_instance(
     """Move the instance to its end; its log line goes to `entries` when given (written by the caller
     with its own), else is written here."""
     now = utcnow()
-    if not move_instance(conn, instance_id, status, finished_at=now, error=error):
+    ended = {"finished_at": now, "error": error, **callbacks.on_end(inst.callback_url, now)}
+    if not move_instance(conn, instance_id, status, **ended):
         return None
     entry = logs.LogEntry(
         instance_id,

@@ -6,7 +6,7 @@ import logging
 
 from orchestrator import recovery, retention
 from orchestrator.locks import advisory_lock
-from workers import resources
+from workers import dispatch, resources
 from workers.app import app
 from workers.tasks import follow_up
 
@@ -29,6 +29,8 @@ def recover() -> dict[str, int]:
         report = recovery.sweep(engine, timeout)
         for outcome in report.outcomes:
             follow_up(outcome)
+        for instance_id in report.callbacks:
+            dispatch.send_notify(instance_id)
     if report.handed_back or report.resent or report.started or report.timed_out:
         log.warning(
             "recovery: %d handed back, %d resent, %d pending started, %d timed out, %d workers gone",

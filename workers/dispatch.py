@@ -93,3 +93,8 @@ def send_schedule(instance_id: str, priority: str = "normal") -> None:
         priority=message_priority(priority),
         argsrepr=f"instance={instance_id}",
     )
+
+
+def send_notify(instance_id: str) -> None:
+    """One attempt at the instance's callback delivery (`orchestrator.notify`)."""
+    app.send_task("orchestrator.notify", args=(instance_id,), queue=CONTROL_QUEUE, routing_key=CONTROL_QUEUE)

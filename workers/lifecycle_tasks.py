@@ -7,15 +7,13 @@ import logging
 
 import requests
 
-from orchestrator import lifecycle, views
+from orchestrator import callbacks, lifecycle, views
 from orchestrator.errors import InvalidTransition
 from workers import resources, subworkflows
 from workers.app import app
 from workers.tasks import follow_up
 
 log = logging.getLogger(__name__)
-
-CALLBACK_ATTEMPTS = 8
 
 
 @app.task(name="orchestrator.child_finished", acks_late=True)
@@ -32,15 +30,16 @@ def cancel_children(instance_id: str) -> None:
             follow_up(lifecycle.cancel(engine, child_id, reason=f"parent instance {instance_id} ended"))
 
 
-@app.task(name="orchestrator.notify", bind=True, acks_late=True, max_retries=CALLBACK_ATTEMPTS)
+@app.task(name="orchestrator.notify", bind=True, acks_late=True, max_retries=None)
 def notify(self, instance_id: str) -> None:  # type: ignore[no-untyped-def]
-    """POST the final status to the instance's callbackUrl; on failure retry later with exponential
-    backoff (a countdown, so no worker slot waits in between)."""
+    """POST the final status to the instance's callbackUrl, as one attempt of its stored delivery
+    (orchestrator/callbacks.py); on failure retry later with exponential backoff (a countdown, so no
+    worker slot waits in between), until the delivery's attempts run out."""
     engine = resources.engine()
+    attempt = callbacks.take_attempt(engine, instance_id)
+    if attempt is None:
+        return  # delivered, given up, or this is a duplicate of an attempt being made
     instance = views.instance(engine, instance_id)
-    url = instance.get("callbackUrl")
-    if not url:
-        return
     body = {
         "instance": views.status(engine, instance_id),
         "output": instance.get("output"),
@@ -48,10 +47,15 @@ def notify(self, instance_id: str) -> None:  # type: ignore[no-untyped-def]
         "externalId": instance.get("externalId"),
     }
     try:
-        response = requests.post(url, json=body, timeout=10)
+        response = requests.post(instance["callbackUrl"], json=body, timeout=callbacks.REQUEST_TIMEOUT_S)
         if response.status_code >= 300:
             raise RuntimeError(f"callback answered {response.status_code}")
     except Exception as exc:
-        delay = min(600, 2**self.request.retries)
+        if attempt >= callbacks.MAX_ATTEMPTS:
+            callbacks.settle(engine, instance_id, callbacks.FAILED)
+            log.error("callback for %s failed %d times (%s); giving up", instance_id, attempt, exc)
+            return
+        delay = callbacks.retry_delay(attempt)
         log.warning("callback for %s failed (%s); retry in %ss", instance_id, exc, delay)
         raise self.retry(countdown=delay, exc=exc) from None
+    callbacks.settle(engine, instance_id, callbacks.DELIVERED)

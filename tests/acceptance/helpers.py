@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -74,3 +74,21 @@ def subworkflow_pair(prefix: str) -> tuple[dict[str, Any], dict[str, Any]]:
         ],
     }
     return child, parent
+
+
+def run_here(engine: Engine, instance_id: str, worker_id: str = "test-process") -> Any:
+    """Start an instance and run all its nodes in this process, as a worker would, but without sending
+    a single message: what follows each commit (successors, `child_finished`, `notify`) is dropped
+    except the successors, run here too. Returns the last outcome (its `finished`, if any)."""
+    from orchestrator import scheduling
+    from workers.runtime import run_attempt
+
+    outcome = scheduling.start(engine, instance_id)
+    pending = deque(outcome.dispatches)
+    while pending:
+        d = pending.popleft()
+        held = scheduling.claim(engine, d.instance_id, d.node_id, d.attempt, worker_id, d.facts())
+        assert held is not None, f"the claim of {d.node_id} was refused"
+        outcome = run_attempt(engine, held, 30.0)
+        pending.extend(outcome.dispatches)
+    return outcome

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
+from sqlalchemy import select
+
 from examples import WORKFLOWS_DIR
+from orchestrator.models import InstanceRow
 from tests.acceptance.helpers import define, nodes, start
+from tests.support.callbacks import CallbackServer
 from tests.support.services import wait_for
 
 SAMPLES = json.loads((WORKFLOWS_DIR / "sample-inputs.json").read_text())
@@ -188,28 +190,8 @@ def test_the_log_holds_state_changes_and_executor_lines(db, live_api, processes)
     )
 
 
-class _Callbacks(BaseHTTPRequestHandler):
-    received: list[dict[str, Any]] = []
-    fail_first = 1
-
-    def do_POST(self) -> None:  # noqa: N802  (http.server's naming)
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        if _Callbacks.fail_first > 0:
-            _Callbacks.fail_first -= 1
-            self.send_response(503)
-        else:
-            _Callbacks.received.append(body)
-            self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 def test_the_callback_url_receives_the_final_status_after_a_failed_delivery(db, live_api, processes):
-    server = HTTPServer(("127.0.0.1", 0), _Callbacks)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with CallbackServer(fail_first=1) as hooks:
         processes.worker("w1")
         define(
             live_api,
@@ -219,12 +201,21 @@ def test_the_callback_url_receives_the_final_status_after_a_failed_delivery(db, 
                 "nodes": [{"id": "only", "type": "task", "executor": "noop", "config": {"x": 1}}],
             },
         )
-        url = f"http://127.0.0.1:{server.server_port}/hook"
-        instance_id = start(live_api, "notified", callbackUrl=url)
+        instance_id = start(live_api, "notified", callbackUrl=hooks.url)
         assert live_api.wait_status(instance_id)["status"] == "completed"
 
-        body = wait_for(lambda: _Callbacks.received and _Callbacks.received[0], 30, "the callback")
+        body = wait_for(lambda: hooks.received and hooks.received[0], 30, "the callback")
         assert body["instance"]["id"] == instance_id and body["instance"]["status"] == "completed"
         assert body["output"] == {"x": 1}
-    finally:
-        server.shutdown()
+        assert hooks.posts == 2  # the refused one and the retry
+        wait_for(lambda: _callback_state(db, instance_id) == ("delivered", 2), 10, "the delivery recorded")
+
+
+def _callback_state(db: Any, instance_id: str) -> tuple[str, int]:
+    with db.connect() as conn:
+        row = conn.execute(
+            select(InstanceRow.callback_state, InstanceRow.callback_attempts).where(
+                InstanceRow.id == instance_id
+            )
+        ).one()
+    return row.callback_state, row.callback_attempts

@@ -10,8 +10,7 @@ from sqlalchemy import Engine, func, select
 from orchestrator import children, scheduling
 from orchestrator.instances import InstanceRequest, create_instance
 from orchestrator.models import InstanceRow
-from tests.acceptance.helpers import define, log_messages, nodes, start, subworkflow_pair
-from workers.runtime import run_attempt
+from tests.acceptance.helpers import define, log_messages, nodes, run_here, start, subworkflow_pair
 
 CHILD, PARENT = subworkflow_pair("lone")
 DEAD = "worker-that-died"
@@ -66,13 +65,7 @@ def test_a_child_whose_end_never_reached_its_parent_node_is_reported_again(db, l
             external_id=children.child_key(parent_id, "sub", 1),
         ),
     )
-    pending = list(scheduling.start(db, child.instance_id).dispatches)
-    while pending:
-        d = pending.pop()
-        held = scheduling.claim(db, d.instance_id, d.node_id, d.attempt, DEAD, d.facts())
-        assert held is not None
-        outcome = run_attempt(db, held, 30.0)
-        pending.extend(outcome.dispatches)
+    outcome = run_here(db, child.instance_id, DEAD)
     assert outcome.finished is not None and outcome.finished.parent_instance_id == parent_id  # dropped
     assert nodes(db, parent_id)["sub"].status == "running"
 
