@@ -172,6 +172,8 @@ def _reset_for_retry(engine: Engine, instance_id: str, from_node: str | None) ->
                 finished_at=None,
                 deadline_at=deadline,
                 start_requested_at=now,  # the sweep starts it should the process die before `start`
+                # a delivery not yet made of the end being retried is dropped; the next end has its own
+                **callbacks.CLEARED,
             )
         )
         _note(conn, instance_id, f"retried (nodes reset: {', '.join(sorted(reset)) or 'none'})", I.PENDING)

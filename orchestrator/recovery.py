@@ -41,7 +41,7 @@ class SweepReport:
     workers_gone: int = 0
     outcomes: list[Outcome] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  # actions that raised (logged); the others ran
-    callbacks: list[str] = field(default_factory=list)  # instances whose callback `notify` was lost
+    overdue_callbacks: list[callbacks.Overdue] = field(default_factory=list)  # their `notify` was lost
 
     @property
     def dispatches(self) -> list[Dispatch]:
@@ -109,8 +109,8 @@ def _report_children(engine: Engine, report: SweepReport, _timeout: float, resen
 
 
 def _resend_callbacks(engine: Engine, report: SweepReport, _timeout: float, resend_after: float) -> None:
-    report.callbacks = callbacks.overdue(engine, resend_after, BATCH)
-    report.resent += len(report.callbacks)
+    report.overdue_callbacks = callbacks.overdue(engine, resend_after, BATCH)
+    report.resent += len(report.overdue_callbacks)
 
 
 _ACTIONS = (

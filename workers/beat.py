@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from orchestrator import recovery, retention
@@ -27,10 +28,7 @@ def recover() -> dict[str, int]:
             log.info("another recovery sweep is running; skipping")
             return {"skipped": 1}
         report = recovery.sweep(engine, timeout)
-        for outcome in report.outcomes:
-            follow_up(outcome)
-        for instance_id in report.callbacks:
-            dispatch.send_notify(instance_id)
+        _send_all(report)
     if report.handed_back or report.resent or report.started or report.timed_out:
         log.warning(
             "recovery: %d handed back, %d resent, %d pending started, %d timed out, %d workers gone",
@@ -50,6 +48,20 @@ def recover() -> dict[str, int]:
         "timedOut": report.timed_out,
         "workersGone": report.workers_gone,
     }
+
+
+def _send_all(report: recovery.SweepReport) -> None:
+    """Send what the sweep's committed actions call for, each on its own: one send that fails (the
+    broker going away) is logged and does not stop the others; the next sweeps resend what is lost."""
+    sends = [functools.partial(follow_up, outcome) for outcome in report.outcomes]
+    sends += [
+        functools.partial(dispatch.send_notify, c.instance_id, c.seen) for c in report.overdue_callbacks
+    ]
+    for send in sends:
+        try:
+            send()
+        except Exception:
+            log.exception("recovery: a message of this sweep could not be sent")
 
 
 @app.task(name="orchestrator.prune", acks_late=False)

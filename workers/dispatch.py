@@ -95,6 +95,13 @@ def send_schedule(instance_id: str, priority: str = "normal") -> None:
     )
 
 
-def send_notify(instance_id: str) -> None:
-    """One attempt at the instance's callback delivery (`orchestrator.notify`)."""
-    app.send_task("orchestrator.notify", args=(instance_id,), queue=CONTROL_QUEUE, routing_key=CONTROL_QUEUE)
+def send_notify(instance_id: str, seen: int) -> None:
+    """An attempt at the instance's callback delivery, expected to follow `seen` attempts
+    (`orchestrator.notify`; copies of one message make one attempt between them)."""
+    app.send_task(
+        "orchestrator.notify",
+        args=(instance_id,),
+        kwargs={"seen": seen},
+        queue=CONTROL_QUEUE,
+        routing_key=CONTROL_QUEUE,
+    )

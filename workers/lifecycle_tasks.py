@@ -9,11 +9,14 @@ import requests
 
 from orchestrator import callbacks, lifecycle, views
 from orchestrator.errors import InvalidTransition
+from orchestrator.states import FINISHED_INSTANCE
 from workers import resources, subworkflows
 from workers.app import app
 from workers.tasks import follow_up
 
 log = logging.getLogger(__name__)
+
+ENDED = {status.value for status in FINISHED_INSTANCE}
 
 
 @app.task(name="orchestrator.child_finished", acks_late=True)
@@ -31,15 +34,17 @@ def cancel_children(instance_id: str) -> None:
 
 
 @app.task(name="orchestrator.notify", bind=True, acks_late=True, max_retries=None)
-def notify(self, instance_id: str) -> None:  # type: ignore[no-untyped-def]
+def notify(self, instance_id: str, seen: int | None = None) -> None:  # type: ignore[no-untyped-def]
     """POST the final status to the instance's callbackUrl, as one attempt of its stored delivery
-    (orchestrator/callbacks.py); on failure retry later with exponential backoff (a countdown, so no
-    worker slot waits in between), until the delivery's attempts run out."""
+    (orchestrator/callbacks.py), expected to follow `seen` attempts; on failure retry later with
+    exponential backoff (a countdown, so no worker slot waits in between) while attempts are left."""
     engine = resources.engine()
-    attempt = callbacks.take_attempt(engine, instance_id)
+    attempt = callbacks.take_attempt(engine, instance_id, seen)
     if attempt is None:
-        return  # delivered, given up, or this is a duplicate of an attempt being made
+        return  # delivered, given up, not ended, or another copy of this message made the attempt
     instance = views.instance(engine, instance_id)
+    if instance["status"] not in ENDED:
+        return  # retried since the attempt was taken: its delivery was cleared with it
     body = {
         "instance": views.status(engine, instance_id),
         "output": instance.get("output"),
@@ -51,11 +56,12 @@ def notify(self, instance_id: str) -> None:  # type: ignore[no-untyped-def]
         if response.status_code >= 300:
             raise RuntimeError(f"callback answered {response.status_code}")
     except Exception as exc:
-        if attempt >= callbacks.MAX_ATTEMPTS:
-            callbacks.settle(engine, instance_id, callbacks.FAILED)
-            log.error("callback for %s failed %d times (%s); giving up", instance_id, attempt, exc)
+        if attempt.number >= callbacks.MAX_ATTEMPTS:
+            callbacks.settle(engine, instance_id, attempt, callbacks.FAILED)
+            log.error("callback for %s failed %d times (%s); giving up", instance_id, attempt.number, exc)
             return
-        delay = callbacks.retry_delay(attempt)
+        delay = callbacks.retry_delay(attempt.number)
         log.warning("callback for %s failed (%s); retry in %ss", instance_id, exc, delay)
-        raise self.retry(countdown=delay, exc=exc) from None
-    callbacks.settle(engine, instance_id, callbacks.DELIVERED)
+        retry_args = {"instance_id": instance_id, "seen": attempt.number}
+        raise self.retry(kwargs=retry_args, countdown=delay, exc=exc) from None
+    callbacks.settle(engine, instance_id, attempt, callbacks.DELIVERED)

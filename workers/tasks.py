@@ -22,7 +22,7 @@ def follow_up(outcome: Outcome) -> None:
     if finished.parent_instance_id is not None:
         app.send_task("orchestrator.child_finished", args=(finished.instance_id,), queue="orchestrator")
     if finished.callback_url:
-        dispatch.send_notify(finished.instance_id)
+        dispatch.send_notify(finished.instance_id, seen=0)
     if finished.status in ("cancelled", "failed"):
         # nobody waits for the sub-workflows of an ended instance any more
         app.send_task("orchestrator.cancel_children", args=(finished.instance_id,), queue="orchestrator")

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from orchestrator.models import LogRow, NodeRow
+from orchestrator.outcomes import Outcome
 from tests.support import executors as test_executors
 
 
@@ -76,14 +77,17 @@ def subworkflow_pair(prefix: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return child, parent
 
 
-def run_here(engine: Engine, instance_id: str, worker_id: str = "test-process") -> Any:
-    """Start an instance and run all its nodes in this process, as a worker would, but without sending
-    a single message: what follows each commit (successors, `child_finished`, `notify`) is dropped
-    except the successors, run here too. Returns the last outcome (its `finished`, if any)."""
+def run_here(
+    engine: Engine, instance_id: str, worker_id: str = "test-process", first: Outcome | None = None
+) -> Any:
+    """Run an instance's nodes in this process, as a worker would, but without sending a single
+    message: what follows each commit (successors, `child_finished`, `notify`) is dropped except the
+    successors, run here too. Starts with `first`'s dispatches (say, a retry's), else starts the
+    instance. Returns the last outcome (its `finished`, if any)."""
     from orchestrator import scheduling
     from workers.runtime import run_attempt
 
-    outcome = scheduling.start(engine, instance_id)
+    outcome = first if first is not None else scheduling.start(engine, instance_id)
     pending = deque(outcome.dispatches)
     while pending:
         d = pending.popleft()

@@ -13,6 +13,11 @@ from orchestrator.instances import InstanceRequest, create_instance
 from orchestrator.models import InstanceRow, utcnow
 from tests.acceptance.helpers import run_here
 
+FLAKY = {
+    "name": "called-back-flaky",
+    "version": "1.0.0",
+    "nodes": [{"id": "a", "type": "task", "executor": "tests.flaky", "config": {"failures": 1}}],
+}
 ONE_NODE = {
     "name": "called-back",
     "version": "1.0.0",
@@ -66,23 +71,67 @@ def test_a_cancelled_instance_has_its_delivery_due_too(db):
 
 def test_each_attempt_is_taken_once_and_pushes_the_due_time_past_its_retry(db):
     instance_id = _run_to_the_end(db)
-    assert callbacks.take_attempt(db, instance_id) == 1
-    first = _delivery(db, instance_id)
-    assert first.callback_attempts == 1
-    assert first.callback_due_at >= utcnow() + timedelta(seconds=callbacks.REQUEST_TIMEOUT_S)
-    assert callbacks.take_attempt(db, instance_id) == 2
-    callbacks.settle(db, instance_id, callbacks.DELIVERED)
-    assert callbacks.take_attempt(db, instance_id) is None  # nothing left to deliver
+    first = callbacks.take_attempt(db, instance_id, seen=0)
+    assert first is not None and first.number == 1
+    assert _delivery(db, instance_id).callback_due_at >= utcnow() + timedelta(
+        seconds=callbacks.REQUEST_TIMEOUT_S
+    )
+    # copies of the same message (a resend racing a slow one) make one attempt between them
+    assert callbacks.take_attempt(db, instance_id, seen=0) is None
+    second = callbacks.take_attempt(db, instance_id, seen=1)
+    assert second is not None and second.number == 2
+    callbacks.settle(db, instance_id, first, callbacks.DELIVERED)  # a stale attempt settles nothing
+    assert _delivery(db, instance_id).callback_state == "pending"
+    callbacks.settle(db, instance_id, second, callbacks.DELIVERED)
+    assert callbacks.take_attempt(db, instance_id, seen=2) is None  # nothing left to deliver
     settled = _delivery(db, instance_id)
     assert settled.callback_state == "delivered" and settled.callback_attempts == 2
 
 
+def test_attempts_that_never_answered_still_run_out(db):
+    instance_id = _run_to_the_end(db)
+    for seen in range(callbacks.MAX_ATTEMPTS):  # each one's worker died before it could settle
+        assert callbacks.take_attempt(db, instance_id, seen=seen) is not None
+    assert callbacks.take_attempt(db, instance_id, seen=callbacks.MAX_ATTEMPTS) is None
+    assert _delivery(db, instance_id).callback_state == "failed"
+
+
+def test_a_retried_instance_drops_the_old_delivery_and_its_next_end_has_its_own(db):
+    catalog.save_definition(db, FLAKY)
+    request = InstanceRequest("called-back-flaky", callback_url=URL, start=False)
+    instance_id = create_instance(db, request).instance_id
+    run_here(db, instance_id)
+    assert tuple(_delivery(db, instance_id))[:2] == ("failed", "pending")
+    old = callbacks.take_attempt(db, instance_id, seen=0)
+    assert old is not None
+    again = lifecycle.retry(db, instance_id)  # node `a` queued again, run below
+    assert tuple(_delivery(db, instance_id))[1:3] == (None, 0)
+    assert callbacks.take_attempt(db, instance_id, seen=1) is None  # the old delivery is gone
+    run_here(db, instance_id, first=again)
+    assert tuple(_delivery(db, instance_id))[:3] == ("completed", "pending", 0)
+    callbacks.settle(db, instance_id, old, callbacks.DELIVERED)  # the old end's attempt settles nothing
+    assert _delivery(db, instance_id).callback_state == "pending"
+
+
+def test_a_message_from_before_the_upgrade_takes_over_an_instance_without_a_stored_delivery(db):
+    instance_id = _run_to_the_end(db)
+    with db.begin() as conn:  # as migration 0003 leaves an instance that had ended before it
+        conn.execute(update(InstanceRow).where(InstanceRow.id == instance_id).values(callbacks.CLEARED))
+    attempt = callbacks.take_attempt(db, instance_id, seen=None)  # an old `notify(instance_id)`
+    assert attempt is not None and attempt.number == 1
+    assert tuple(_delivery(db, instance_id))[1:3] == ("pending", 1)
+
+
 def test_an_overdue_delivery_is_resent_by_the_sweep_once_per_window(db):
     instance_id = _run_to_the_end(db)
-    assert recovery.sweep(db, 3.0).callbacks == []  # due just now: its own `notify` may be on its way
+    assert recovery.sweep(db, 3.0).overdue_callbacks == []  # due just now: its `notify` may be on its way
     _overdue_by(db, instance_id, 4)
-    assert recovery.sweep(db, 3.0).callbacks == [instance_id]
-    assert recovery.sweep(db, 3.0).callbacks == []  # resent: due again from now
-    callbacks.settle(db, instance_id, callbacks.FAILED)
+    assert recovery.sweep(db, 3.0).overdue_callbacks == [callbacks.Overdue(instance_id, 0)]
+    assert recovery.sweep(db, 3.0).overdue_callbacks == []  # resent: due again from now
+    assert callbacks.take_attempt(db, instance_id, seen=0) is not None
     _overdue_by(db, instance_id, 4)
-    assert recovery.sweep(db, 3.0).callbacks == []  # given up: never resent
+    assert recovery.sweep(db, 3.0).overdue_callbacks == [callbacks.Overdue(instance_id, 1)]
+    with db.begin() as conn:
+        conn.execute(update(InstanceRow).where(InstanceRow.id == instance_id).values(callback_state="failed"))
+    _overdue_by(db, instance_id, 4)
+    assert recovery.sweep(db, 3.0).overdue_callbacks == []  # given up: never resent

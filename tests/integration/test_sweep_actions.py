@@ -41,3 +41,27 @@ def test_a_failing_action_is_reported_and_the_other_actions_still_run(db, monkey
 
 def test_every_action_runs_cleanly_on_mariadb(db):
     assert recovery.sweep(db, 3.0).failed == []
+
+
+def test_a_message_the_sweep_cannot_send_does_not_stop_the_others(monkeypatch, caplog):
+    from orchestrator import callbacks
+    from orchestrator.outcomes import Outcome
+    from workers import beat
+
+    sent: list[object] = []
+
+    def follow_up(outcome: Outcome) -> None:
+        if not sent:
+            sent.append("refused")
+            raise ConnectionError("the broker went away")
+        sent.append(outcome)
+
+    monkeypatch.setattr(beat, "follow_up", follow_up)
+    monkeypatch.setattr(
+        beat.dispatch, "send_notify", lambda instance_id, seen: sent.append((instance_id, seen))
+    )
+    first, second = Outcome(), Outcome()
+    report = recovery.SweepReport(outcomes=[first, second], overdue_callbacks=[callbacks.Overdue("i-1", 2)])
+    beat._send_all(report)
+    assert sent == ["refused", second, ("i-1", 2)]
+    assert "could not be sent" in caplog.text

@@ -2,7 +2,8 @@
 
 Before, a callback lived only in broker messages (the first one and its retries); a message lost with
 the broker, or a retry held by a worker that was killed, meant no callback. Instances that had ended
-before this revision are left as they were (state NULL): their callbacks were sent, or lost, then.
+before this revision are left with no stored delivery (state NULL); a `notify` message of the older
+version still on its way takes such an instance over (`callbacks.take_attempt`).
 
 Revision ID: 0003
 Revises: 0002
