@@ -81,12 +81,15 @@ def take_attempt(engine: Engine, instance_id: str, seen: int | None) -> Attempt 
         if row is None or row.status not in _ENDED or not row.callback_url:
             return None
         if row.callback_state is None and seen is None:
-            conn.execute(
+            took_over = conn.execute(
                 update(InstanceRow)
                 .where(InstanceRow.id == instance_id, InstanceRow.callback_state.is_(None))
                 .values(on_end(row.callback_url, utcnow()))
             )
+            if took_over.rowcount != 1:
+                return None  # another copy of the message took it over, and makes the attempt
             row = conn.execute(_STATE, {"b_id": instance_id}).one()
+            seen = 0
         seen = row.callback_attempts if seen is None else seen
         if row.callback_state != PENDING or seen != row.callback_attempts:
             return None

@@ -62,6 +62,6 @@ def notify(self, instance_id: str, seen: int | None = None) -> None:  # type: ig
             return
         delay = callbacks.retry_delay(attempt.number)
         log.warning("callback for %s failed (%s); retry in %ss", instance_id, exc, delay)
-        retry_args = {"instance_id": instance_id, "seen": attempt.number}
-        raise self.retry(kwargs=retry_args, countdown=delay, exc=exc) from None
+        retry = {"args": (instance_id,), "kwargs": {"seen": attempt.number}}
+        raise self.retry(countdown=delay, exc=exc, **retry) from None
     callbacks.settle(engine, instance_id, attempt, callbacks.DELIVERED)

@@ -109,8 +109,12 @@ def test_a_retried_instance_drops_the_old_delivery_and_its_next_end_has_its_own(
     assert callbacks.take_attempt(db, instance_id, seen=1) is None  # the old delivery is gone
     run_here(db, instance_id, first=again)
     assert tuple(_delivery(db, instance_id))[:3] == ("completed", "pending", 0)
+    new = callbacks.take_attempt(db, instance_id, seen=0)
+    assert new is not None and new.number == old.number == 1  # only the end tells them apart
     callbacks.settle(db, instance_id, old, callbacks.DELIVERED)  # the old end's attempt settles nothing
     assert _delivery(db, instance_id).callback_state == "pending"
+    callbacks.settle(db, instance_id, new, callbacks.DELIVERED)
+    assert _delivery(db, instance_id).callback_state == "delivered"
 
 
 def test_a_message_from_before_the_upgrade_takes_over_an_instance_without_a_stored_delivery(db):
@@ -135,3 +139,16 @@ def test_an_overdue_delivery_is_resent_by_the_sweep_once_per_window(db):
         conn.execute(update(InstanceRow).where(InstanceRow.id == instance_id).values(callback_state="failed"))
     _overdue_by(db, instance_id, 4)
     assert recovery.sweep(db, 3.0).overdue_callbacks == []  # given up: never resent
+
+
+def test_a_delivery_attempted_after_the_sweep_looked_is_not_restarted(db, monkeypatch):
+    instance_id = _run_to_the_end(db)
+    _overdue_by(db, instance_id, 4)
+    with db.connect() as conn:
+        seen_by_the_sweep = callbacks._overdue_rows(conn, utcnow(), 10)  # overdue, 0 attempts...
+    assert callbacks.take_attempt(db, instance_id, seen=0) is not None  # ...then a slow notify made one
+    due = _delivery(db, instance_id).callback_due_at
+    monkeypatch.setattr(callbacks, "_overdue_rows", lambda *_: seen_by_the_sweep)
+    assert callbacks.overdue(db, 3.0, 10) == []
+    assert _delivery(db, instance_id).callback_due_at == due  # the attempt's retry time stands
+
