@@ -16,8 +16,6 @@ from workers.tasks import follow_up
 
 log = logging.getLogger(__name__)
 
-ENDED = {status.value for status in FINISHED_INSTANCE}
-
 
 @app.task(name="orchestrator.child_finished", acks_late=True)
 def child_finished(child_id: str) -> None:
@@ -43,7 +41,7 @@ def notify(self, instance_id: str, seen: int | None = None) -> None:  # type: ig
     if attempt is None:
         return  # delivered, given up, not ended, or another copy of this message made the attempt
     instance = views.instance(engine, instance_id)
-    if instance["status"] not in ENDED:
+    if instance["status"] not in FINISHED_INSTANCE:
         return  # retried since the attempt was taken: its delivery was cleared with it
     body = {
         "instance": views.status(engine, instance_id),
