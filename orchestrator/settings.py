@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 DEFAULT_DATABASE_URL = "sqlite:///var/orchestrator.sqlite3"
@@ -37,7 +36,8 @@ class Settings:
     executor_modules: tuple[str, ...] = ()
     api_tokens: tuple[str, ...] = ()
     max_body_bytes: int = 1_048_576
-    worker_id: str = field(default_factory=socket.gethostname)
+    # ORCH_WORKER_ID; unset, a worker is known by its Celery node name (`-n`), which the core cannot know
+    worker_id: str | None = None
     worker_concurrency: int | None = None
     db_pool_size: int = 5
     log_format: str = "text"

@@ -1,6 +1,8 @@
 """A worker's membership of the cluster, wired to Celery's signals in the worker's main process:
 register on start (and take back what a previous process with this id left running), heartbeat,
-drain on warm shutdown, hand back what is still running when the grace period ends, leave."""
+drain on warm shutdown, hand back what is still running when the grace period ends, leave.
+
+The id is the worker's node name, or `ORCH_WORKER_ID` (`workers/identity.py`)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import Any
 from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
 from orchestrator import executors, recovery, workers_registry
-from workers import observe, resources, shutdown
+from workers import identity, observe, resources, shutdown
 from workers.tasks import follow_up
 
 log = logging.getLogger(__name__)
@@ -38,19 +40,21 @@ def _register(sender: Any = None, **_: Any) -> None:
     global _heartbeat
     settings = resources.settings()
     engine = resources.engine()
+    worker_id = identity.worker_id()
     queues = sorted(q.name for q in sender.task_consumer.queues) if sender is not None else []
     concurrency = getattr(getattr(sender, "pool", None), "limit", None) or settings.worker_concurrency
     # a process that just started runs nothing: whatever its id still holds was left by a dead one
-    taken_back = recovery.hand_back_worker_nodes(engine, settings.worker_id, "worker restarted")
+    taken_back = recovery.hand_back_worker_nodes(engine, worker_id, "worker restarted")
     for outcome in taken_back:
         follow_up(outcome)
     observe.handed_back(len(taken_back))
     workers_registry.register(
-        engine, settings.worker_id, socket.gethostname(), os.getpid(), queues, executors.names(), concurrency
+        engine, worker_id, socket.gethostname(), os.getpid(), queues, executors.names(), concurrency
     )
+    log.info("registered as worker %s", worker_id)
     _heartbeat = threading.Thread(
         target=_beat_forever,
-        args=(settings.worker_id, settings.heartbeat_interval),
+        args=(worker_id, settings.heartbeat_interval),
         name="worker-heartbeat",
         daemon=True,
     )
@@ -60,15 +64,15 @@ def _register(sender: Any = None, **_: Any) -> None:
 @worker_shutting_down.connect
 def _drain(how: str | None = None, **_: Any) -> None:
     shutdown.begin_draining()
-    settings = resources.settings()
+    worker_id = identity.worker_id()
     try:
-        workers_registry.set_status(resources.engine(), settings.worker_id, "shutting_down")
+        workers_registry.set_status(resources.engine(), worker_id, "shutting_down")
     except Exception:
         log.warning("could not mark the worker shutting_down", exc_info=True)
     if how == "Warm":
         threading.Thread(
             target=_end_grace,
-            args=(settings.worker_id, settings.shutdown_grace),
+            args=(worker_id, resources.settings().shutdown_grace),
             name="shutdown-grace",
             daemon=True,
         ).start()
@@ -97,6 +101,6 @@ def _leave(**_: Any) -> None:
     if _heartbeat is not None:  # a heartbeat in flight would revive the row marked gone below
         _heartbeat.join(timeout=15)
     try:
-        workers_registry.set_status(resources.engine(), resources.settings().worker_id, "gone")
+        workers_registry.set_status(resources.engine(), identity.worker_id(), "gone")
     except Exception:
         log.warning("could not mark the worker gone", exc_info=True)

@@ -6,7 +6,7 @@ import logging
 
 from orchestrator import scheduling
 from orchestrator.outcomes import NodeFacts, Outcome
-from workers import dispatch, resources
+from workers import dispatch, identity, resources
 from workers.app import app
 from workers.runtime import run_attempt
 
@@ -54,7 +54,7 @@ def run_node(
     facts = None
     if row is not None and definition is not None and workflow is not None and priority is not None:
         facts = NodeFacts(row, definition, workflow, priority)
-    held = scheduling.claim(engine, instance_id, node_id, attempt, settings.worker_id, facts)
+    held = scheduling.claim(engine, instance_id, node_id, attempt, identity.worker_id(), facts)
     if held is None:
         log.debug("not claimed: %s/%s attempt %s", instance_id, node_id, attempt)
         return

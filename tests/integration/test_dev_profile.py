@@ -13,7 +13,7 @@ import requests
 
 from examples import WORKFLOWS_DIR
 from tests.integration.test_walking_skeleton import LINEAR
-from tests.support.services import ROOT, free_port, process_env, wait_for
+from tests.support.services import ROOT, expand_node_name, free_port, process_env, wait_for
 
 
 def _get_json(url: str) -> dict | None:
@@ -69,6 +69,9 @@ def test_orchestrator_dev_runs_workflows_on_sqlite_and_the_embedded_broker(tmp_p
         nodes = requests.get(f"{base}/api/v1/instances/{started['linear-three']}/nodes", timeout=10).json()
         assert [n["output"] for n in nodes["nodes"]][1] == {"heard": "hi", "n": 2}
         assert (tmp_path / "dev" / "orchestrator.sqlite3").exists()
+        # no id set: the dev worker is known by its node name, as any worker started by a user
+        workers = requests.get(f"{base}/api/v1/workers", timeout=10).json()["workers"]
+        assert [w["id"] for w in workers] == [expand_node_name("dev@%h")]
     finally:
         dev.send_signal(signal.SIGTERM)
         try:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 import requests
-from sqlalchemy import Engine, create_engine, delete, text
+from sqlalchemy import Engine, create_engine, delete, select, text
 from sqlalchemy.engine import make_url
 
 from orchestrator import catalog, executors
@@ -115,25 +115,29 @@ class Processes:
         concurrency: int = 2,
         wait: bool = True,
         queues: list[str] | None = None,
+        node_name: str | None = None,
         **env: str,
     ) -> Process:
-        process = celery_worker(name, {**self.env, **env}, self.tmp_path, concurrency, queues).start()
+        """Start a worker; its id is `name`, or with `node_name` (`-n`) whatever the worker makes
+        of it (then registration is awaited by process id: the id is what such a test checks)."""
+        process = celery_worker(
+            name, {**self.env, **env}, self.tmp_path, concurrency, queues, node_name=node_name
+        ).start()
         self.started.append(process)
         if wait:
-            self.wait_registered(name, process)
+            self.wait_registered(name, process, by_pid=node_name is not None)
         return process
 
-    def wait_registered(self, name: str, process: Process) -> None:
+    def wait_registered(self, name: str, process: Process, by_pid: bool = False) -> None:
         engine = make_engine(MYSQL_URL, pool_size=1)
+        match = WorkerRow.pid == process.pid if by_pid else WorkerRow.id == name
         try:
 
             def registered() -> bool:
                 assert process.alive(), f"worker {name} exited:\n{process.log_text()[-3000:]}"
                 with engine.connect() as conn:
                     return bool(
-                        conn.execute(
-                            text("SELECT 1 FROM workers WHERE id = :id AND status = 'active'"), {"id": name}
-                        ).first()
+                        conn.execute(select(WorkerRow.id).where(match, WorkerRow.status == "active")).first()
                     )
 
             wait_for(registered, 60, f"worker {name} to register")

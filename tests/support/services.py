@@ -102,7 +102,11 @@ def celery_worker(
     concurrency: int = 2,
     queues: list[str] | None = None,
     pool: str = "prefork",
+    node_name: str | None = None,
 ) -> Process:
+    """A `celery worker` named `name` (its process and its log). By default its worker id is set to
+    `name` through `ORCH_WORKER_ID`, so tests can name it; with `node_name` (`-n`, e.g. "w1@%h") it
+    is started as users start it, without `ORCH_WORKER_ID` unless `env` has one."""
     argv = [
         sys.executable,
         "-m",
@@ -111,7 +115,7 @@ def celery_worker(
         "workers.app",
         "worker",
         "-n",
-        f"{name}@%h",
+        node_name or f"{name}@%h",
         "-c",
         str(concurrency),
         "-P",
@@ -123,7 +127,13 @@ def celery_worker(
     ]
     if queues:
         argv += ["-Q", ",".join(queues)]
-    return Process(name, argv, {**env, "ORCH_WORKER_ID": name}, log_dir / f"{name}.log")
+    own_id = {} if node_name else {"ORCH_WORKER_ID": name}
+    return Process(name, argv, {**env, **own_id}, log_dir / f"{name}.log")
+
+
+def expand_node_name(node_name: str) -> str:
+    """What Celery makes of `-n name@%h` on this machine: the worker's node name."""
+    return node_name.replace("%h", socket.gethostname())
 
 
 def celery_beat(name: str, env: dict[str, str], log_dir: Path) -> Process:
