@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -39,6 +40,24 @@ def register(
                 last_heartbeat_at=now,
             )
         )
+
+
+@dataclass(frozen=True)
+class Registration:
+    """Where the process that last registered under an id runs."""
+
+    hostname: str
+    pid: int | None
+    status: str
+
+
+def registration(engine: Engine, worker_id: str) -> Registration | None:
+    """The last registration under `worker_id`, or None if there is none."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(WorkerRow.hostname, WorkerRow.pid, WorkerRow.status).where(WorkerRow.id == worker_id)
+        ).first()
+    return None if row is None else Registration(row.hostname, row.pid, row.status)
 
 
 @retrying()

@@ -12,11 +12,13 @@ import signal
 import socket
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
 from orchestrator import executors, recovery, workers_registry
+from orchestrator.workers_registry import Registration
 from workers import identity, observe, resources, shutdown
 from workers.tasks import follow_up
 
@@ -43,11 +45,21 @@ def _register(sender: Any = None, **_: Any) -> None:
     worker_id = identity.worker_id()
     queues = sorted(q.name for q in sender.task_consumer.queues) if sender is not None else []
     concurrency = getattr(getattr(sender, "pool", None), "limit", None) or settings.worker_concurrency
-    # a process that just started runs nothing: whatever its id still holds was left by a dead one
-    taken_back = recovery.hand_back_worker_nodes(engine, worker_id, "worker restarted")
-    for outcome in taken_back:
-        follow_up(outcome)
-    observe.handed_back(len(taken_back))
+    holder = _live_holder(workers_registry.registration(engine, worker_id))
+    if holder is not None:
+        log.error(
+            "worker id %s is already used by process %d on this host: not taking back its nodes. Give "
+            "each worker its own node name (-n name@%%h) or ORCH_WORKER_ID; if that process is no "
+            "worker, the recovery sweep hands back the id's nodes once their heartbeats expire",
+            worker_id,
+            holder,
+        )
+    else:
+        # a process that just started runs nothing: whatever its id still holds was left by a dead one
+        taken_back = recovery.hand_back_worker_nodes(engine, worker_id, "worker restarted")
+        for outcome in taken_back:
+            follow_up(outcome)
+        observe.handed_back(len(taken_back))
     workers_registry.register(
         engine, worker_id, socket.gethostname(), os.getpid(), queues, executors.names(), concurrency
     )
@@ -59,6 +71,33 @@ def _register(sender: Any = None, **_: Any) -> None:
         daemon=True,
     )
     _heartbeat.start()
+
+
+def _live_holder(previous: Registration | None) -> int | None:
+    """The pid of another live process on this host registered under our id, if there is one: two
+    workers started with one node name (or one ORCH_WORKER_ID). Its nodes are not ours to take back.
+    A worker restarted after a crash finds its predecessor's pid dead (or, in a new container with
+    the same hostname, equal to its own)."""
+    if previous is None or previous.pid is None:
+        return None
+    if previous.hostname != socket.gethostname() or previous.pid == os.getpid():
+        return None
+    try:
+        os.kill(previous.pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return previous.pid  # it exists, under another user
+    return None if _zombie(previous.pid) else previous.pid
+
+
+def _zombie(pid: int) -> bool:
+    """An exited process not yet reaped by its parent (Linux; elsewhere assumed not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[:1] == ["Z"]
 
 
 @worker_shutting_down.connect

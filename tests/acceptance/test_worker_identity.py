@@ -153,3 +153,22 @@ def test_a_worker_restarted_with_its_node_name_takes_back_its_own_nodes_only(
     assert runs(db, instance_id, "entered") == {mine: 2, theirs: 1}
     assert runs(db, instance_id)[theirs] == 1
 
+
+def test_a_second_worker_under_a_node_name_in_use_does_not_take_the_first_ones_nodes(
+    db, live_api, processes, tmp_path
+):
+    first = processes.worker("same-1", concurrency=1, node_name="same@%h", **GATES)
+    gate = tmp_path / "gate"
+    define(live_api, _held("held-on-first", gate))
+    instance_id = start(live_api, "held-on-first")
+    _wait_entered(db, instance_id, "held")
+
+    second = processes.worker("same-2", concurrency=1, node_name="same@%h", **GATES)
+
+    assert f"already used by process {first.pid}" in second.log_text()
+    row = nodes(db, instance_id)["held"]
+    assert (row.status, row.attempt) == ("running", 1)
+    gates.open_gate(gate)
+    assert live_api.wait_status(instance_id)["status"] == "completed"
+    assert runs(db, instance_id, "entered")["held"] == 1
+    assert not [line for line in _logs(live_api, instance_id) if "handed back" in line["message"]]
