@@ -95,3 +95,11 @@ class Fatal(NodeFailure):
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message, False, details)
+
+
+class EgressDenied(OrchestratorError):
+    """A connection the egress policy forbids (`orchestrator/egress.py`). Another attempt would be
+    denied as well: it is never retried."""
+
+    code = "EGRESS_DENIED"
+
