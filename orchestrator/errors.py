@@ -103,3 +103,14 @@ class EgressDenied(OrchestratorError):
 
     code = "EGRESS_DENIED"
 
+
+class NotStorable(OrchestratorError):
+    """A node's output that the store cannot hold as JSON (`orchestrator/storable.py`)."""
+
+    code = "OUTPUT_NOT_STORABLE"
+
+
+class CheckpointNotStorable(NotStorable):
+    """A checkpoint that the store cannot hold as JSON."""
+
+    code = "CHECKPOINT_NOT_STORABLE"
