@@ -58,7 +58,6 @@ BUILT_IN_DENY: tuple[tuple[str, str], ...] = (
 )
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _DENY, _ALLOW, _BUILT_IN = 0, 1, 2  # tie-break order among entries of the same prefix length
-_SOURCES = {_DENY: "ORCH_EGRESS_DENY", _ALLOW: "ORCH_EGRESS_ALLOW"}
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,8 @@ class EgressPolicy:
 
     @classmethod
     def of(cls, deny: Iterable[str] = (), allow: Iterable[str] = ()) -> EgressPolicy:
-        listed = [(net, _BUILT_IN, label) for net, label in BUILT_IN_DENY]
+        opened = "denied by default, ORCH_EGRESS_ALLOW can name it"
+        listed = [(net, _BUILT_IN, f"{label}; {opened}") for net, label in BUILT_IN_DENY]
         listed += [(net, _DENY, "listed in ORCH_EGRESS_DENY") for net in deny]
         listed += [(net, _ALLOW, "listed in ORCH_EGRESS_ALLOW") for net in allow]
         entries = [
@@ -105,8 +105,7 @@ class EgressPolicy:
             if entry.network.version == ip.version and ip in entry.network:
                 if not entry.denies:
                     return None
-                how = _SOURCES.get(entry.rank, "denied by default, ORCH_EGRESS_ALLOW can name it")
-                return f"{ip} is in {entry.network} ({entry.label}; {how})"
+                return f"{ip} is in {entry.network} ({entry.label})"
         return None
 
 
