@@ -8,10 +8,10 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from api import query
-from api.context import engine
+from api.context import engine, settings
 from api.errors import error_body, status_of
 from api.requests import instance_request, json_object
-from orchestrator import instances, logs, queries, views
+from orchestrator import egress, instances, logs, queries, views
 from orchestrator.errors import OrchestratorError, Problem, ValidationError
 from orchestrator.states import InstanceStatus
 from workers.dispatch import send_schedule
@@ -25,6 +25,7 @@ MAX_BATCH = 100
 def _create(body: Any) -> tuple[dict[str, Any], int]:
     """Create (or find, by externalId) one instance and enqueue `schedule`: (summary, 201 or 200)."""
     request = instance_request(body)
+    _check_callback_url(request.callback_url)
     created = instances.create_instance(engine(), request)
     # A repeat of a request whose first try died between its commit and its enqueue finds the
     # instance still pending: enqueue again, `schedule` is idempotent.
@@ -32,6 +33,14 @@ def _create(body: Any) -> tuple[dict[str, Any], int]:
         send_schedule(created.instance_id, request.priority)
     payload = views.created_summary(engine(), created)
     return payload, 201 if created.created else 200
+
+
+def _check_callback_url(url: str | None) -> None:
+    """An early 422 for a callback URL whose host is a literal address the egress policy denies;
+    a host name is judged where the delivery connects (orchestrator/outbound.py)."""
+    reason = egress.literal_denial(url, egress.policy_of(settings())) if url else None
+    if reason is not None:
+        raise ValidationError("invalid instance request", [Problem("callbackUrl", reason, "EGRESS_DENIED")])
 
 
 @bp.post("")

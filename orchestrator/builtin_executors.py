@@ -7,9 +7,13 @@ from typing import Any
 
 import requests
 
+from orchestrator import egress, outbound
 from orchestrator.context import ExecutionContext
-from orchestrator.errors import Fatal, Retryable
+from orchestrator.errors import EgressDenied, Fatal, Retryable
 from orchestrator.executors import executor
+from orchestrator.redaction import redact_text, redact_url
+
+MAX_REDIRECTS = 5
 
 
 @executor("noop")
@@ -55,26 +59,34 @@ def log(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
 def http(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
     """A real HTTP request: `url`, `method`, `headers`, `json` or `body`, `timeout` (ms, default
     30,000) and `expectStatus` (a list; default any 2xx). 5xx and connection errors are retryable,
-    other unexpected statuses are not."""
+    other unexpected statuses are not. Every connection, redirects included (at most
+    `MAX_REDIRECTS`), must be allowed by the egress policy: a denied one fails the node at once with
+    code `EGRESS_DENIED`. Messages show the URL redacted (no password, no query values)."""
     url = config.get("url")
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise Fatal("http: config.url must be an http(s) URL")
+    shown = redact_url(url)
     timeout = float(config.get("timeout", 30_000)) / 1000
     try:
-        response = requests.request(
-            str(config.get("method", "GET")).upper(),
-            url,
-            headers=config.get("headers"),
-            json=config.get("json"),
-            data=config.get("body"),
-            timeout=timeout,
-        )
+        with outbound.session(egress.current_policy(), max_redirects=MAX_REDIRECTS) as session:
+            response = session.request(
+                str(config.get("method", "GET")).upper(),
+                url,
+                headers=config.get("headers"),
+                json=config.get("json"),
+                data=config.get("body"),
+                timeout=timeout,
+            )
+    except EgressDenied as exc:
+        raise Fatal(f"http: {shown}: {exc.message}", code=exc.code) from None
+    except requests.TooManyRedirects:
+        raise Fatal(f"http: {shown}: more than {MAX_REDIRECTS} redirects") from None
     except requests.RequestException as exc:
-        raise Retryable(f"http: {type(exc).__name__}: {exc}") from exc
+        raise Retryable(f"http: {type(exc).__name__}: {redact_text(str(exc))}") from None
     expected = config.get("expectStatus")
     ok = response.status_code in expected if isinstance(expected, list) else 200 <= response.status_code < 300
     if not ok:
-        message = f"http: {response.request.method} {url} answered {response.status_code}"
+        message = f"http: {response.request.method} {shown} answered {response.status_code}"
         if response.status_code >= 500:
             raise Retryable(message, status=response.status_code)
         raise Fatal(message, status=response.status_code)

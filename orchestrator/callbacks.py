@@ -9,6 +9,11 @@ not one each. Taking it pushes the due time past the attempt's planned retry. A 
 the attempts and schedules its retries; the recovery sweep resends `notify` for a delivery left
 overdue, its message lost with the broker or held by a worker that was killed. Delivery is at least
 once: a receiver may see a callback twice.
+
+A delivery is a POST to the stored URL (credentials and all) through the egress policy; redirects
+are not followed (a 3xx is a failed attempt). A URL the policy denies ends the delivery `failed` at
+once, with an `EGRESS_DENIED` line in the instance's execution log: another attempt would be denied
+too. Whatever is shown or logged of the URL is redacted (`orchestrator/redaction.py`).
 """
 
 from __future__ import annotations
@@ -19,8 +24,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
+from orchestrator import logs, outbound
 from orchestrator.db import retrying
+from orchestrator.egress import EgressPolicy
+from orchestrator.errors import EgressDenied
 from orchestrator.models import InstanceRow, utcnow
+from orchestrator.redaction import redact_text, redact_url
 from orchestrator.states import FINISHED_INSTANCE
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
@@ -48,6 +57,7 @@ CLEARED: dict[str, Any] = {"callback_state": None, "callback_attempts": 0, "call
 class Attempt:
     number: int  # 1-based
     ended_at: datetime  # the end being delivered: a later end (after a retry) is another delivery
+    url: str = ""  # where to deliver, as stored: with its credentials, never to be shown or logged
 
 
 _STATE = select(
@@ -99,7 +109,7 @@ def take_attempt(engine: Engine, instance_id: str, seen: int | None) -> Attempt 
         # due again once this attempt and the retry it would schedule have had their time
         due = utcnow() + timedelta(seconds=REQUEST_TIMEOUT_S + retry_delay(seen + 1))
         taken = conn.execute(_TAKE, {"b_id": instance_id, "b_seen": seen, "b_due": due})
-        return Attempt(seen + 1, row.finished_at) if taken.rowcount == 1 else None
+        return Attempt(seen + 1, row.finished_at, row.callback_url) if taken.rowcount == 1 else None
 
 
 @retrying()
@@ -120,6 +130,41 @@ def _settle(conn: Connection, instance_id: str, attempt: Attempt, state: str) ->
         )
         .values(callback_state=state, callback_due_at=None)
     )
+
+
+class DeliveryFailed(Exception):
+    """An attempt that did not deliver; its message shows the URL redacted."""
+
+
+def post(url: str, body: dict[str, Any], egress: EgressPolicy) -> None:
+    """POST `body` to `url`, judged by `egress`, without following redirects. Raises EgressDenied
+    when the policy denies the connection, DeliveryFailed when it was not answered with a 2xx."""
+    shown = redact_url(url)
+    try:
+        with outbound.session(egress) as session:
+            response = session.post(url, json=body, timeout=REQUEST_TIMEOUT_S, allow_redirects=False)
+    except EgressDenied:
+        raise
+    except Exception as exc:  # refused, timed out, not a URL at all: each is a failed attempt
+        raise DeliveryFailed(f"POST {shown}: {type(exc).__name__}: {redact_text(str(exc))}") from None
+    if not 200 <= response.status_code < 300:
+        raise DeliveryFailed(f"POST {shown} answered {response.status_code}")
+
+
+@retrying()
+def deny(engine: Engine, instance_id: str, attempt: Attempt, denied: EgressDenied) -> None:
+    """End the delivery `failed` because the egress policy denied its URL, and say so in the
+    instance's execution log (code `EGRESS_DENIED`, the URL redacted)."""
+    shown = redact_url(attempt.url)
+    with engine.begin() as conn:
+        _settle(conn, instance_id, attempt, FAILED)
+        entry = logs.LogEntry(
+            instance_id,
+            f"callback to {shown} not delivered: {denied.message}",
+            level="error",
+            details={"code": denied.code, "callbackUrl": shown},
+        )
+        logs.write(conn, entry)
 
 
 @dataclass(frozen=True)

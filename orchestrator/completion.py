@@ -15,10 +15,10 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
-from orchestrator import catalog, logs
+from orchestrator import catalog, logs, storable
 from orchestrator.db import retrying
 from orchestrator.definitions import WorkflowDefinition
-from orchestrator.errors import LostClaim
+from orchestrator.errors import LostClaim, NotStorable
 from orchestrator.models import InstanceRow, NodeRow, utcnow
 from orchestrator.outcomes import Claim, Outcome, dispatch_for
 from orchestrator.scheduling import end_instance, instance_row, queued_rows
@@ -101,11 +101,16 @@ def complete(
     engine: Engine, held: Claim, output: Any, *, skipped: bool = False, duration_ms: float | None = None
 ) -> Outcome:
     """Store the output (running -> completed, or skipped), release successors whose dependencies are
-    now all done, and finish the instance when no node is left. Raises LostClaim (fencing)."""
+    now all done, and finish the instance when no node is left. Raises LostClaim (fencing), and
+    NotStorable for an output the store cannot hold (`storable.py`): the caller fails the node."""
     now = utcnow()
     target = N.SKIPPED if skipped else N.COMPLETED
+    what = f"the output of node {held.node_id}"
+    storable.check(engine, output, NotStorable, what)
     with held.unwritten.taken() as earlier, engine.begin() as conn:
-        if not finish_node(conn, held.row_id, held.attempt, target, output, now):
+        with storable.refusals(NotStorable, what):
+            finished = finish_node(conn, held.row_id, held.attempt, target, output, now)
+        if not finished:
             raise LostClaim(f"node {held.node_id} attempt {held.attempt} no longer holds its claim")
         entries = [
             *earlier,

@@ -69,6 +69,9 @@ def _mysql_engine(url: str, pool_size: int, **options: Any) -> Engine:
         pool_use_lifo=True,
         pool_recycle=1800,
         connect_args={"connect_timeout": 10},
+        # a statement's parameters (outputs, callback URLs with their credentials) stay out of
+        # error messages and logs; the SQL text alone tells an operator which statement failed
+        hide_parameters=True,
         **options,
     )
     _ping_when_idle(engine)
@@ -119,7 +122,9 @@ def _sqlite_engine(url: str) -> Engine:
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:

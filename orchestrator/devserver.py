@@ -26,6 +26,8 @@ DEV_DEFAULTS = {
     "ORCH_HEARTBEAT_TIMEOUT": "30",
     "ORCH_RECOVERY_INTERVAL": "5",
     "ORCH_SHUTDOWN_GRACE": "10",
+    # a demo calls services on this machine (the `http` executor, callbacks); production does not
+    "ORCH_EGRESS_ALLOW": "127.0.0.0/8,::1/128",
 }
 
 

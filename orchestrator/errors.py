@@ -95,3 +95,22 @@ class Fatal(NodeFailure):
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message, False, details)
+
+
+class EgressDenied(OrchestratorError):
+    """A connection the egress policy forbids (`orchestrator/egress.py`). Another attempt would be
+    denied as well: it is never retried."""
+
+    code = "EGRESS_DENIED"
+
+
+class NotStorable(OrchestratorError):
+    """A node's output that the store cannot hold as JSON (`orchestrator/storable.py`)."""
+
+    code = "OUTPUT_NOT_STORABLE"
+
+
+class CheckpointNotStorable(NotStorable):
+    """A checkpoint that the store cannot hold as JSON."""
+
+    code = "CHECKPOINT_NOT_STORABLE"

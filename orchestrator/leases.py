@@ -6,8 +6,9 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, insert, select, update
 
+from orchestrator import storable
 from orchestrator.db import retrying
-from orchestrator.errors import LostClaim
+from orchestrator.errors import CheckpointNotStorable, LostClaim
 from orchestrator.models import CheckpointRow, InstanceRow, NodeRow, utcnow
 from orchestrator.outcomes import Claim
 from orchestrator.states import InstanceStatus, NodeStatus
@@ -62,16 +63,20 @@ def heartbeat(engine: Engine, held: Claim) -> bool:
 @retrying()
 def save_checkpoint(engine: Engine, held: Claim, data: Any) -> None:
     """Persist progress for this node; the next attempt reads the newest one. Raises LostClaim when
-    this attempt no longer holds the node, so a stale worker cannot overwrite newer progress."""
+    this attempt no longer holds the node, so a stale worker cannot overwrite newer progress, and
+    CheckpointNotStorable for data the store cannot hold (`storable.py`)."""
+    what = f"a checkpoint of node {held.node_id}"
+    storable.check(engine, data, CheckpointNotStorable, what)
     with engine.begin() as conn:
         if not _renew(conn, held):
             raise LostClaim(f"node {held.node_id} attempt {held.attempt} no longer holds its claim")
-        conn.execute(
-            insert(CheckpointRow).values(
-                instance_id=held.instance_id,
-                node_id=held.node_id,
-                attempt=held.attempt,
-                data=data,
-                created_at=utcnow(),
+        with storable.refusals(CheckpointNotStorable, what):
+            conn.execute(
+                insert(CheckpointRow).values(
+                    instance_id=held.instance_id,
+                    node_id=held.node_id,
+                    attempt=held.attempt,
+                    data=data,
+                    created_at=utcnow(),
+                )
             )
-        )

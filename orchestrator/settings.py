@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -13,6 +14,18 @@ DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 
 def _split(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _networks(var: str, value: str) -> tuple[str, ...]:
+    """The comma-separated CIDR ranges (or single addresses) of `var`, normalised. Raises ValueError
+    naming the variable and the entry that is not one."""
+    networks = []
+    for part in _split(value):
+        try:
+            networks.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise ValueError(f"{var} must be comma-separated CIDR ranges, got {part!r}") from None
+    return tuple(networks)
 
 
 def _flag(var: str, value: str) -> bool:
@@ -43,6 +56,10 @@ class Settings:
     log_format: str = "text"
     # Celery task events (what Flower shows); benchmarks may turn them off with ORCH_TASK_EVENTS=0
     task_events: bool = True
+    # what the product itself may connect to (orchestrator/egress.py): CIDR ranges, on top of the
+    # built-in denial of link-local, loopback, private and other non-public ranges
+    egress_deny: tuple[str, ...] = ()
+    egress_allow: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -78,6 +95,9 @@ class Settings:
             values["executor_modules"] = _split(env["ORCH_EXECUTOR_MODULES"])
         if env.get("ORCH_TASK_EVENTS"):
             values["task_events"] = _flag("ORCH_TASK_EVENTS", env["ORCH_TASK_EVENTS"])
+        for attr, var in (("egress_deny", "ORCH_EGRESS_DENY"), ("egress_allow", "ORCH_EGRESS_ALLOW")):
+            if env.get(var):
+                values[attr] = _networks(var, env[var])
         if env.get("ORCH_API_TOKENS"):
             values["api_tokens"] = _split(env["ORCH_API_TOKENS"])
         return cls(**values)

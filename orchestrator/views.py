@@ -12,6 +12,7 @@ from orchestrator.definitions import WorkflowDefinition
 from orchestrator.errors import NotFound
 from orchestrator.instances import Created
 from orchestrator.models import CheckpointRow, InstanceRow, NodeRow
+from orchestrator.redaction import redact_url
 from orchestrator.states import FINISHED_NODE, NodeStatus
 
 
@@ -67,7 +68,8 @@ def instance(engine: Engine, instance_id: str) -> dict[str, Any]:
         "timeout": row.timeout_ms,
         "maxRetries": row.max_retries,
         "parentNodeId": row.parent_node_id,
-        "callbackUrl": row.callback_url,
+        # stored with its credentials for the delivery; shown without them
+        "callbackUrl": None if row.callback_url is None else redact_url(row.callback_url),
         "queue": row.queue,
         "output": output_of(catalog.load_definition(engine, row.definition_id), nodes),
         "workers": sorted({n.worker_id for n in nodes if n.worker_id}),

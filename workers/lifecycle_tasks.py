@@ -5,10 +5,8 @@ from __future__ import annotations
 import contextlib
 import logging
 
-import requests
-
-from orchestrator import callbacks, lifecycle, views
-from orchestrator.errors import InvalidTransition
+from orchestrator import callbacks, egress, lifecycle, views
+from orchestrator.errors import EgressDenied, InvalidTransition
 from orchestrator.states import FINISHED_INSTANCE
 from workers import resources, subworkflows
 from workers.app import app
@@ -50,10 +48,12 @@ def notify(self, instance_id: str, seen: int | None = None) -> None:  # type: ig
         "externalId": instance.get("externalId"),
     }
     try:
-        response = requests.post(instance["callbackUrl"], json=body, timeout=callbacks.REQUEST_TIMEOUT_S)
-        if response.status_code >= 300:
-            raise RuntimeError(f"callback answered {response.status_code}")
-    except Exception as exc:
+        callbacks.post(attempt.url, body, egress.policy_of(resources.settings()))
+    except EgressDenied as exc:
+        callbacks.deny(engine, instance_id, attempt, exc)
+        log.error("callback for %s denied, not retried (%s): %s", instance_id, exc.code, exc.message)
+        return
+    except callbacks.DeliveryFailed as exc:
         if attempt.number >= callbacks.MAX_ATTEMPTS:
             callbacks.settle(engine, instance_id, attempt, callbacks.FAILED)
             log.error("callback for %s failed %d times (%s); giving up", instance_id, attempt.number, exc)

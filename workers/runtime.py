@@ -7,13 +7,22 @@ import math
 import os
 import threading
 import time
-import traceback
 from typing import Any
 
 from billiard.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import Engine
 
-from orchestrator import catalog, completion, executors, leases, logs, recovery, scheduling, templates
+from orchestrator import (
+    catalog,
+    completion,
+    executors,
+    failures,
+    leases,
+    logs,
+    recovery,
+    scheduling,
+    templates,
+)
 from orchestrator.context import ExecutionContext
 from orchestrator.errors import LostClaim, NodeFailure, OrchestratorError
 from orchestrator.outcomes import Claim, Outcome
@@ -213,12 +222,7 @@ def run_attempt(engine: Engine, held: Claim, heartbeat_interval: float) -> Outco
         # templates that do not resolve, unknown executors: another attempt would not help
         return _fail(engine, held, {"code": exc.code, "message": exc.message}, False, elapsed())
     except Exception as exc:
-        error = {
-            "code": "EXECUTOR_ERROR",
-            "message": f"{type(exc).__name__}: {exc}",
-            "type": type(exc).__name__,
-            "traceback": traceback.format_exc(limit=8),
-        }
+        error = failures.unexpected(exc, f"{held.instance_id}/{held.node_id}")
         return _fail(engine, held, error, True, elapsed())
 
 

@@ -7,6 +7,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import pytest
+
 from tests.acceptance.helpers import define, log_messages, nodes, start
 
 
@@ -54,6 +56,7 @@ def _http_workflow(name: str, url: str) -> dict[str, Any]:
     }
 
 
+@pytest.mark.egress_allow("127.0.0.1/32")  # production defaults deny loopback: the service is local
 def test_http_sleep_and_log_executors_work_and_http_errors_are_classified(db, live_api, processes):
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Service)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from examples import WORKFLOWS_DIR
@@ -190,6 +191,7 @@ def test_the_log_holds_state_changes_and_executor_lines(db, live_api, processes)
     )
 
 
+@pytest.mark.egress_allow("127.0.0.1/32")  # the callback endpoint is a local listener
 def test_the_callback_url_receives_the_final_status_after_a_failed_delivery(db, live_api, processes):
     with CallbackServer(fail_first=1) as hooks:
         processes.worker("w1")

@@ -3,6 +3,8 @@ delivered: the delivery is stored with the instance's end, and the sweep resends
 
 from __future__ import annotations
 
+import pytest
+
 from tests.acceptance.helpers import define, run_here, start
 from tests.support.callbacks import CallbackServer
 from tests.support.services import wait_for
@@ -14,6 +16,7 @@ WORKFLOW = {
 }
 
 
+@pytest.mark.egress_allow("127.0.0.1/32")  # the callback endpoint is a local listener
 def test_a_callback_whose_message_was_lost_is_delivered_by_the_sweep(db, live_api, processes):
     with CallbackServer() as hooks:
         define(live_api, WORKFLOW)

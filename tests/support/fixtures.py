@@ -25,6 +25,7 @@ from orchestrator.models import (
     NodeRow,
     WorkerRow,
 )
+from orchestrator.settings import Settings
 from tests.support import executors as test_executors
 from tests.support.services import Process, celery_beat, celery_worker, process_env, wait_for
 
@@ -157,9 +158,20 @@ class Processes:
         return "\n".join(f"===== {p.name} ({p.log_path}) =====\n{p.log_text()[-8000:]}" for p in self.started)
 
 
+def egress_allowed(request: pytest.FixtureRequest) -> str | None:
+    """What a test opens with `@pytest.mark.egress_allow("127.0.0.1/32", ...)`: the API and the
+    processes it starts get it as ORCH_EGRESS_ALLOW. Without the mark they run with the production
+    defaults, which deny loopback: a test that calls a local listener must say so."""
+    mark = request.node.get_closest_marker("egress_allow")
+    return None if mark is None else ",".join(mark.args)
+
+
 @pytest.fixture()
 def processes(request: pytest.FixtureRequest, tmp_path: Path, db: Engine) -> Iterator[Processes]:
     procs = Processes(tmp_path)
+    allowed = egress_allowed(request)
+    if allowed is not None:
+        procs.env["ORCH_EGRESS_ALLOW"] = allowed
     yield procs
     procs.stop_all()
     report = getattr(request.node, "rep_call", None)
@@ -211,7 +223,9 @@ class LiveApi:
 
 
 @pytest.fixture()
-def live_api(db: Engine) -> Iterator[LiveApi]:
-    api = LiveApi()
+def live_api(request: pytest.FixtureRequest, db: Engine) -> Iterator[LiveApi]:
+    allowed = egress_allowed(request)
+    settings = None if allowed is None else Settings.from_env({**os.environ, "ORCH_EGRESS_ALLOW": allowed})
+    api = LiveApi(settings)
     yield api
     api.close()
