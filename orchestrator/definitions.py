@@ -382,18 +382,25 @@ def _report_cycles(graph: dict[str, tuple[str, ...]], report: _Report) -> None:
             return
         report.add("nodes", "cycle: " + " -> ".join(cycle), "CYCLE")
         # Dropping the cycle's nodes lets the next search find a cycle elsewhere, not the same one again.
-        graph = {node: deps for node, deps in graph.items() if node not in cycle}
+        # (A set: a cycle through 10,000 nodes would make a list lookup per node quadratic.)
+        dropped = set(cycle)
+        graph = {node: deps for node, deps in graph.items() if node not in dropped}
 
 
 def _report_node_refs(nodes: list[NodeSpec], graph: dict[str, tuple[str, ...]], report: _Report) -> None:
     """A node may read `nodes.<id>.output` only of a node it (transitively) depends on: others may not
-    have run yet, or may never run."""
-    ancestry = dag.Ancestry(graph)
-    for i, node in enumerate(nodes):
-        for location, ref in _refs(node.config, f"nodes[{i}].config", node.when, f"nodes[{i}].when"):
+    have run yet, or may never run. One pass over the graph answers every read (see `dag.Ancestry`)."""
+    reads = [
+        (node, list(_refs(node.config, f"nodes[{i}].config", node.when, f"nodes[{i}].when")))
+        for i, node in enumerate(nodes)
+    ]
+    ancestry = dag.Ancestry(graph, targets={ref for _, found in reads for _, ref in found if ref in graph})
+    for node, found in reads:
+        upstream = ancestry.through(node.depends_on)
+        for location, ref in found:
             if ref not in graph:
                 report.add(location, f"template refers to unknown node {ref!r}", "TEMPLATE_ERROR")
-            elif not any(dep == ref or ancestry.is_upstream(ref, dep) for dep in node.depends_on):
+            elif ref not in upstream:
                 report.add(
                     location,
                     f"template refers to node {ref!r}, which is not upstream of {node.id!r}"
