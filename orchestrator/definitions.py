@@ -132,11 +132,13 @@ class _Report(list[Problem]):
         self.append(Problem(where, message, code))
 
 
-def parse_definition(body: Any, *, check_executors: bool = True) -> WorkflowDefinition:
+def parse_definition(body: Any, *, check_executors: bool = True, stored: bool = False) -> WorkflowDefinition:
     """The definition in `body`; raises ValidationError("workflow definition is invalid") listing every
     problem, with `field` paths such as `nodes[2].dependsOn[0]` or `inputs.email.type`.
 
     `check_executors=False` skips the executor registry lookup (for processes without executor modules).
+    `stored=True` reads a body that was valid when it was posted: checks added since (input patterns
+    must suit RE2) are not applied to it again, so an upgrade never makes a stored definition unreadable.
     """
     if not isinstance(body, dict):
         raise ValidationError(_INVALID, [Problem("definition", "must be a JSON object", "TYPE_MISMATCH")])
@@ -147,7 +149,7 @@ def parse_definition(body: Any, *, check_executors: bool = True) -> WorkflowDefi
     if description is not None and len(description) > _MAX_DESCRIPTION_LENGTH:
         report.add("description", f"must be at most {_MAX_DESCRIPTION_LENGTH} characters")
     timeout_ms = _optional_int(body, "timeout", "timeout", report, minimum=1, maximum=MAX_DURATION_MS)
-    inputs, input_problems = parse_input_specs(body.get("inputs"), "inputs")
+    inputs, input_problems = parse_input_specs(body.get("inputs"), "inputs", stored=stored)
     report.extend(input_problems)
     nodes = _parse_nodes(body.get("nodes"), report, check_executors)
     try:
