@@ -159,7 +159,7 @@ def load_definition(engine: Engine, definition_id: int, conn: Connection | None 
         else:
             body = conn.execute(statement).scalar_one()
         # executors are checked when a definition is posted; a worker lacking one fails that node only
-        found = parse_definition(body, check_executors=False)
+        found = parse_definition(body, check_executors=False, stored=True)
         if len(_cache) >= _CACHE_SIZE:
             _cache.clear()
         _cache[key] = found

@@ -132,11 +132,13 @@ class _Report(list[Problem]):
         self.append(Problem(where, message, code))
 
 
-def parse_definition(body: Any, *, check_executors: bool = True) -> WorkflowDefinition:
+def parse_definition(body: Any, *, check_executors: bool = True, stored: bool = False) -> WorkflowDefinition:
     """The definition in `body`; raises ValidationError("workflow definition is invalid") listing every
     problem, with `field` paths such as `nodes[2].dependsOn[0]` or `inputs.email.type`.
 
     `check_executors=False` skips the executor registry lookup (for processes without executor modules).
+    `stored=True` reads a body that was valid when it was posted: checks added since (input patterns
+    must suit RE2) are not applied to it again, so an upgrade never makes a stored definition unreadable.
     """
     if not isinstance(body, dict):
         raise ValidationError(_INVALID, [Problem("definition", "must be a JSON object", "TYPE_MISMATCH")])
@@ -147,7 +149,7 @@ def parse_definition(body: Any, *, check_executors: bool = True) -> WorkflowDefi
     if description is not None and len(description) > _MAX_DESCRIPTION_LENGTH:
         report.add("description", f"must be at most {_MAX_DESCRIPTION_LENGTH} characters")
     timeout_ms = _optional_int(body, "timeout", "timeout", report, minimum=1, maximum=MAX_DURATION_MS)
-    inputs, input_problems = parse_input_specs(body.get("inputs"), "inputs")
+    inputs, input_problems = parse_input_specs(body.get("inputs"), "inputs", stored=stored)
     report.extend(input_problems)
     nodes = _parse_nodes(body.get("nodes"), report, check_executors)
     try:
@@ -382,18 +384,25 @@ def _report_cycles(graph: dict[str, tuple[str, ...]], report: _Report) -> None:
             return
         report.add("nodes", "cycle: " + " -> ".join(cycle), "CYCLE")
         # Dropping the cycle's nodes lets the next search find a cycle elsewhere, not the same one again.
-        graph = {node: deps for node, deps in graph.items() if node not in cycle}
+        # (A set: a cycle through 10,000 nodes would make a list lookup per node quadratic.)
+        dropped = set(cycle)
+        graph = {node: deps for node, deps in graph.items() if node not in dropped}
 
 
 def _report_node_refs(nodes: list[NodeSpec], graph: dict[str, tuple[str, ...]], report: _Report) -> None:
     """A node may read `nodes.<id>.output` only of a node it (transitively) depends on: others may not
-    have run yet, or may never run."""
-    ancestry = dag.Ancestry(graph)
-    for i, node in enumerate(nodes):
-        for location, ref in _refs(node.config, f"nodes[{i}].config", node.when, f"nodes[{i}].when"):
+    have run yet, or may never run. One pass over the graph answers every read (see `dag.Ancestry`)."""
+    reads = [
+        (node, list(_refs(node.config, f"nodes[{i}].config", node.when, f"nodes[{i}].when")))
+        for i, node in enumerate(nodes)
+    ]
+    ancestry = dag.Ancestry(graph, targets={ref for _, found in reads for _, ref in found if ref in graph})
+    for node, found in reads:
+        upstream = ancestry.through(node.depends_on)
+        for location, ref in found:
             if ref not in graph:
                 report.add(location, f"template refers to unknown node {ref!r}", "TEMPLATE_ERROR")
-            elif not any(dep == ref or ancestry.is_upstream(ref, dep) for dep in node.depends_on):
+            elif ref not in upstream:
                 report.add(
                     location,
                     f"template refers to node {ref!r}, which is not upstream of {node.id!r}"

@@ -10,7 +10,8 @@ Grammar of the text between `${` and `}`::
 
 A segment is `[A-Za-z0-9_-]+`. Paths are looked up only in dicts (by key) and lists (by index), never as
 attributes, so `input.__class__` is merely a key that is not there; nothing here uses eval or getattr.
-`$${` writes a literal `${`; a `$` not followed by `{` is literal text.
+`$${` writes a literal `${`; a `$` not followed by `{` is literal text. `!` and `(` nest at most
+`MAX_NESTING` deep. Parsing is linear in the text (definitions arrive from clients, up to the body limit).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ _TOKEN = re.compile(
 _OPEN = re.compile(r"\$\$\{|\$\{")  # `$${` first: it is the escape for a literal `${`
 # Right after a '.', a segment is a segment even when it looks like a number (`items.0.1`).
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
+# `!` and `(` nest by recursion: a bound keeps `${!!!...}` a TemplateError rather than a RecursionError.
+MAX_NESTING = 64
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,7 @@ class _Parser:
 
     def __init__(self, text: str, tokens: list[_Token]) -> None:
         self.text, self.tokens, self.i = text, tokens, 0
+        self.depth = 0
         self.node_refs: set[str] = set()
         self.roots: set[str] = set()
 
@@ -168,14 +172,20 @@ class _Parser:
         return CompareNode(op.kind, left, self.unary()) if op else left
 
     def unary(self) -> Expr:
-        if self.accept("!"):
-            return NotNode(self.unary())
-        if self.accept("("):
+        token = self.accept("!", "(")
+        if token is None:
+            return self.operand()
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self.error(f"more than {MAX_NESTING} nested '!' and '('", token)
+        if token.kind == "!":
+            inner = self.unary()
+        else:
             inner = self.expr()
             if not self.accept(")"):
                 raise self.error(f"expected ')' but found {_found(self.tokens[self.i])}", self.tokens[self.i])
-            return inner
-        return self.operand()
+        self.depth -= 1
+        return NotNode(inner) if token.kind == "!" else inner
 
     def operand(self) -> Expr:
         token = self.take()
@@ -308,23 +318,26 @@ def parse(text: str) -> Template:
     parts: list[str | Expr] = []
     refs: set[str] = set()
     roots: set[str] = set()
-    literal, pos = "", 0
+    literal: list[str] = []  # pieces joined once: adding to a string per `$${` would be quadratic
+    pos = 0
     while match := _OPEN.search(text, pos):
-        literal += text[pos : match.start()]
+        literal.append(text[pos : match.start()])
         if match.group() == "$${":
-            literal, pos = literal + "${", match.end()
+            literal.append("${")
+            pos = match.end()
             continue
-        if literal:
-            parts.append(literal)
+        if chunk := "".join(literal):
+            parts.append(chunk)
         tokens = _tokenize(text, match.end())
         parser = _Parser(text, tokens)
         parts.append(parser.parse())
         refs |= parser.node_refs
         roots |= parser.roots
-        literal, pos = "", tokens[-1].pos + 1
-    literal += text[pos:]
-    if literal or not parts:
-        parts.append(literal)
+        literal, pos = [], tokens[-1].pos + 1
+    literal.append(text[pos:])
+    rest = "".join(literal)
+    if rest or not parts:
+        parts.append(rest)
     return Template(text, tuple(parts), frozenset(refs), frozenset(roots))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from orchestrator import dag
@@ -135,3 +137,58 @@ def test_wide_fan_out_and_in() -> None:
     assert order[0] == "root" and order[-1] == "join"
     assert order[1:-1] == [f"m{i}" for i in range(1000)]
     assert dag.successors(deps)["root"] == tuple(f"m{i}" for i in range(1000))
+
+
+def test_components_come_after_the_components_they_depend_on() -> None:
+    deps = {"a": ("c",), "b": ("a",), "c": ("b",), "d": ("c",), "e": (), "f": ("f",)}
+    assert dag.components(deps) == [("a", "b", "c"), ("d",), ("e",), ("f",)]
+    assert dag.components(DIAMOND) == [("a",), ("b",), ("c",), ("d",)]
+
+
+def test_ancestry_with_targets_and_through() -> None:
+    deps = {"a": (), "b": ("a",), "c": ("b",), "x": (), "y": ("x", "c")}
+    ancestry = dag.Ancestry(deps, targets={"a", "x"})
+    assert ancestry.is_upstream("a", "c") and ancestry.is_upstream("x", "y")
+    assert not ancestry.is_upstream("x", "c")
+    with pytest.raises(KeyError):
+        ancestry.is_upstream("b", "c")  # not a target
+    upstream = ancestry.through(("c",))
+    assert "a" in upstream and "x" not in upstream and "c" not in upstream  # c is no target
+    assert "x" in ancestry.through(("c", "x")) and "a" not in ancestry.through(("x",))
+
+
+def test_through_a_cycle_includes_the_node_itself() -> None:
+    # A node's dependency on a cycle it belongs to leads back to the node: it is upstream of itself.
+    deps = {"a": ("c",), "b": ("a",), "c": ("b",), "d": ("c",)}
+    ancestry = dag.Ancestry(deps)
+    assert all(node in ancestry.through(deps["a"]) for node in "abc")
+    assert "d" not in ancestry.through(deps["a"])
+    assert not ancestry.is_upstream("a", "a")
+
+
+def test_ancestry_agrees_with_upstream_on_random_graphs() -> None:
+    generator = random.Random(12)
+    for _ in range(200):
+        nodes = [f"n{i}" for i in range(generator.randint(1, 12))]
+        deps = {
+            node: tuple(generator.sample(nodes, generator.randint(0, min(3, len(nodes))))) for node in nodes
+        }
+        ancestry = dag.Ancestry(deps)
+        for b in nodes:
+            ups = dag.upstream(deps, b)
+            assert {a for a in nodes if ancestry.is_upstream(a, b)} == ups, deps
+            reach = ancestry.through(deps[b])
+            expected = set(deps[b]).union(*(dag.upstream(deps, dep) | {dep} for dep in deps[b]))
+            assert {a for a in nodes if a in reach} == expected, deps
+
+
+def test_10000_node_cycle_ancestry() -> None:
+    deps = chain(10_000)
+    deps["n0"] = ("n9999",)
+    deps["tail"] = ("n5000",)
+    deps["side"] = ()
+    ancestry = dag.Ancestry(deps)
+    assert ancestry.is_upstream("n9999", "n0") and ancestry.is_upstream("n1", "n0")
+    assert ancestry.is_upstream("n7000", "tail") and not ancestry.is_upstream("tail", "n7000")
+    assert not ancestry.is_upstream("side", "tail")
+    assert len(dag.components(deps)) == 3

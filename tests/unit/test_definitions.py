@@ -448,3 +448,67 @@ def test_a_5000_node_chain_with_references_parses_quickly() -> None:
     definition = parse_definition(workflow(*nodes))
     assert len(definition.nodes) == 5000
     assert definition.successors["n4998"] == ("n4999",)
+
+
+# --- 10,000 nodes (what a 1 MiB body holds): the answers stay right -------------------------------
+# How long they take is measured by `python -m bench.validation`, not asserted here.
+
+BIG = 10_000
+
+
+def out(node_id: str) -> str:
+    return f"${{nodes.{node_id}.output}}"
+
+
+def big_chain(reads: Any = lambda i: i // 2) -> list[dict[str, Any]]:
+    """n0 <- n1 <- ... ; node i reads node reads(i), by default one far upstream."""
+    after = [node(f"n{i}", f"n{i - 1}", config={"v": out(f"n{reads(i)}")}) for i in range(1, BIG)]
+    return [node("n0"), *after]
+
+
+def test_a_10000_node_chain_reading_far_upstream_is_valid() -> None:
+    definition = parse_definition(workflow(*big_chain()))
+    assert len(definition.nodes) == BIG
+    assert definition.node("n9999").node_refs == frozenset({"n4999"})
+
+
+def test_a_10000_node_chain_still_refuses_reading_downstream() -> None:
+    found = problems(workflow(*big_chain(lambda i: i + 1 if i == 5000 else i // 2)))
+    assert found == [
+        (
+            "nodes[5000].config.v",
+            "TEMPLATE_ERROR",
+            "template refers to node 'n5001', which is not upstream of 'n5000' (add it to dependsOn)",
+        )
+    ]
+
+
+def test_a_10000_node_fan_out_and_in() -> None:
+    middle = [f"m{i}" for i in range(BIG - 2)]
+    nodes = [node("root")] + [node(m, "root", config={"r": out("root")}) for m in middle]
+    join = node("join", *middle, config={"all": [out(m) for m in middle], "root": out("root")})
+    assert len(parse_definition(workflow(*nodes, join)).nodes) == BIG
+    nodes[1 + 7000]["config"]["sibling"] = out("m7001")  # m7000 reads a node beside it
+    found = problems(workflow(*nodes, join))
+    assert [(f, c) for f, c, _ in found] == [("nodes[7001].config.sibling", "TEMPLATE_ERROR")]
+    assert "'m7001', which is not upstream of 'm7000'" in found[0][2]
+
+
+def test_a_10000_node_cycle_is_reported_with_every_node_and_reads_along_it_are_upstream() -> None:
+    nodes = big_chain()
+    nodes[0]["dependsOn"] = [f"n{BIG - 1}"]
+    # besides the ring: `late` depends on the ring, `stray` does not and reads `late`
+    nodes.append(node("late", "n42", config={"v": out("n9000")}))
+    nodes.append(node("stray", config={"v": out("late")}))
+    found = problems(workflow(*nodes))
+    assert [(f, c) for f, c, _ in found] == [("nodes", "CYCLE"), ("nodes[10001].config.v", "TEMPLATE_ERROR")]
+    assert found[0][2] == "cycle: " + " -> ".join([f"n{i}" for i in range(BIG)] + ["n0"])
+    assert "'late', which is not upstream of 'stray'" in found[1][2]
+
+
+def test_thousands_of_separate_cycles_report_the_first_ten() -> None:
+    pairs = [node(f"a{i}", f"b{i}") for i in range(BIG // 2)] + [
+        node(f"b{i}", f"a{i}") for i in range(BIG // 2)
+    ]
+    found = problems(workflow(*pairs))
+    assert [m for _, _, m in found] == [f"cycle: a{i} -> b{i} -> a{i}" for i in range(10)]

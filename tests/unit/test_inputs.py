@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -252,3 +253,74 @@ def test_a_default_its_own_spec_rejects_is_a_schema_problem() -> None:
 
 def test_unknown_spec_keys_are_ignored() -> None:
     assert schema_problems({"n": {"type": "integer", "format": "int32", "x-ui": {}}}) == []
+
+
+# --- patterns are matched by RE2, in linear time ---------------------------------------------------
+
+EVIL = "^(a+)+$"  # nested quantifiers: Python's backtracking `re` takes 2^n steps on a near miss
+NEAR_MISS = "a" * 28 + "!"  # about 20 s in `re.search`, with the GIL held all along
+
+
+def test_a_catastrophic_pattern_is_refused_in_bounded_time() -> None:
+    spec_map = specs({"s": {"type": "string", "pattern": EVIL}})
+    started = time.monotonic()
+    assert problems_of(spec_map, {"s": NEAR_MISS}) == [("input.s", "VALIDATION_ERROR")]
+    # generous: RE2 takes microseconds here, the backtracking engine 20 s
+    assert time.monotonic() - started < 5
+    started = time.monotonic()
+    assert problems_of(spec_map, {"s": "a" * 500_000 + "!"}) == [("input.s", "VALIDATION_ERROR")]
+    assert validate_input(spec_map, {"s": "a" * 500_000}) == {"s": "a" * 500_000}
+    assert time.monotonic() - started < 5  # linear in the value: milliseconds for half a MiB
+
+
+def test_a_default_is_checked_against_a_catastrophic_pattern_in_bounded_time() -> None:
+    started = time.monotonic()
+    assert schema_problems({"s": {"type": "string", "pattern": EVIL, "default": NEAR_MISS}}) == [
+        ("inputs.s.default", "VALIDATION_ERROR")
+    ]
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [r"^(a)\1$", r"^(?P<x>a)(?P=x)$", r"^(?=.*\d).+$", r"^(?!admin).*$", r"(?<=@)example", r"(?<!x)y"],
+)
+def test_backreferences_and_lookaround_are_refused_when_the_definition_is_posted(pattern: str) -> None:
+    _, found = parse_input_specs({"code": {"type": "string", "pattern": pattern}})
+    assert [(p.field, p.code) for p in found] == [("inputs.code.pattern", "VALIDATION_ERROR")]
+    assert "RE2" in found[0].message and "lookaround" in found[0].message
+
+
+def test_a_pattern_over_the_length_limit_is_refused() -> None:
+    assert schema_problems({"s": {"pattern": "a" * 1001}}) == [("inputs.s.pattern", "VALIDATION_ERROR")]
+    assert schema_problems({"s": {"pattern": "a" * 1000}}) == []
+
+
+def test_patterns_match_characters_not_bytes() -> None:
+    spec_map = specs({"word": {"pattern": r"^\p{L}{2,3}$"}, "three": {"pattern": "^.{3}$"}})
+    assert validate_input(spec_map, {"word": "жé", "three": "héé"})
+    assert problems_of(spec_map, {"word": "ж1", "three": "hé"}) == [
+        ("input.word", "VALIDATION_ERROR"),
+        ("input.three", "VALIDATION_ERROR"),
+    ]
+
+
+def test_an_unpaired_surrogate_is_a_problem_not_a_crash() -> None:
+    assert schema_problems({"s": {"pattern": "\ud800"}}) == [("inputs.s.pattern", "VALIDATION_ERROR")]
+    spec_map = specs({"s": {"type": "string", "pattern": "^a"}})
+    assert validate_input(spec_map, {"s": "a\ud800"}) == {"s": "a\ud800"}
+    assert problems_of(spec_map, {"s": "\ud800a"}) == [("input.s", "VALIDATION_ERROR")]
+
+
+def test_a_stored_pattern_re2_refuses_still_loads_and_refuses_only_the_values_it_must_check() -> None:
+    # A definition posted before patterns had to suit RE2 must stay readable after an upgrade.
+    raw = {"code": {"type": "string", "pattern": "^(?!admin)", "default": "guest"}}
+    assert schema_problems(raw) == [("inputs.code.pattern", "VALIDATION_ERROR")]
+    spec_map, found = parse_input_specs(raw, stored=True)
+    assert found == []
+    assert validate_input(spec_map, {}) == {"code": "guest"}  # the default was checked when posted
+    with pytest.raises(ValidationError) as info:
+        validate_input(spec_map, {"code": "root"})
+    [problem] = info.value.problems
+    assert (problem.field, problem.code) == ("input.code", "VALIDATION_ERROR")
+    assert "cannot be checked" in problem.message

@@ -426,3 +426,22 @@ def test_roots_name_the_first_segment_of_every_path():
     assert templates.roots(value) == {"input", "nodes", "instance"}
     assert templates.roots({"a": "${nodes.n.output}"}) == {"nodes"}
     assert templates.roots({"a": "no template", "b": "$${input.x}"}) == frozenset()
+
+
+# --- hostile sizes ---------------------------------------------------------------------------------------
+
+
+def test_deep_nesting_is_a_template_error_not_a_recursion_error(scope: dict[str, Any]) -> None:
+    # Python's recursion limit used to surface as a RecursionError: a 500 instead of a 422.
+    for text in ("${" + "!" * 5000 + "true}", "${" + "(" * 5000 + "true" + ")" * 5000 + "}"):
+        with pytest.raises(TemplateError, match=r"more than 64 nested"):
+            parse(text)
+        assert [location for location, _ in check({"deep": text})] == ["config.deep"]
+    assert parse("${" + "!" * 64 + "input.flag}").render(scope) is True
+    assert parse("${" + "(" * 64 + "input.count" + ")" * 64 + "}").render(scope) == 3
+
+
+def test_many_escapes_make_one_literal() -> None:
+    template = parse("$${" * 300_000 + "x")  # about 1 MiB of escapes, joined once
+    assert template.parts == ("${" * 300_000 + "x",)
+    assert not template.is_template
