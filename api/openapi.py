@@ -231,6 +231,7 @@ SCHEMAS: dict[str, Schema] = {
             **{name: _nullable(_TIME) for name in ("queuedAt", "startedAt", "heartbeatAt", "finishedAt")},
             "output": _ANY,
             "error": _nullable({"type": "object"}),
+            "skipReason": _nullable({"enum": ["upstream failed", "instance failed", "condition false"]}),
             "lastCheckpoint": _ANY,
         },
     },

@@ -15,13 +15,14 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
-from orchestrator import catalog, logs, storable
+from orchestrator import catalog, logs, storable, unreachable
 from orchestrator.db import retrying
 from orchestrator.definitions import WorkflowDefinition
 from orchestrator.errors import LostClaim, NotStorable
 from orchestrator.models import InstanceRow, NodeRow, utcnow
 from orchestrator.outcomes import Claim, Outcome, dispatch_for
 from orchestrator.scheduling import end_instance, instance_row, queued_rows
+from orchestrator.states import FINISHED_INSTANCE
 from orchestrator.states import InstanceStatus as I
 from orchestrator.states import NodeStatus as N
 from orchestrator.transitions import finish_node, move_node, queue_released
@@ -230,7 +231,9 @@ def fail(
             details=error,
         )
         logs.write(conn, *earlier, entry)
-        if retryable and failures <= retries:
+        # an instance that has already failed (another node failed for good) sends nothing more: a
+        # retry queued now would wait for ever, so this attempt's failure is final too
+        if retryable and failures <= retries and inst.status not in FINISHED_INSTANCE:
             delay = min(MAX_RETRY_DELAY_S, spec.retry_delay_ms / 1000 * 2 ** (failures - 1))
             move_node(
                 conn,
@@ -275,4 +278,6 @@ def fail(
             "message": str(error.get("message")),
             "details": error,
         }
-        return Outcome(finished=end_instance(conn, held.instance_id, inst, I.FAILED, failure))
+        return Outcome(
+            finished=unreachable.fail_instance(conn, engine, held.instance_id, held.node_id, failure, now)
+        )

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from orchestrator import catalog, executors, leases, logs
+from orchestrator import catalog, executors, leases, logs, required_inputs
 from orchestrator.db import retrying
 from orchestrator.errors import LostClaim, Problem, ValidationError
 from orchestrator.inputs import validate_input
@@ -66,7 +66,8 @@ def create_instance(engine: Engine, request: InstanceRequest) -> Created:
 
     The lookups (definition, externalId, parent) and the writes share one transaction. A repeated
     `external_id` for the same workflow name returns the existing instance, also under concurrent
-    requests (the unique key decides). Raises WorkflowNotFound or ValidationError.
+    requests (the unique key decides). Raises WorkflowNotFound or ValidationError (also for an input
+    path a node's template needs and the input lacks: `required_inputs.py`).
     """
     workflow = request.workflow
     try:
@@ -107,6 +108,7 @@ def _rows(
     """The instance row and its node rows, after the input and the parent are checked."""
     definition = stored.definition
     data = validate_input(definition.inputs, request.input)
+    required_inputs.check(definition, data)
     if request.parent_instance_id is not None:
         _check_parent(conn, request.parent_instance_id)
     now = utcnow()

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 
-from orchestrator import callbacks, catalog, dag, logs, scheduling
+from orchestrator import callbacks, catalog, dag, logs, scheduling, unreachable
 from orchestrator.db import retrying
 from orchestrator.errors import InvalidTransition, NotFound, Problem, ValidationError
 from orchestrator.models import InstanceRow, NodeRow, utcnow
@@ -123,14 +123,17 @@ def _reset_for_retry(engine: Engine, instance_id: str, from_node: str | None) ->
         current = _current(conn, instance_id)
         require_instance_move(conn, instance_id, I(current.status), I.PENDING)
         definition = catalog.load_definition(engine, current.definition_id, conn)
+        # failed and cancelled nodes, and those a failure skipped; a node its own `when` skipped
+        # keeps that decision (unless `from_node` reaches it)
         reset = {
             n.node_id
             for n in conn.execute(
-                select(NodeRow.node_id).where(
+                select(NodeRow.node_id, NodeRow.status, NodeRow.error).where(
                     NodeRow.instance_id == instance_id,
-                    NodeRow.status.in_([N.FAILED.value, N.CANCELLED.value]),
+                    NodeRow.status.in_([N.FAILED.value, N.CANCELLED.value, N.SKIPPED.value]),
                 )
             )
+            if n.status != N.SKIPPED.value or unreachable.skipped_by_failure(n.error)
         }
         if from_node is not None:
             if from_node not in definition.dependencies:
@@ -180,8 +183,9 @@ def _reset_for_retry(engine: Engine, instance_id: str, from_node: str | None) ->
 
 
 def retry(engine: Engine, instance_id: str, from_node: str | None = None) -> Outcome:
-    """Run a failed instance again: its failed nodes (and with `from_node`, that node and everything
-    downstream of it) start over; completed nodes keep their outputs."""
+    """Run a failed instance again: its failed nodes, the nodes the failure skipped (and with
+    `from_node`, that node and everything downstream of it) start over; completed nodes keep their
+    outputs, and a node skipped by its own `when` stays skipped."""
     _reset_for_retry(engine, instance_id, from_node)
     return scheduling.start(engine, instance_id)
 

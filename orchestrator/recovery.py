@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine, or_, select, update
 
-from orchestrator import callbacks, catalog, children, lifecycle, logs, scheduling
+from orchestrator import callbacks, catalog, children, lifecycle, logs, scheduling, unreachable
 from orchestrator.db import retrying
 from orchestrator.errors import LostClaim
 from orchestrator.models import InstanceRow, NodeRow, WorkerRow, utcnow
@@ -196,7 +196,9 @@ def hand_back(
                 "nodeId": row.node_id,
                 "message": f"node {row.node_id} lost its worker {row.handbacks + 1} times",
             }
-            return Outcome(finished=scheduling.finish_instance(conn, row.instance_id, I.FAILED, failure))
+            return Outcome(
+                finished=unreachable.fail_instance(conn, engine, row.instance_id, row.node_id, failure, now)
+            )
         if not _requeue(
             conn,
             row.id,

@@ -24,7 +24,9 @@ class NodeStatus(StrEnum):
     RUNNING = "running"  # claimed by a worker for the current attempt
     COMPLETED = "completed"  # output stored
     FAILED = "failed"  # the last attempt failed and no retry is left
-    SKIPPED = "skipped"  # its `when` was false (successors treat it as done)
+    # its `when` was false (successors treat it as done; no error), or it can no longer run because
+    # a node failed for good and failed the instance (`error` says why: unreachable.py)
+    SKIPPED = "skipped"
     CANCELLED = "cancelled"  # its instance was cancelled before it finished
 
 
@@ -41,11 +43,14 @@ INSTANCE_TRANSITIONS: dict[InstanceStatus, frozenset[InstanceStatus]] = {
 }
 
 NODE_TRANSITIONS: dict[NodeStatus, frozenset[NodeStatus]] = {
+    # pending -> skipped: a node failed for good upstream or elsewhere (unreachable.py)
     N.PENDING: frozenset({N.QUEUED, N.SKIPPED, N.CANCELLED}),
-    N.QUEUED: frozenset({N.RUNNING, N.CANCELLED}),
+    # queued -> skipped: its instance failed before the node was claimed (unreachable.py)
+    N.QUEUED: frozenset({N.RUNNING, N.SKIPPED, N.CANCELLED}),
     # running -> queued is a retry, a recovery hand-back or a graceful-shutdown hand-back (attempt + 1)
     N.RUNNING: frozenset({N.COMPLETED, N.FAILED, N.SKIPPED, N.CANCELLED, N.QUEUED}),
-    # an instance retry resets failed nodes (and, with fromNode, finished downstream ones) to pending
+    # an instance retry resets failed nodes, nodes skipped because of a failure (and, with fromNode,
+    # finished downstream ones) to pending
     N.COMPLETED: frozenset({N.PENDING}),
     N.FAILED: frozenset({N.PENDING}),
     N.SKIPPED: frozenset({N.PENDING}),

@@ -7,13 +7,13 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from orchestrator import catalog
+from orchestrator import catalog, unreachable
 from orchestrator.definitions import WorkflowDefinition
 from orchestrator.errors import NotFound
 from orchestrator.instances import Created
 from orchestrator.models import CheckpointRow, InstanceRow, NodeRow
 from orchestrator.redaction import redact_url
-from orchestrator.states import FINISHED_NODE, NodeStatus
+from orchestrator.states import NodeStatus
 
 
 def iso(value: datetime | None) -> str | None:
@@ -86,6 +86,15 @@ def output_of(definition: WorkflowDefinition, nodes: list[Any]) -> Any:
     return {n.node_id: n.output for n in done}
 
 
+def _finished(node: Any) -> bool:
+    """Whether a node counts towards `progress`: it reached an outcome of its own (completed, failed,
+    or skipped by its `when`). A node cancelled, or skipped because a failure elsewhere ended its
+    instance, did not finish: a failed or cancelled instance shows how far it really got."""
+    if node.status == NodeStatus.SKIPPED.value:
+        return not unreachable.skipped_by_failure(node.error)
+    return node.status in (NodeStatus.COMPLETED.value, NodeStatus.FAILED.value)
+
+
 def status(engine: Engine, instance_id: str) -> dict[str, Any]:
     """The status object of SPEC section 4. Raises NotFound."""
     row = _instance_row(engine, instance_id)
@@ -93,7 +102,7 @@ def status(engine: Engine, instance_id: str) -> dict[str, Any]:
     by_status: dict[str, list[str]] = {}
     for n in nodes:
         by_status.setdefault(n.status, []).append(n.node_id)
-    finished = sum(1 for n in nodes if n.status in FINISHED_NODE)
+    finished = sum(1 for n in nodes if _finished(n))
     running = by_status.get(NodeStatus.RUNNING.value, [])
     end = row.finished_at
     started = row.started_at
@@ -146,6 +155,7 @@ def nodes(engine: Engine, instance_id: str) -> list[dict[str, Any]]:
             "finishedAt": iso(n.finished_at),
             "output": n.output,
             "error": n.error,
+            "skipReason": unreachable.skip_reason(n.status, n.error),
             "lastCheckpoint": checkpoints.get(n.node_id),
         }
         for n in rows

@@ -55,7 +55,8 @@ def test_a_node_out_of_retries_fails_the_instance_with_its_error(db, live_api, p
     assert status["error"]["code"] == "NODE_FAILED"
     assert status["error"]["nodeId"] == "flaky"
     assert status["error"]["message"] == "planned failure 2"
-    assert nodes(db, instance_id)["after"].status == "pending"
+    after = nodes(db, instance_id)["after"]  # can no longer run: skipped, and says why
+    assert (after.status, after.error["code"]) == ("skipped", "UPSTREAM_FAILED")
 
 
 def test_a_retried_node_resumes_from_its_checkpoint(db, live_api, processes):

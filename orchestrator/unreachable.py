@@ -1,0 +1,140 @@
+"""Nodes that can no longer run once a node of their instance has failed for good.
+
+A node that fails for good (no retry left) ends its instance `failed` at once (`completion.fail`;
+`recovery.hand_back` for a node that lost its worker too often). Nothing of a failed instance is
+claimed any more, so every node still `pending` or `queued` can no longer run: in the transaction
+that ends the instance, each moves to `skipped` with its reason in `error`, so the status, the
+progress and the DAG page tell the truth instead of showing nodes waiting for ever.
+
+The reason tells these apart from a node skipped by its own `when` (which has no error):
+
+- `UPSTREAM_FAILED` (reason "upstream failed"): the failed node is upstream of it (a join with one
+  failed dependency among them), so it could never have run.
+- `INSTANCE_FAILED` (reason "instance failed"): a node of another branch, not reached before the
+  instance failed.
+
+A retry of the instance (`lifecycle.retry`) resets both kinds to pending; a node skipped by its
+`when` keeps its decision.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select
+
+from orchestrator import catalog, dag, logs, scheduling
+from orchestrator.definitions import WorkflowDefinition
+from orchestrator.models import NodeRow
+from orchestrator.outcomes import Finished
+from orchestrator.states import InstanceStatus as I
+from orchestrator.states import NodeStatus as N
+from orchestrator.transitions import move_nodes
+
+UPSTREAM_FAILED = "UPSTREAM_FAILED"
+INSTANCE_FAILED = "INSTANCE_FAILED"
+_REASONS = {UPSTREAM_FAILED: "upstream failed", INSTANCE_FAILED: "instance failed"}
+# the nodes a failure leaves behind: a claim needs a running instance, so none of these will start
+_OPEN = (N.PENDING, N.QUEUED)
+
+
+def skipped_by_failure(error: Any) -> bool:
+    """Whether a skipped node's `error` says a failure elsewhere skipped it (not its own `when`)."""
+    return isinstance(error, dict) and error.get("code") in _REASONS
+
+
+def skip_reason(status: str, error: Any) -> str | None:
+    """Why a node was skipped: "upstream failed", "instance failed", or "condition false" (its
+    `when`); None for a node that was not skipped."""
+    if status != N.SKIPPED.value:
+        return None
+    return _REASONS[error["code"]] if skipped_by_failure(error) else "condition false"
+
+
+def fail_instance(
+    conn: Connection,
+    engine: Engine,
+    instance_id: str,
+    failed_node: str,
+    failure: dict[str, Any],
+    now: datetime,
+) -> Finished | None:
+    """End the instance `failed` with `failure` because `failed_node` failed for good, and skip
+    every node that can no longer run; None (and nothing skipped) if the instance had already
+    ended. Locks the instance row before the node rows and the log rows (see `completion.py`)."""
+    inst = scheduling.instance_row(conn, instance_id, lock=True)
+    entries: list[logs.LogEntry] = []
+    finished = scheduling.end_instance(conn, instance_id, inst, I.FAILED, failure, entries)
+    if finished is not None:
+        definition = catalog.load_definition(engine, inst.definition_id, conn)
+        entries[:0] = skip_unreachable(conn, definition, instance_id, failed_node, now)
+    logs.write(conn, *entries)
+    return finished
+
+
+def skip_unreachable(
+    conn: Connection,
+    definition: WorkflowDefinition,
+    instance_id: str,
+    failed_node: str,
+    now: datetime,
+) -> list[logs.LogEntry]:
+    """Skip every pending or queued node of an instance that `failed_node` has just failed, with its
+    reason; returns their log lines (in node order) for the caller to write.
+
+    Call it in the transaction that moves the instance to `failed`, after the instance row is locked.
+    The open nodes are read without a lock and moved by id, each UPDATE guarded on the open states:
+    a locking read would also wait on the rows of running nodes, which a finishing transaction holds
+    while it waits for the instance row (a lock cycle). A queued node claimed in between is left
+    running (it ends on its own) and gets no line."""
+    rows = conn.execute(
+        select(NodeRow.id, NodeRow.node_id)
+        .where(NodeRow.instance_id == instance_id, NodeRow.status.in_([s.value for s in _OPEN]))
+        .order_by(NodeRow.id)
+    ).all()
+    if not rows:
+        return []
+    below = dag.downstream(definition.dependencies, failed_node)
+    code_of = {row.node_id: UPSTREAM_FAILED if row.node_id in below else INSTANCE_FAILED for row in rows}
+    moved = 0
+    for code in _REASONS:
+        ids = [row.id for row in rows if code_of[row.node_id] == code]
+        if ids:
+            moved += move_nodes(
+                conn,
+                N.SKIPPED,
+                NodeRow.id.in_(ids),
+                sources=_OPEN,
+                error=_error(code, failed_node),
+                finished_at=now,
+                heartbeat_at=None,
+                not_before=None,
+                updated_at=now,
+            )
+    if moved != len(rows):  # some moved on meanwhile: read back which ones this call skipped
+        skipped = set(
+            conn.execute(
+                select(NodeRow.id).where(
+                    NodeRow.id.in_([row.id for row in rows]), NodeRow.status == N.SKIPPED.value
+                )
+            ).scalars()
+        )
+        rows = [row for row in rows if row.id in skipped]
+    return [
+        logs.LogEntry(
+            instance_id,
+            f"node skipped: {_REASONS[code_of[row.node_id]]} (node {failed_node} failed)",
+            level="warning",
+            node_id=row.node_id,
+            details={"status": N.SKIPPED.value, **_error(code_of[row.node_id], failed_node)},
+            at=now,
+        )
+        for row in rows
+    ]
+
+
+def _error(code: str, failed_node: str) -> dict[str, Any]:
+    reason = _REASONS[code]
+    message = f"{reason}: node {failed_node} failed"
+    return {"code": code, "reason": reason, "failedNode": failed_node, "message": message}
