@@ -25,6 +25,9 @@ from orchestrator.db import make_engine
 from orchestrator.migrate import upgrade
 
 OUR_QUEUES = ["orchestrator", "default"]
+# The throughput scenarios run as production does: workers and beat with the product's default
+# recovery settings (heartbeat every 30 s, timeout 120 s, a sweep every 30 s), so none is overridden.
+PRODUCTION: dict[str, str] = {}
 # short recovery timings, as the chaos tests use: heartbeat 0.5 s, timeout 3 s, sweep every 1 s
 FAST = {
     "ORCH_HEARTBEAT_INTERVAL": "0.5",
@@ -32,6 +35,9 @@ FAST = {
     "ORCH_RECOVERY_INTERVAL": "1",
     "ORCH_SHUTDOWN_GRACE": "3",
 }
+# a sweep every second that presumes a message lost after 2 s: any queue longer than 2 s of work
+# is a backlog it must leave alone (the backlog scenario)
+BACKLOG = {"ORCH_HEARTBEAT_TIMEOUT": "2", "ORCH_RECOVERY_INTERVAL": "1"}
 
 
 def recreate_database(url: str) -> None:
@@ -101,8 +107,9 @@ class Cluster:
         wait_for(healthy, 60, "the API", interval=0.2)
         return self.api_url
 
-    def start_ours(self, name: str, fast: bool = False) -> Process:
-        env = self.ours_env(ORCH_WORKER_ID=name, **(FAST if fast else {}))
+    def start_ours(self, name: str, fast: bool = False, settings: dict[str, str] | None = None) -> Process:
+        """A worker of ours with FAST recovery timings, or `settings`, or production's (the default)."""
+        env = self.ours_env(ORCH_WORKER_ID=name, **(FAST if fast else settings or PRODUCTION))
         argv = celery_worker_argv("workers.app", name, self.config.concurrency, OUR_QUEUES)
         process = self.group.start(name, argv, env)
         self.ours[name] = process
@@ -125,11 +132,25 @@ class Cluster:
         if process is not None:
             process.stop()
 
-    def start_beat(self) -> Process:
-        env = self.ours_env(**FAST)
+    def start_beat(self, settings: dict[str, str] | None = None) -> Process:
+        """The one beat (a running one is stopped first), with `settings` (default: production's)."""
+        self.stop_beat()
+        env = self.ours_env(**(PRODUCTION if settings is None else settings))
         schedule = self.config.log_dir / f"beat-{uuid.uuid4().hex[:8]}"
-        self.beat = self.group.start("beat", celery_beat_argv("workers.app", schedule), env)
-        return self.beat
+        beat = self.beat = self.group.start("beat", celery_beat_argv("workers.app", schedule), env)
+
+        def scheduling() -> bool:
+            assert beat.alive(), f"beat exited:\n{beat.log_text()[-3000:]}"
+            return any(schedule.parent.glob(schedule.name + "*"))
+
+        # its schedule file is opened once it has imported everything: what follows is measured
+        wait_for(scheduling, 60, "beat to start", interval=0.1)
+        return beat
+
+    def stop_beat(self) -> None:
+        if self.beat is not None:
+            self.beat.stop()
+            self.beat = None
 
     def start_raw(self, name: str = "raw1") -> Process:
         env = base_env(BENCH_REDIS_URL=self.config.redis_url)

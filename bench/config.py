@@ -22,6 +22,7 @@ class Sizes:
     scale_fans: tuple[int, ...]
     scale_chains: tuple[int, ...]
     recoveries: int
+    backlog: int  # fan-out width of the backlog scenario (a queue far longer than the sweep's window)
 
 
 FULL = Sizes(
@@ -32,6 +33,7 @@ FULL = Sizes(
     scale_fans=(10, 100, 1000, 5000),
     scale_chains=(10, 100, 1000),
     recoveries=3,
+    backlog=5000,
 )
 QUICK = Sizes(
     repetitions=1,
@@ -41,6 +43,7 @@ QUICK = Sizes(
     scale_fans=(10, 100, 500),
     scale_chains=(10, 100),
     recoveries=1,
+    backlog=500,
 )
 
 

@@ -50,7 +50,7 @@ def recovery(ctx: Context) -> list[Row]:
         cluster.stop_ours(name)  # the throughput worker uses production timings: out of the way
     for name in WORKERS:
         cluster.start_ours(name, fast=True)
-    cluster.start_beat()
+    cluster.start_beat(FAST)
     ctx.orchestrator.define(RECOVERY_DEFINITION)
     limit = float(FAST["ORCH_HEARTBEAT_TIMEOUT"]) + float(FAST["ORCH_RECOVERY_INTERVAL"]) + 1
     name = "recovery (SIGKILL mid-node, heartbeat 0.5 s / timeout 3 s / sweep 1 s)"

@@ -19,7 +19,7 @@ from typing import Any
 from bench.config import FULL, QUICK, ROOT, BenchConfig
 from bench.stats import Row
 
-SCENARIOS = ("sequential", "fan", "many", "scale", "recovery")
+SCENARIOS = ("sequential", "fan", "many", "scale", "backlog", "recovery")
 
 
 def parse(argv: Sequence[str] | None) -> BenchConfig:
@@ -113,14 +113,16 @@ def _run(
     config: BenchConfig, cluster: Any, say: Callable[[str], None], peak: Any
 ) -> tuple[list[Row], dict, list]:
     from bench import ours, report, scenarios
+    from bench.backlog import backlog
     from bench.recovery import recovery
 
     say(f"database {config.mysql_url.rsplit('/', 1)[-1]}, redis {config.redis_url}")
     engine = cluster.prepare()
     cluster.start_api()
     cluster.start_ours("ours1")
+    cluster.start_beat()  # on, as in production: the sweep runs beside every throughput scenario
     cluster.start_raw("raw1")
-    say("API, ours and raw workers are up")
+    say("API, ours (with beat, production recovery settings) and raw workers are up")
     ctx = scenarios.Context(
         cluster, ours.Orchestrator(cluster.api_url, engine), cluster.redis, config.sizes, config.clients, say
     )
@@ -131,6 +133,7 @@ def _run(
         "fan": scenarios.fan,
         "many": scenarios.many,
         "scale": scenarios.scale,
+        "backlog": backlog,
         "recovery": recovery,
     }
     rows: list[Row] = []

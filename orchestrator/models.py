@@ -115,6 +115,10 @@ class NodeRow(Base):
     error: Mapped[dict[str, Any] | None] = mapped_column(Json)
     queued_at: Mapped[datetime | None] = mapped_column(Timestamp)
     not_before: Mapped[datetime | None] = mapped_column(Timestamp)
+    # copies of a queued node's message the recovery sweep sent, and when it sent the last one
+    # (orchestrator/resends.py): they belong to the current queueing while `resent_at >= queued_at`
+    resent_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    resends: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     started_at: Mapped[datetime | None] = mapped_column(Timestamp)
     heartbeat_at: Mapped[datetime | None] = mapped_column(Timestamp)
     finished_at: Mapped[datetime | None] = mapped_column(Timestamp)

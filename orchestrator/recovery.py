@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine, or_, select, update
 
-from orchestrator import callbacks, catalog, children, lifecycle, logs, scheduling, unreachable
+from orchestrator import callbacks, catalog, children, lifecycle, logs, resends, scheduling, unreachable
 from orchestrator.db import retrying
 from orchestrator.errors import LostClaim
 from orchestrator.models import InstanceRow, NodeRow, WorkerRow, utcnow
@@ -52,27 +52,44 @@ class SweepReport:
         return [o.finished for o in self.outcomes if o.finished is not None]
 
 
-def sweep(engine: Engine, heartbeat_timeout: float, resend_after: float | None = None) -> SweepReport:
-    """One pass of every recovery action. `resend_after` (s) defaults to the heartbeat timeout.
+@dataclass(frozen=True)
+class SweepSettings:
+    heartbeat_timeout: float  # s without a heartbeat before a running node is handed back
+    resend_after: float  # s a message may take before it is presumed lost
+    # messages waiting per queue, as the broker counts them (see `resends`); None: it cannot count
+    count_waiting: resends.QueueCounter | None = None
+
+
+def sweep(
+    engine: Engine,
+    heartbeat_timeout: float,
+    resend_after: float | None = None,
+    count_waiting: resends.QueueCounter | None = None,
+) -> SweepReport:
+    """One pass of every recovery action. `resend_after` (s) defaults to the heartbeat timeout;
+    `count_waiting` tells a queued node's lost message from one waiting on its queue (`resends`).
 
     An action that raises is logged and named in `failed`; the others still run, and what they did is
     in the report (a query that fails on one database must not stop every hand-back)."""
     report = SweepReport()
-    resend_after = heartbeat_timeout if resend_after is None else resend_after
+    settings = SweepSettings(
+        heartbeat_timeout, heartbeat_timeout if resend_after is None else resend_after, count_waiting
+    )
     for action in _ACTIONS:
         try:
-            action(engine, report, heartbeat_timeout, resend_after)
+            action(engine, report, settings)
         except Exception:
             log.exception("recovery action %s failed; the other actions still run", action.__name__)
             report.failed.append(action.__name__)
     return report
 
 
-def _mark_gone(engine: Engine, report: SweepReport, timeout: float, _resend_after: float) -> None:
-    report.workers_gone = mark_silent_workers_gone(engine, timeout)
+def _mark_gone(engine: Engine, report: SweepReport, settings: SweepSettings) -> None:
+    report.workers_gone = mark_silent_workers_gone(engine, settings.heartbeat_timeout)
 
 
-def _hand_back_expired(engine: Engine, report: SweepReport, timeout: float, _resend_after: float) -> None:
+def _hand_back_expired(engine: Engine, report: SweepReport, settings: SweepSettings) -> None:
+    timeout = settings.heartbeat_timeout
     for row in _expired_leases(engine, timeout):
         # a sub-workflow node's worker may yet create the child: only a claim still that old goes
         stale = None if row.executor else utcnow() - timedelta(seconds=timeout)
@@ -82,7 +99,7 @@ def _hand_back_expired(engine: Engine, report: SweepReport, timeout: float, _res
             report.outcomes.append(outcome)
 
 
-def _time_out_expired(engine: Engine, report: SweepReport, _timeout: float, _resend_after: float) -> None:
+def _time_out_expired(engine: Engine, report: SweepReport, _settings: SweepSettings) -> None:
     for instance_id in _expired_instances(engine):
         outcome = time_out(engine, instance_id)
         if outcome.finished is not None:
@@ -90,26 +107,26 @@ def _time_out_expired(engine: Engine, report: SweepReport, _timeout: float, _res
             report.outcomes.append(outcome)
 
 
-def _resend_queued(engine: Engine, report: SweepReport, _timeout: float, resend_after: float) -> None:
-    resent = resend_lost_queued(engine, resend_after)
+def _resend_queued(engine: Engine, report: SweepReport, settings: SweepSettings) -> None:
+    resent = resend_lost_queued(engine, settings.resend_after, settings.count_waiting)
     report.resent += len(resent)
     report.outcomes.append(Outcome(resent))
 
 
-def _start_pending(engine: Engine, report: SweepReport, _timeout: float, resend_after: float) -> None:
-    for outcome in start_lost_pending(engine, resend_after):
+def _start_pending(engine: Engine, report: SweepReport, settings: SweepSettings) -> None:
+    for outcome in start_lost_pending(engine, settings.resend_after):
         report.started += 1
         report.outcomes.append(outcome)
 
 
-def _report_children(engine: Engine, report: SweepReport, _timeout: float, resend_after: float) -> None:
-    unreported = unreported_children(engine, resend_after)
+def _report_children(engine: Engine, report: SweepReport, settings: SweepSettings) -> None:
+    unreported = unreported_children(engine, settings.resend_after)
     report.resent += len(unreported)
     report.outcomes.extend(Outcome(finished=f) for f in unreported)
 
 
-def _resend_callbacks(engine: Engine, report: SweepReport, _timeout: float, resend_after: float) -> None:
-    report.overdue_callbacks = callbacks.overdue(engine, resend_after, BATCH)
+def _resend_callbacks(engine: Engine, report: SweepReport, settings: SweepSettings) -> None:
+    report.overdue_callbacks = callbacks.overdue(engine, settings.resend_after, BATCH)
     report.resent += len(report.overdue_callbacks)
 
 
@@ -304,38 +321,14 @@ def _dispatches_for(conn: Any, engine: Engine, instance_id: str, *where: Any) ->
     return [dispatch_for(inst, definition, r) for r in rows]
 
 
-def resend_lost_queued(engine: Engine, older_than: float) -> list[Dispatch]:
-    """Queued nodes of running instances that nobody claimed for `older_than` seconds (and are due):
-    their message was lost (a crash between commit and send, a broker restart). Resending is safe:
-    the claim is a compare-and-set, so a message that was only slow makes the copy a no-op."""
-    now = utcnow()
-    cutoff = now - timedelta(seconds=older_than)
-    with engine.begin() as conn:
-        rows = conn.execute(
-            select(
-                NodeRow.id,
-                NodeRow.instance_id,
-                NodeRow.node_id,
-                NodeRow.attempt,
-                NodeRow.queue,
-                NodeRow.executor,
-                InstanceRow.priority,
-                InstanceRow.workflow_name,
-                InstanceRow.definition_id,
-            )
-            .join(InstanceRow, InstanceRow.id == NodeRow.instance_id)
-            .where(
-                NodeRow.status == N.QUEUED.value,
-                NodeRow.queued_at < cutoff,
-                or_(NodeRow.not_before.is_(None), NodeRow.not_before <= now),
-                InstanceRow.status == I.RUNNING.value,
-            )
-            .limit(BATCH)
-        ).all()
-        if rows:
-            # restart the clock so a node waiting behind a long backlog is resent once per window
-            conn.execute(update(NodeRow).where(NodeRow.id.in_([r.id for r in rows])).values(queued_at=now))
-        return [dispatch_for(r, catalog.load_definition(engine, r.definition_id, conn), r) for r in rows]
+def resend_lost_queued(
+    engine: Engine, older_than: float, count_waiting: resends.QueueCounter | None = None
+) -> list[Dispatch]:
+    """Queued nodes of running instances whose message is gone, sent again (`resends`): unclaimed
+    for `older_than` seconds since it was sent, and nothing waits on their queue by `count_waiting`
+    (without it, a few per queue and sweep). Resending is safe: the claim is a compare-and-set, so
+    if the first message turns up after all, one of the two is a no-op."""
+    return resends.resend_lost(engine, older_than, count_waiting, BATCH)
 
 
 def start_lost_pending(engine: Engine, older_than: float) -> list[Outcome]:

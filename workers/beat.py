@@ -7,7 +7,7 @@ import logging
 
 from orchestrator import recovery, retention
 from orchestrator.locks import advisory_lock
-from workers import dispatch, resources
+from workers import broker_probe, dispatch, resources
 from workers.app import app
 from workers.tasks import follow_up
 
@@ -27,7 +27,8 @@ def recover() -> dict[str, int]:
         if not held:
             log.info("another recovery sweep is running; skipping")
             return {"skipped": 1}
-        report = recovery.sweep(engine, timeout)
+        # the broker's count of waiting messages keeps a long queue from being taken for lost messages
+        report = recovery.sweep(engine, timeout, count_waiting=broker_probe.count_waiting)
         _send_all(report)
     if report.handed_back or report.resent or report.started or report.timed_out:
         log.warning(
