@@ -4,9 +4,11 @@ that reaches into `api/` and `workers/`, and only inside the command that needs 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from orchestrator.settings import Settings
 
@@ -20,21 +22,26 @@ def _db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gunicorn_config() -> str:
+    # by path, not `python:api.gunicorn_conf`: the gunicorn master must not import the `api` package
+    # (Flask, SQLAlchemy) before each gevent worker has patched itself
+    spec = importlib.util.find_spec("api")
+    assert spec is not None and spec.submodule_search_locations
+    return str(Path(next(iter(spec.submodule_search_locations))) / "gunicorn_conf.py")
+
+
 def _api(args: argparse.Namespace) -> int:
+    host = f"[{args.host}]" if ":" in args.host and not args.host.startswith("[") else args.host
     argv = [
         sys.executable,
         "-m",
         "gunicorn",
+        "--config",
+        _gunicorn_config(),
         "--bind",
-        f"{args.host}:{args.port}",
+        f"{host}:{args.port}",
         "--workers",
         str(args.workers),
-        "--threads",
-        str(args.threads),
-        "--worker-class",
-        "gthread",
-        "--access-logfile",
-        "-",
         "api.wsgi:app",
     ]
     os.execv(sys.executable, argv)
@@ -73,11 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     dev = sub.add_parser("dev", help="API, worker and beat on SQLite and an embedded broker")
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=8080)
-    api = sub.add_parser("api", help="serve the HTTP API with gunicorn")
+    api = sub.add_parser("api", help="serve the HTTP API with gunicorn (gevent workers)")
     api.add_argument("--host", default="0.0.0.0")
     api.add_argument("--port", type=int, default=8080)
     api.add_argument("--workers", type=int, default=int(os.environ.get("ORCH_API_WORKERS", "2")))
-    api.add_argument("--threads", type=int, default=int(os.environ.get("ORCH_API_THREADS", "8")))
+    # gthread's thread count, from before the API moved to gevent workers: accepted and ignored
+    api.add_argument("--threads", type=int, help=argparse.SUPPRESS)
     sub.add_parser("worker", help="a Celery worker (any further options go to `celery worker`)")
     sub.add_parser("beat", help="Celery beat with the recovery and retention sweeps")
     db = sub.add_parser("db", help="database schema")

@@ -43,6 +43,8 @@ class Settings:
     log_format: str = "text"
     # Celery task events (what Flower shows); benchmarks may turn them off with ORCH_TASK_EVENTS=0
     task_events: bool = True
+    # open event streams one API process serves at once; more are answered 503 (api/events.py)
+    max_streams: int = 200
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -64,6 +66,7 @@ class Settings:
             "max_body_bytes": ("ORCH_MAX_BODY_BYTES", int),
             "worker_concurrency": ("ORCH_WORKER_CONCURRENCY", int),
             "db_pool_size": ("ORCH_DB_POOL_SIZE", int),
+            "max_streams": ("ORCH_MAX_STREAMS", int),
         }
         for attr, var in text.items():
             if env.get(var):
