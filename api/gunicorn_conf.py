@@ -31,11 +31,17 @@ worker_connections = 1000
 # never finishes its headers is dropped. Above the proxy's upstream keepalive (deploy/nginx.conf).
 keepalive = 10
 accesslog = "-"
+# gunicorn 27's control socket (for `gunicornc`) sits at one path per user: nothing here uses it, and
+# two servers on one host (several APIs, tests) would fight over it
+control_socket_disable = True
 
-# query parameters whose value is never written to the access log: the product reads none of them
-# from a URL, but a client may still send one (an old bookmark with `?token=`)
-_SECRET_NAME = r"[^=&\s]*(?:token|secret|password|passwd|api_?key|auth)[^=&\s]*"
-_SECRET_PARAM = re.compile(rf"([?&]{_SECRET_NAME}=)[^&\s]*", re.I)
+# Query parameters whose value is never written to the access log: the product reads none of them
+# from a URL, but a client may still send one (an old bookmark with `?token=`). Their separators may be
+# percent-encoded too: a URL inside a parameter (`?next=%2Fui%2F%3Ftoken%3D...`).
+SECRET_NAME = re.compile(r"token|secret|password|passwd|api_?key|auth", re.I)
+_SEP, _EQ = r"(?:[?&]|%3F|%26)", r"(?:=|%3D)"
+_NAME = rf"[^=&\s%]*(?:{SECRET_NAME.pattern})[^=&\s%]*"
+_SECRET_PARAM = re.compile(rf"({_SEP}{_NAME}{_EQ})(?:(?!%26)[^&\s])*", re.I)
 _SECRET_HEADERS = ("{authorization}i", "{cookie}i", "{proxy-authorization}i", "{set-cookie}o")
 REDACTED = "[redacted]"
 

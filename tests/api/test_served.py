@@ -8,6 +8,8 @@ import time
 import pytest
 import requests
 
+from api import auth
+from api.gunicorn_conf import REDACTED
 from orchestrator.client_cli import parse_events
 from tests.api.helpers import GREETING, assert_error
 from tests.api.served import (
@@ -17,6 +19,7 @@ from tests.api.served import (
     raise_open_files_limit,
     sockets,
 )
+from tests.support.services import wait_for
 
 STREAMS = 200
 HALF_OPEN = 200
@@ -134,4 +137,47 @@ def test_200_streams_and_200_stalled_connections_leave_health_and_create_answere
             assert error_body(headers, rest, sock)["error"]["code"] == "TOO_MANY_STREAMS"
     finally:
         session.close()
+        api.stop()
+
+
+def test_the_access_log_never_holds_a_token(db, tmp_path):
+    """Every way a token can reach the server: the bearer header, the login form, the session cookie
+    (also on the event stream), and the URL and referer a client may still put it in."""
+    token = "tok-4d1c9e-secret"
+    api = ServedApi(tmp_path, "--workers", "1", ORCH_API_TOKENS=token).start()
+    try:
+        bearer = {"Authorization": f"Bearer {token}"}
+        defined = requests.post(api.url + "/api/v1/definitions", json=GREETING, headers=bearer)
+        assert defined.status_code == 201
+        body = {"workflow": "greeting", "input": {"email": "x"}}
+        instance_id = requests.post(api.url + "/api/v1/instances", json=body, headers=bearer).json()["id"]
+        requests.post(f"{api.url}/api/v1/instances/{instance_id}/cancel", headers=bearer).raise_for_status()
+
+        browser = requests.Session()
+        assert browser.post(api.url + "/ui/login", json={"token": token}).status_code == 204
+        session = browser.cookies[auth.COOKIE]
+        assert browser.get(api.url + "/ui/").status_code == 200
+        assert browser.get(api.url + "/api/v1/instances").status_code == 200
+        events = f"{api.url}/api/v1/instances/{instance_id}/events"
+        with browser.get(events, stream=True, timeout=30) as stream:
+            assert stream.status_code == 200 and stream.content  # read to its end
+        for url in (
+            f"{api.url}/ui/?token={token}",
+            f"{api.url}/api/v1/instances?status=running&access_token={token}",
+            f"{api.url}/ui/instances/{instance_id}?live=poll&api_key={token}",
+        ):
+            requests.get(url, headers={"Referer": f"{api.url}/ui/?token={token}"})
+        assert browser.post(api.url + "/ui/logout", json={}).status_code == 204
+
+        def logged() -> str:
+            text = api.log()
+            return text if "POST /ui/logout" in text else ""
+
+        log = wait_for(logged, 10, "the access log line of the logout")
+        assert f"GET /ui/?token={REDACTED} HTTP/1.1" in log
+        assert f"GET /api/v1/instances?status=running&access_token={REDACTED} HTTP/1.1" in log
+        assert "GET /ui/instances/" in log and "/events HTTP/1.1" in log
+        assert token not in log
+        assert session not in log
+    finally:
         api.stop()
