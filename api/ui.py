@@ -17,6 +17,7 @@ from urllib.parse import quote, urlencode
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 from werkzeug.exceptions import UnsupportedMediaType
+from werkzeug.wrappers import Response as Redirect
 
 from api import auth
 from api.errors import error_response
@@ -32,7 +33,7 @@ bp = Blueprint(
 )
 
 
-def _page(template: str, **values: str) -> str | Response:
+def _page(template: str, **values: str) -> str | Redirect:
     if not auth.signed_in():
         # back here after signing in, without any secret-looking parameter (an old `?token=` link)
         kept = [(k, v) for k, v in request.args.items(multi=True) if not SECRET_NAME.search(k)]
@@ -42,17 +43,17 @@ def _page(template: str, **values: str) -> str | Response:
 
 
 @bp.get("/")
-def instance_list() -> str | Response:
+def instance_list() -> str | Redirect:
     return _page("ui/instances.html")
 
 
 @bp.get("/instances/<instance_id>")
-def instance_page(instance_id: str) -> str | Response:
+def instance_page(instance_id: str) -> str | Redirect:
     return _page("ui/instance.html", instance_id=instance_id)
 
 
 @bp.get("/login")
-def login_page() -> str | Response:
+def login_page() -> str | Redirect:
     if not auth.tokens():
         return redirect(url_for("ui.instance_list"), code=303)  # an open API has nothing to sign in to
     return render_template("ui/login.html")
