@@ -29,9 +29,8 @@ class ServedApi:
             "ORCH_EXECUTOR_MODULES": "tests.support.executors",
             **env,
         }
+        # without --host in `args`: the default, 127.0.0.1
         argv = [sys.executable, "-m", "orchestrator.cli", "api", "--port", str(self.port), *args]
-        if "--host" not in args:
-            argv += ["--host", "127.0.0.1"]
         self.process = Process("api", argv, process_env(**settings), log_dir / f"api-{self.port}.log")
 
     def start(self, timeout: float = 60) -> ServedApi:
