@@ -30,6 +30,10 @@ worker_connections = 1000
 # requests: gunicorn's gevent worker reads every request's head under this timeout, so a client that
 # never finishes its headers is dropped. Above the proxy's upstream keepalive (deploy/nginx.conf).
 keepalive = 10
+# On SIGTERM a worker stops accepting and waits this long for open connections before closing them:
+# event streams never end by themselves (their clients reconnect elsewhere), and compose sends SIGKILL
+# after 10 s, so wait a little less than that.
+graceful_timeout = 8
 accesslog = "-"
 # gunicorn 27's control socket (for `gunicornc`) sits at one path per user: nothing here uses it, and
 # two servers on one host (several APIs, tests) would fight over it
