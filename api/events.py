@@ -7,39 +7,83 @@ Events, each `data` one JSON object:
 - `end`: the instance ended (`{"status": ...}`), sent after its final node, log and status events;
   the server then closes the stream.
 
-The stream polls the database every `POLL_S` seconds, each poll taking pooled connections only for
-its few short queries: an open stream holds no connection while it waits. A reconnecting client
-sends `Last-Event-ID` (browsers do) and gets only the log lines after it, plus a fresh snapshot of
-status and nodes.
+A stream reads its instance's status, nodes and new log lines when it opens and then each time the
+process's watch (`api/stream_watch.py`, one loop reading every watched instance's change mark every
+`POLL_S` seconds) sees that instance change, and at the latest every `FULL_POLL_S`. Between reads it
+holds no database connection and sends a keepalive comment every `KEEPALIVE_S`. A reconnecting
+client sends `Last-Event-ID` (browsers do) and gets only the log lines after it, plus a fresh
+snapshot of status and nodes.
+
+A stream waits on a condition, which under gunicorn's gevent workers (`api/gunicorn_conf.py`) yields to
+the other requests of the process: a stream costs a greenlet, not a request thread. Each process
+serves at most `ORCH_MAX_STREAMS` streams at once; one more is answered 503 with `Retry-After` at
+once (the UI then polls), so streams can never take the whole process.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
+from flask.blueprints import BlueprintSetupState
 from sqlalchemy import Engine
 
 from api.context import engine
+from api.errors import error_response
 from api.query import integer
+from api.stream_watch import InstanceWatch
 from orchestrator import logs, queries, views
 from orchestrator.errors import NotFound
 from orchestrator.states import FINISHED_INSTANCE
 
 bp = Blueprint("events", __name__, url_prefix="/api/v1/instances")
 
-POLL_S = 0.5
+POLL_S = 0.5  # how often the watch reads the change marks: the delay of an event at most
 # also how soon a stream notices a client that went away: its next write fails
 KEEPALIVE_S = 5.0
+# a full read even without a moved mark: bounds what a change the marks did not show could delay
+FULL_POLL_S = 60.0
 _LOG_BATCH = 500
 LOG_SETTLE_S = 5.0  # a log line that commits this long after its timestamp is still sent
 _RETRY_MS = 2000
 _FINISHED = {s.value for s in FINISHED_INSTANCE}
 _COMPARED = ("status", "attempt", "workerId", "error")  # a node event is sent when one of these changes
+_SLOTS = "orchestrator.stream_slots"
+_WATCH = "orchestrator.instance_watch"
+RETRY_AFTER_S = 10  # what a refused stream is told; the UI polls meanwhile
+
+
+class StreamSlots:
+    """How many event streams this process serves at once: a stream over `limit` is refused, not queued."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self.open >= self.limit:
+                return False
+            self.open += 1
+            return True
+
+    def give_back(self) -> None:
+        with self._lock:
+            self.open -= 1
+
+
+@bp.record_once
+def _install(state: BlueprintSetupState) -> None:
+    # per app, so per gunicorn worker process (the app is built in each one)
+    extensions = state.app.extensions
+    extensions[_SLOTS] = StreamSlots(extensions["orchestrator.settings"].max_streams)
+    extensions[_WATCH] = InstanceWatch(extensions["orchestrator.engine"], POLL_S)
 
 
 def _event(name: str, data: Any, event_id: int | None = None) -> str:
@@ -102,32 +146,40 @@ def _poll(
     return events, status
 
 
-def _stream(db: Engine, instance_id: str, after_log: int) -> Iterator[str]:
+def _stream(db: Engine, watch: InstanceWatch, instance_id: str, after_log: int) -> Iterator[str]:
     yield f"retry: {_RETRY_MS}\n\n"
     nodes_seen: dict[str, tuple[Any, ...]] = {}
     tail = _LogTail(db, instance_id, after_log)
     last_status: dict[str, Any] | None = None
-    last_sent = time.monotonic()
-    while True:
-        try:
-            events, status = _poll(db, instance_id, nodes_seen, tail)
-        except NotFound:
-            yield _event("end", {"status": None})
-            return
-        if status != last_status:
-            events.append(_event("status", status))
-            last_status = status
-        if status["status"] in _FINISHED:
-            events.append(_event("end", {"status": status["status"]}))
-            yield "".join(events)
-            return
-        if events:
-            yield "".join(events)
-            last_sent = time.monotonic()
-        elif time.monotonic() - last_sent >= KEEPALIVE_S:
-            yield ": keepalive\n\n"  # a comment: keeps proxies from closing an idle stream
-            last_sent = time.monotonic()
-        time.sleep(POLL_S)
+    watch.watch(instance_id)
+    try:
+        last_sent = time.monotonic()
+        while True:
+            seen = watch.mark(instance_id)  # before the read: a change during it moves the mark again
+            try:
+                events, status = _poll(db, instance_id, nodes_seen, tail)
+            except NotFound:
+                yield _event("end", {"status": None})
+                return
+            read_at = time.monotonic()
+            if status != last_status:
+                events.append(_event("status", status))
+                last_status = status
+            if status["status"] in _FINISHED:
+                events.append(_event("end", {"status": status["status"]}))
+                yield "".join(events)
+                return
+            if events:
+                yield "".join(events)
+                last_sent = time.monotonic()
+            while time.monotonic() - read_at < FULL_POLL_S:
+                if watch.wait_for_change(instance_id, seen, KEEPALIVE_S - (time.monotonic() - last_sent)):
+                    break
+                if time.monotonic() - last_sent >= KEEPALIVE_S:
+                    yield ": keepalive\n\n"  # a comment: keeps proxies from closing an idle stream
+                    last_sent = time.monotonic()
+    finally:
+        watch.unwatch(instance_id)
 
 
 @bp.get("/<instance_id>/events")
@@ -142,7 +194,21 @@ def events(instance_id: str) -> Response:
         after = max(after, int(header))
     db = engine()
     views.instance_summary_by_id(db, instance_id)  # NotFound -> 404
-    response = Response(_stream(db, instance_id, after), mimetype="text/event-stream")
+    slots: StreamSlots = current_app.extensions[_SLOTS]
+    if not slots.take():
+        refused = error_response(
+            503,
+            "TOO_MANY_STREAMS",
+            f"this server already serves {slots.limit} event streams (ORCH_MAX_STREAMS); "
+            f"retry later or poll /status and /nodes",
+        )
+        refused.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return refused
+    stream = _stream(db, current_app.extensions[_WATCH], instance_id, after)
+    response = Response(stream, mimetype="text/event-stream")
+    # the server closes every response it was given (WSGI `close()`, called once): streamed to the
+    # end, broken off by the client, or never started
+    response.call_on_close(slots.give_back)
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"  # nginx: pass events through as they come
     return response

@@ -4,11 +4,20 @@ that reaches into `api/` and `workers/`, and only inside the command that needs 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import ipaddress
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
+from orchestrator import secrets_check
 from orchestrator.settings import Settings
+
+INSECURE_WARNING = (
+    "WARNING: ORCH_API_TOKENS is not set and the API listens on {host}, not only on loopback: anyone "
+    "who can reach {host}:{port} can create, cancel and read every workflow (started with --insecure)"
+)
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
@@ -20,21 +29,55 @@ def _db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name other than localhost may resolve to anything
+
+
+def _refuse_placeholders() -> int:
+    message = secrets_check.refusal()
+    if message:
+        print(f"orchestrator: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _gunicorn_config() -> str:
+    # by path, not `python:api.gunicorn_conf`: the gunicorn master must not import the `api` package
+    # (Flask, SQLAlchemy) before each gevent worker has patched itself
+    spec = importlib.util.find_spec("api")
+    assert spec is not None and spec.submodule_search_locations
+    return str(Path(next(iter(spec.submodule_search_locations))) / "gunicorn_conf.py")
+
+
 def _api(args: argparse.Namespace) -> int:
+    if _refuse_placeholders():
+        return 2
+    if not Settings.from_env().api_tokens and not _is_loopback(args.host):
+        if not args.insecure:
+            print(
+                f"orchestrator: refusing to serve the API without ORCH_API_TOKENS on {args.host}, which is "
+                "not a loopback address: set ORCH_API_TOKENS, bind to 127.0.0.1, or pass --insecure "
+                "to serve it open anyway",
+                file=sys.stderr,
+            )
+            return 2
+        print(INSECURE_WARNING.format(host=args.host, port=args.port), file=sys.stderr, flush=True)
+    host = f"[{args.host}]" if ":" in args.host and not args.host.startswith("[") else args.host
     argv = [
         sys.executable,
         "-m",
         "gunicorn",
+        "--config",
+        _gunicorn_config(),
         "--bind",
-        f"{args.host}:{args.port}",
+        f"{host}:{args.port}",
         "--workers",
         str(args.workers),
-        "--threads",
-        str(args.threads),
-        "--worker-class",
-        "gthread",
-        "--access-logfile",
-        "-",
         "api.wsgi:app",
     ]
     os.execv(sys.executable, argv)
@@ -42,6 +85,8 @@ def _api(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace, extra: list[str]) -> int:
+    if _refuse_placeholders():
+        return 2
     from workers.app import app
 
     app.worker_main(argv=["worker", *extra])
@@ -49,6 +94,8 @@ def _worker(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _beat(args: argparse.Namespace, extra: list[str]) -> int:
+    if _refuse_placeholders():
+        return 2
     from workers.app import app
 
     app.start(argv=["beat", *extra])
@@ -73,11 +120,17 @@ def build_parser() -> argparse.ArgumentParser:
     dev = sub.add_parser("dev", help="API, worker and beat on SQLite and an embedded broker")
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=8080)
-    api = sub.add_parser("api", help="serve the HTTP API with gunicorn")
-    api.add_argument("--host", default="0.0.0.0")
+    api = sub.add_parser("api", help="serve the HTTP API with gunicorn (gevent workers)")
+    api.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     api.add_argument("--port", type=int, default=8080)
     api.add_argument("--workers", type=int, default=int(os.environ.get("ORCH_API_WORKERS", "2")))
-    api.add_argument("--threads", type=int, default=int(os.environ.get("ORCH_API_THREADS", "8")))
+    # gthread's thread count, from before the API moved to gevent workers: accepted and ignored
+    api.add_argument("--threads", type=int, help=argparse.SUPPRESS)
+    api.add_argument(
+        "--insecure",
+        action="store_true",
+        help="serve without ORCH_API_TOKENS on an address other than loopback (open to anyone)",
+    )
     sub.add_parser("worker", help="a Celery worker (any further options go to `celery worker`)")
     sub.add_parser("beat", help="Celery beat with the recovery and retention sweeps")
     db = sub.add_parser("db", help="database schema")

@@ -60,6 +60,8 @@ class Settings:
     # built-in denial of link-local, loopback, private and other non-public ranges
     egress_deny: tuple[str, ...] = ()
     egress_allow: tuple[str, ...] = ()
+    # open event streams one API process serves at once; more are answered 503 (api/events.py)
+    max_streams: int = 200
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -81,6 +83,7 @@ class Settings:
             "max_body_bytes": ("ORCH_MAX_BODY_BYTES", int),
             "worker_concurrency": ("ORCH_WORKER_CONCURRENCY", int),
             "db_pool_size": ("ORCH_DB_POOL_SIZE", int),
+            "max_streams": ("ORCH_MAX_STREAMS", int),
         }
         for attr, var in text.items():
             if env.get(var):

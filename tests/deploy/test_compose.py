@@ -1,5 +1,6 @@
-"""deploy/: the compose file's shape (what makes `--scale worker=N` and one beat safe), the env file, and
-the package that `pip install .` in the Dockerfile builds (with the UI's files in it).
+"""deploy/: the compose file's shape (what makes `--scale worker=N` and one beat safe, what is published
+and where, the proxy in front of the API), the env file, and the package that `pip install .` in the
+Dockerfile builds (with the UI's files in it).
 
 `docker compose config` runs too where a Docker engine answers; this machine has none, so there
 only the parsed file is checked.
@@ -7,6 +8,7 @@ only the parsed file is checked.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -17,10 +19,13 @@ from typing import Any
 
 import yaml
 
+from api.events import KEEPALIVE_S
+from orchestrator import secrets_check
 from tests.support.services import ROOT
 
 DEPLOY = ROOT / "deploy"
-SERVICES = {"mysql", "redis", "migrate", "api", "worker", "beat", "flower"}
+SERVICES = {"mysql", "redis", "migrate", "api", "proxy", "worker", "beat", "flower"}
+BIND = "${ORCH_BIND:-127.0.0.1}"
 ONE_SHOT = {"migrate"}
 
 
@@ -79,11 +84,63 @@ def test_long_running_services_have_healthchecks_and_start_in_order() -> None:
     for name in ("api", "worker", "beat"):
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
         assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert services["proxy"]["depends_on"]["api"]["condition"] == "service_healthy"
     assert "--appendonly" in services["redis"]["command"], "the broker must persist its queues"
     assert any(v.endswith(":/var/lib/mysql") for v in services["mysql"]["volumes"])
     assert any(v.endswith(":/data") for v in services["redis"]["volumes"])
-    assert {p.split(":")[-1] for p in services["api"]["ports"]} == {"8080"}
-    assert {p.split(":")[-1] for p in services["flower"]["ports"]} == {"5555"}
+
+
+def test_ports_are_published_on_loopback_unless_told_otherwise_and_the_api_only_through_the_proxy() -> None:
+    services = _compose()["services"]
+    published = {name: s["ports"] for name, s in services.items() if s.get("ports")}
+    assert published == {"proxy": [f"{BIND}:8080:8080"], "flower": [f"{BIND}:5555:5555"]}
+    assert services["api"].get("expose") == ["8080"]
+    # what compose makes of the default: 127.0.0.1, not every interface
+    assert re.sub(r"\$\{ORCH_BIND:-([^}]*)\}", r"\1", published["proxy"][0]).startswith("127.0.0.1:")
+    assert "--insecure" not in _command(services["api"]), "the API in compose runs with tokens"
+
+
+def test_the_proxy_is_nginx_with_client_timeouts_and_unbuffered_event_streams() -> None:
+    proxy = _compose()["services"]["proxy"]
+    assert proxy["image"].startswith("nginx:")
+    assert "./nginx.conf:/etc/nginx/nginx.conf:ro" in proxy["volumes"]
+    conf = (DEPLOY / "nginx.conf").read_text()
+    for directive in ("client_header_timeout", "client_body_timeout", "send_timeout", "client_max_body_size"):
+        assert re.search(rf"^\s*{directive}\s+\S+;", conf, re.M), directive
+    assert nginx_seconds(conf, "client_header_timeout") <= 10
+    assert "server api:8080;" in conf and "proxy_pass http://orchestrator_api;" in conf
+    events = re.search(r"location ~ \^/api/v1/instances/\[\^/\]\+/events\$ \{(.*?)\}", conf, re.S)
+    assert events and "proxy_buffering off;" in events.group(1)
+    # an open stream's keepalive comes well within the read timeout, so nginx never cuts one
+    assert nginx_seconds(conf, "proxy_read_timeout") > 2 * KEEPALIVE_S
+    # nginx lets go of an idle upstream connection before gunicorn closes it (no reuse of a closing one)
+    assert nginx_seconds(conf, "keepalive_timeout", within="upstream") < gunicorn_conf()["keepalive"]
+    assert re.search(r"log_format \w+ [^;]*\$uri", conf) and "$request " not in conf, "no query string logged"
+
+
+def nginx_seconds(conf: str, directive: str, within: str | None = None) -> float:
+    if within:
+        block = re.search(rf"{within}\s+\w+\s*\{{(.*?)\}}", conf, re.S)
+        assert block, within
+        conf = block.group(1)
+    match = re.search(rf"^\s*{directive}\s+(\d+)s?;", conf, re.M)
+    assert match, directive
+    return float(match.group(1))
+
+
+def gunicorn_conf() -> dict[str, Any]:
+    path = ROOT / "api" / "gunicorn_conf.py"  # by path, as gunicorn reads it
+    spec = importlib.util.spec_from_file_location("gunicorn_conf_under_test", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return vars(module)
+
+
+def test_flower_checks_for_placeholder_secrets_before_it_starts() -> None:
+    command = _compose()["services"]["flower"]["command"]
+    assert command[:2] == ["sh", "-c"]
+    assert command[2].startswith("python -m orchestrator.secrets_check && exec celery -A workers.app flower")
 
 
 def test_worker_shutdown_grace_fits_inside_the_stop_grace_period() -> None:
@@ -94,12 +151,35 @@ def test_worker_shutdown_grace_fits_inside_the_stop_grace_period() -> None:
 
 def test_env_example_configures_mysql_redis_flower_and_the_example_executors() -> None:
     env = _env_example()
-    assert env["ORCH_DATABASE_URL"] == "mysql+pymysql://orch:orch@mysql:3306/orchestrator"
+    assert env["ORCH_DATABASE_URL"] == f"mysql+pymysql://orch:{env['MYSQL_PASSWORD']}@mysql:3306/orchestrator"
     assert env["ORCH_BROKER_URL"] == "redis://redis:6379/0"
     assert env["ORCH_EXECUTOR_MODULES"] == "examples.executors"
     assert {"MYSQL_ROOT_PASSWORD", "MYSQL_DATABASE", "MYSQL_USER", "MYSQL_PASSWORD"} <= set(env)
     assert ":" in env["FLOWER_BASIC_AUTH"]
     assert env["ORCH_API_TOKENS"]
+    assert "ORCH_API_THREADS" not in env, "gevent workers have no thread count"
+
+
+def test_new_env_replaces_every_placeholder_and_keeps_the_database_password_in_step(tmp_path: Path) -> None:
+    target = tmp_path / ".env"
+    script = [sys.executable, str(DEPLOY / "new_env.py"), "--output", str(target)]
+    assert subprocess.run(script, capture_output=True, timeout=60).returncode == 0
+    written = {}
+    for line in target.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            written[key] = value
+    assert secrets_check.placeholder_secrets(written) == []
+    settings = [line for line in target.read_text().splitlines() if not line.startswith("#")]
+    assert not [line for line in settings if "change-me" in line]
+    assert (
+        written["ORCH_DATABASE_URL"]
+        == f"mysql+pymysql://orch:{written['MYSQL_PASSWORD']}@mysql:3306/orchestrator"
+    )
+    assert len({written["MYSQL_PASSWORD"], written["MYSQL_ROOT_PASSWORD"], written["ORCH_API_TOKENS"]}) == 3
+    assert target.stat().st_mode & 0o077 == 0, "readable by its owner only"
+    again = subprocess.run(script, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 1 and "--force" in again.stderr  # an existing file is kept
 
 
 def _copied_sources() -> list[str]:
@@ -151,6 +231,9 @@ def test_the_image_build_inputs_make_a_package_with_the_ui_and_the_migrations(tm
         "api/static/ui/ui.css",
         "api/templates/ui/instance.html",
         "api/templates/ui/instances.html",
+        "api/templates/ui/login.html",
+        "api/static/ui/login.js",
+        "api/gunicorn_conf.py",
         "orchestrator/migrations/versions/0001_initial_schema.py",
         "workers/observe.py",
         "examples/executors.py",

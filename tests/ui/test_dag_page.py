@@ -1,5 +1,5 @@
 """The `/ui` pages in a real headless Chromium: the DAG of a running instance changes colour as its nodes
-run, both from the event stream and by polling; node details on click; the list; a bearer token.
+run, both from the event stream and by polling; node details on click; the list; the login form.
 
 Needs a Chromium binary (Debian: `apt-get install chromium`; or set CHROMIUM_PATH) and the `playwright`
 Python package, which drives that binary (no browser download). Saves a screenshot to docs/ui.png.
@@ -8,6 +8,7 @@ Python package, which drives that binary (no browser download). Saves a screensh
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from typing import Any
@@ -182,7 +183,7 @@ def test_the_list_links_to_the_instance_page(db, live_api, browser) -> None:
     wait_for(lambda: len(node_states(page)) == 4, 15, "the graph to be drawn")
 
 
-def test_with_api_tokens_the_page_sends_the_token_and_polls(db, browser) -> None:
+def test_with_api_tokens_the_login_form_opens_the_page_and_its_event_stream(db, browser) -> None:
     api = LiveApi(Settings.from_env().with_overrides(api_tokens=("ui-secret",)))
     try:
         headers = {"Authorization": "Bearer ui-secret"}
@@ -190,11 +191,25 @@ def test_with_api_tokens_the_page_sends_the_token_and_polls(db, browser) -> None
         created = api.post("/api/v1/instances", {"workflow": "ui-demo", "start": False}, headers=headers)
         instance_id = created.json()["id"]
         assert api.get(f"/api/v1/instances/{instance_id}").status_code == 401
-        page = open_page(browser, f"{api.url}/ui/instances/{instance_id}?token=ui-secret")
-        wait_for(lambda: len(node_states(page)) == 4, 15, "the graph drawn with the token")
-        # EventSource cannot send the header: the page polls
-        wait_for(lambda: page.get_attribute("#live", "data-live") == "polling", 10, "polling with the token")
-        assert "token" not in page.url, "the token is kept out of the address bar"
-        assert page.get_attribute("#instance-status", "data-status") == "pending"
+
+        page = open_page(browser, f"{api.url}/ui/instances/{instance_id}")
+        page.wait_for_url(re.compile(r"/ui/login\?next=/ui/instances/"))
+        page.fill("#login-token", "wrong")
+        page.click("#login button[type=submit]")
+        wait_for(lambda: "not accepted" in page.inner_text("#login-message"), 10, "the refusal")
+        page.fill("#login-token", "ui-secret")
+        page.click("#login button[type=submit]")
+        page.wait_for_url(f"{api.url}/ui/instances/{instance_id}")  # back where it was sent from
+        wait_for(lambda: len(node_states(page)) == 4, 15, "the graph drawn with the session cookie")
+        # the cookie reaches EventSource too: the page is live by events, not by polling
+        wait_for(lambda: page.get_attribute("#live", "data-live") == "events", 10, "live by events")
+        assert "token" not in page.url and "ui-secret" not in page.url
+        assert "orch_session" not in page.evaluate("document.cookie"), "HttpOnly: no script reads it"
+        (cookie,) = [c for c in page.context.cookies() if c["name"] == "orch_session"]
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and "ui-secret" not in cookie["value"]
+
+        page.click("#logout")
+        page.wait_for_url(re.compile(r"/ui/login$"))
+        assert not [c for c in page.context.cookies() if c["name"] == "orch_session"]
     finally:
         api.close()

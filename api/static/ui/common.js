@@ -1,24 +1,23 @@
-// Shared by the UI pages: API calls (with the optional bearer token), DOM helpers, formatting.
+// Shared by the UI pages: API calls, signing out, DOM helpers, formatting.
+// With ORCH_API_TOKENS set the API is read with the session cookie of /ui/login, which the browser
+// sends by itself (fetch and EventSource alike); no script ever sees a token.
 "use strict";
 
 const Orch = (() => {
   const params = new URLSearchParams(window.location.search);
-  if (params.get("token")) {
-    // keep the token for this tab only, and out of the address bar and history
-    sessionStorage.setItem("orchToken", params.get("token"));
-    params.delete("token");
-    const query = params.toString();
-    history.replaceState(null, "", window.location.pathname + (query ? "?" + query : ""));
-  }
-  const token = sessionStorage.getItem("orchToken") || "";
   const root = document.body.dataset.root || "";
   const apiBase = root + "/api/v1";
   const SVG_NS = "http://www.w3.org/2000/svg";
 
+  function signIn() {
+    const here = window.location.pathname + window.location.search;
+    window.location.assign(root + "/ui/login?next=" + encodeURIComponent(here));
+  }
+
   async function api(path) {
     const headers = { Accept: "application/json" };
-    if (token) headers.Authorization = "Bearer " + token;
-    const response = await fetch(apiBase + path, { headers, cache: "no-store" });
+    const response = await fetch(apiBase + path, { headers, cache: "no-store", credentials: "same-origin" });
+    if (response.status === 401) signIn(); // no session, or it lapsed, or its token was removed
     if (!response.ok) {
       let message = "HTTP " + response.status;
       try {
@@ -76,5 +75,18 @@ const Orch = (() => {
     return value === undefined ? "" : JSON.stringify(value, null, 2);
   }
 
-  return { api, apiBase, token, root, params, el, svg, time, duration, between, json };
+  const logout = document.getElementById("logout");
+  if (logout) {
+    logout.addEventListener("click", async () => {
+      await fetch(root + "/ui/logout", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: "{}",
+        credentials: "same-origin",
+      });
+      window.location.assign(root + "/ui/login");
+    });
+  }
+
+  return { api, apiBase, root, params, el, svg, time, duration, between, json };
 })();

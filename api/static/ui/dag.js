@@ -3,7 +3,7 @@
 "use strict";
 
 (() => {
-  const { api, apiBase, token, params, el, svg, time, duration, between, json } = Orch;
+  const { api, apiBase, params, el, svg, time, duration, between, json } = Orch;
   const instanceId = document.body.dataset.instanceId;
   const base = "/instances/" + encodeURIComponent(instanceId);
   const FINISHED = new Set(["completed", "failed", "cancelled"]);
@@ -457,8 +457,8 @@
     await refresh(true);
     await refreshLogs();
     if (state.finished) return;
-    // EventSource cannot send an Authorization header: with a token, poll
-    if (token || params.get("live") === "poll" || !window.EventSource) startPolling(token ? "token in use" : "");
+    // EventSource sends the session cookie like any same-origin request: no token needed here
+    if (params.get("live") === "poll" || !window.EventSource) startPolling("");
     else startEvents();
   }
 
