@@ -109,11 +109,9 @@ def attempt_completed(held: Claim, executor: str | None, duration_ms: float) -> 
 
 
 def attempt_failed(engine: Engine, held: Claim, duration_ms: float, result: Outcome) -> None:
-    """Record a failed attempt: a retry when the failure queued this node again, else a failure.
-
-    A retry of a paused instance dispatches nothing until resume and so counts as a failure here.
-    """
-    retried = any(d.node_id == held.node_id and d.instance_id == held.instance_id for d in result.dispatches)
+    """Record a failed attempt: a retry when the failure queued this node again (sent now, or on
+    resume for a paused instance), else a failure."""
+    retried = result.retrying
     try:
         # the definition is cached per process (run_attempt just loaded it): this costs no query
         executor = catalog.load_definition(engine, held.definition_id).node(held.node_id).executor
