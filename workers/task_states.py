@@ -27,11 +27,14 @@ over none that ended).
 
 from __future__ import annotations
 
+import logging
 from typing import Any, NoReturn
 
 from celery.exceptions import Ignore, Retry
 
 from workers.runtime import Attempt, Ending
+
+log = logging.getLogger(__name__)
 
 MESSAGE_CHARS = 500  # what Flower shows of an error message
 
@@ -78,5 +81,8 @@ def drop(task: Any, why: str) -> NoReturn:
     """End the task REVOKED: its message (or its result) was dropped. Raises Ignore, so Celery
     acknowledges the message and sends no other end of its own."""
     if task.app.conf.worker_send_task_events:
-        task.send_event("task-revoked", terminated=False, signum=None, expired=False)
+        try:  # for monitors only: a broker that is away must neither hold nor fail the task
+            task.send_event("task-revoked", retry=False, terminated=False, signum=None, expired=False)
+        except Exception:
+            log.warning("could not send the task-revoked event of %s", task.request.id, exc_info=True)
     raise Ignore(why)
