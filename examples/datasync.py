@@ -25,7 +25,7 @@ from typing import Any
 
 from examples.storage import connect, data_dir, env_number, safe_name, transaction
 from orchestrator.context import ExecutionContext
-from orchestrator.errors import Fatal, Retryable
+from orchestrator.errors import Fatal, StopRequested
 from orchestrator.executors import executor
 
 SOURCE_ROWS_ENV = "ORCH_EXAMPLES_SOURCE_ROWS"
@@ -137,10 +137,10 @@ def _run_batches(
     if offset:
         ctx.log.info(f"{step}: resuming after id {offset}", {"offset": offset, "attempt": ctx.attempt})
     while True:
-        if ctx.should_stop:
+        if ctx.should_stop:  # paused, or the worker is stopping: the next attempt resumes here
             ctx.checkpoint({"offset": offset})
-            ctx.log.warning(f"{step}: stopping at offset {offset}", {"offset": offset})
-            raise Retryable(f"stopped at offset {offset}", offset=offset)
+            ctx.log.info(f"{step}: stopping at offset {offset}", {"offset": offset})
+            raise StopRequested(f"stopped at offset {offset}")
         rows = fetch(offset, size)
         if not rows:
             return offset

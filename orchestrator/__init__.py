@@ -6,7 +6,7 @@ Executors register with `@executor("domain.name")`; see `orchestrator/README.md`
 from __future__ import annotations
 
 from orchestrator.context import ExecutionContext
-from orchestrator.errors import Fatal, Retryable
+from orchestrator.errors import Fatal, Retryable, StopRequested
 from orchestrator.executors import executor
 
-__all__ = ["ExecutionContext", "Fatal", "Retryable", "executor"]
+__all__ = ["ExecutionContext", "Fatal", "Retryable", "StopRequested", "executor"]

@@ -9,11 +9,12 @@ import requests
 
 from orchestrator import egress, outbound
 from orchestrator.context import ExecutionContext
-from orchestrator.errors import EgressDenied, Fatal, Retryable
+from orchestrator.errors import EgressDenied, Fatal, Retryable, StopRequested
 from orchestrator.executors import executor
 from orchestrator.redaction import redact_text, redact_url
 
 MAX_REDIRECTS = 5
+STEP_S = 0.1  # how often `sleep` looks at `should_stop`
 
 
 @executor("noop")
@@ -26,20 +27,25 @@ def noop(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
 def sleep(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
     """Sleeps `seconds` (or `ms`), in short steps so a pause, cancel or shutdown stops it early.
 
-    With `checkpoint: true` it records its progress and resumes from it on a later attempt.
+    It records how long it has slept as its checkpoint every `checkpointEvery` seconds (default 1;
+    `checkpoint: true`, the older spelling, after every step) and when it is asked to stop; a later
+    attempt (after a pause, a shutdown or a crash) sleeps only what is left.
     """
     total = float(config.get("seconds", float(config.get("ms", 0)) / 1000))
-    step = min(0.1, total) if total > 0 else 0
-    done = float((ctx.last_checkpoint or {}).get("slept", 0)) if config.get("checkpoint") else 0.0
-    while done < total:
+    every = STEP_S if config.get("checkpoint") is True else float(config.get("checkpointEvery", 1.0))
+    slept = float((ctx.last_checkpoint or {}).get("slept", 0.0))
+    if slept:
+        ctx.log.info(f"resuming at {slept:.2f}s of {total:g}s", {"resumedFrom": slept})
+    began, start, saved = time.monotonic(), slept, slept
+    while slept < total:
         if ctx.should_stop:
-            if config.get("checkpoint"):
-                ctx.checkpoint({"slept": done})
-            raise Retryable(f"stopped after {done:.2f}s of {total:g}s")
-        time.sleep(step)
-        done += step
-        if config.get("checkpoint"):
-            ctx.checkpoint({"slept": done})
+            ctx.checkpoint({"slept": slept})
+            raise StopRequested(f"stopped after {slept:.2f}s of {total:g}s")
+        time.sleep(min(STEP_S, total - slept))
+        slept = min(total, start + time.monotonic() - began)
+        if every > 0 and slept - saved >= every and slept < total:
+            ctx.checkpoint({"slept": slept})
+            saved = slept
     return {"slept": total}
 
 
@@ -67,6 +73,8 @@ def http(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
         raise Fatal("http: config.url must be an http(s) URL")
     shown = redact_url(url)
     timeout = float(config.get("timeout", 30_000)) / 1000
+    if ctx.should_stop:  # a request once sent is not interrupted; one not yet sent waits for the next attempt
+        raise StopRequested(f"http: {shown} not sent: asked to stop")
     try:
         with outbound.session(egress.current_policy(), max_redirects=MAX_REDIRECTS) as session:
             response = session.request(

@@ -258,9 +258,9 @@ def fail(
                 ),
             )
             if inst.status != I.RUNNING.value:
-                return Outcome()
+                return Outcome(retrying=True)
             rows = queued_rows(conn, held.instance_id, NodeRow.id == held.row_id)
-            return Outcome([dispatch_for(inst, definition, row, delay) for row in rows])
+            return Outcome([dispatch_for(inst, definition, row, delay) for row in rows], retrying=True)
         move_node(
             conn,
             held.row_id,

@@ -90,5 +90,7 @@ class ExecutionContext:
 
     @property
     def should_stop(self) -> bool:
-        """True once the instance is paused or cancelled, or the worker is shutting down."""
+        """True once the instance is paused or cancelled, or the worker is shutting down (seen at the
+        node's next heartbeat). The executor may finish, or checkpoint and raise `StopRequested`:
+        the node is then handed back, not failed, and its next attempt starts from the checkpoint."""
         return self.runtime.should_stop()

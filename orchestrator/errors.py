@@ -97,6 +97,16 @@ class Fatal(NodeFailure):
         super().__init__(message, False, details)
 
 
+class StopRequested(Exception):
+    """Raised by an executor that stops because `ctx.should_stop` asked it to (a pause, a worker
+    shutting down, a cancel). Not a failure: the attempt is handed back (`queued` again, `attempt + 1`,
+    no failure or retry counted) and the next attempt starts from the node's last checkpoint, so
+    checkpoint before raising. Raised while no stop was asked, it fails the attempt like any error."""
+
+    def __init__(self, message: str = "stopped on request") -> None:
+        super().__init__(message)
+
+
 class EgressDenied(OrchestratorError):
     """A connection the egress policy forbids (`orchestrator/egress.py`). Another attempt would be
     denied as well: it is never retried."""

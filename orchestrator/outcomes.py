@@ -63,6 +63,8 @@ class Finished:
 class Outcome:
     dispatches: list[Dispatch] = field(default_factory=list)
     finished: Finished | None = None
+    # a failed attempt whose node was queued again for a retry (sent now, or on resume if paused)
+    retrying: bool = False
 
 
 class UnwrittenLog:

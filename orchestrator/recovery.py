@@ -232,15 +232,25 @@ def hand_back(
 
 
 @retrying()
-def hand_back_held(engine: Engine, held: Claim, reason: str) -> Outcome:
-    """Give back a node this worker holds because the worker is shutting down: like `hand_back`, but
-    not counted against MAX_HANDBACKS (a rolling restart is no fault of the node). Raises LostClaim."""
+def hand_back_held(engine: Engine, held: Claim, reason: str, *, level: str = "warning") -> Outcome:
+    """Give back a node this worker holds whose executor stopped because it was asked to (the worker
+    is shutting down, the instance was paused): like `hand_back`, but not counted against
+    MAX_HANDBACKS (a rolling restart or a pause is no fault of the node), and no failure either. The
+    node is `queued` with attempt + 1 and sent at once while its instance runs; a paused instance's
+    node waits queued for `resume` to send it. Raises LostClaim (cancelled, or taken over)."""
     with held.unwritten.taken() as earlier, engine.begin() as conn:
+        logs.write(conn, *earlier)  # the claim's "node running" line goes before the hand-back's
         if not _requeue(
-            conn, held.row_id, held.instance_id, held.node_id, held.attempt, held.worker_id, reason
+            conn,
+            held.row_id,
+            held.instance_id,
+            held.node_id,
+            held.attempt,
+            held.worker_id,
+            reason,
+            level=level,
         ):
             raise LostClaim(f"node {held.node_id} attempt {held.attempt} no longer holds its claim")
-        logs.write(conn, *earlier)
         return Outcome(_dispatches_for(conn, engine, held.instance_id, NodeRow.id == held.row_id))
 
 
@@ -253,6 +263,7 @@ def _requeue(
     worker_id: str | None,
     reason: str,
     guard: tuple[Any, ...] = (),
+    level: str = "warning",
     **values: Any,
 ) -> bool:
     if not move_nodes(
@@ -273,7 +284,7 @@ def _requeue(
         logs.LogEntry(
             instance_id,
             f"node handed back ({reason}); attempt {attempt + 1} queued",
-            level="warning",
+            level=level,
             node_id=node_id,
             worker_id=worker_id,
             attempt=attempt + 1,

@@ -18,6 +18,11 @@ from workers.delivery import DELIVERY_SETTINGS
 from workers.resources import settings
 
 CONTROL_QUEUE = "orchestrator"
+# Periodic tasks of the cluster itself (the recovery sweep every few seconds, hourly pruning): they
+# send no task events, so Flower's task list and counts hold node attempts and the control tasks of
+# instances only (see `task_annotations` below and `workers/observe.py: ReadableAMQP`). A queue of
+# their own would not do it: Flower lists tasks from events, whatever their queue.
+HOUSEKEEPING_TASKS = ("orchestrator.recover", "orchestrator.prune")
 
 executors.load_modules(settings().executor_modules)
 
@@ -41,6 +46,10 @@ app.conf.update(
     # task events (sent, received, started, succeeded...) are what Flower shows; ORCH_TASK_EVENTS=0 stops them
     worker_send_task_events=settings().task_events,
     task_send_sent_event=settings().task_events,
+    # the worker's own events (received, started, succeeded...) of housekeeping tasks are off; their
+    # sent event is dropped by the sender (`ReadableAMQP`). The beat and worker logs and /metrics
+    # (recoveries, resends) still show what the sweep did.
+    task_annotations={name: {"send_events": False} for name in HOUSEKEEPING_TASKS},
 )
 if settings().worker_concurrency:
     app.conf.worker_concurrency = settings().worker_concurrency

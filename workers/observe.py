@@ -72,8 +72,10 @@ def _store() -> Any:
 
 
 class ReadableAMQP(AMQP):
-    """Celery's message factory with one change: the `task-sent` event names a task by its shadow
-    name (`workflow/node [executor]`), as the worker's `task-received` already does.
+    """Celery's message factory with two changes: the `task-sent` event names a task by its shadow
+    name (`workflow/node [executor]`), as the worker's `task-received` already does; and a task
+    annotated `send_events: False` (the housekeeping tasks, `workers/app.py`), whose workers send no
+    events, is sent without one either, so Flower does not list it as sent and never started.
 
     Events of sender and worker travel separately; when the sent event arrives last, Flower would
     otherwise rename the task back to plain `orchestrator.run_node`. Used as `Celery(amqp=...)`.
@@ -81,10 +83,17 @@ class ReadableAMQP(AMQP):
 
     def as_task_v2(self, task_id: str, name: str, *args: Any, **kwargs: Any) -> Any:
         message = super().as_task_v2(task_id, name, *args, **kwargs)
+        if message.sent_event and not _sends_events(self.app.conf.task_annotations, name):
+            return message._replace(sent_event=None)
         shadow = message.headers.get("shadow")
         if shadow and message.sent_event:
             message.sent_event["name"] = shadow
         return message
+
+
+def _sends_events(annotations: Any, name: str) -> bool:
+    annotation = annotations.get(name) if isinstance(annotations, dict) else None
+    return not (isinstance(annotation, dict) and annotation.get("send_events") is False)
 
 
 def _record(action: Any, *args: Any) -> None:
@@ -109,11 +118,9 @@ def attempt_completed(held: Claim, executor: str | None, duration_ms: float) -> 
 
 
 def attempt_failed(engine: Engine, held: Claim, duration_ms: float, result: Outcome) -> None:
-    """Record a failed attempt: a retry when the failure queued this node again, else a failure.
-
-    A retry of a paused instance dispatches nothing until resume and so counts as a failure here.
-    """
-    retried = any(d.node_id == held.node_id and d.instance_id == held.instance_id for d in result.dispatches)
+    """Record a failed attempt: a retry when the failure queued this node again (sent now, or on
+    resume for a paused instance), else a failure."""
+    retried = result.retrying
     try:
         # the definition is cached per process (run_attempt just loaded it): this costs no query
         executor = catalog.load_definition(engine, held.definition_id).node(held.node_id).executor

@@ -7,6 +7,9 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from billiard.exceptions import SoftTimeLimitExceeded
@@ -156,8 +159,41 @@ def write_unwritten(engine: Engine, held: Claim) -> None:
                 logs.write(conn, *earlier)
 
 
+class Ending(StrEnum):
+    """How one attempt ended; its Celery task's state follows from it (`workers/task_states.py`)."""
+
+    COMPLETED = "completed"
+    SKIPPED = "skipped"  # its `when` was false
+    CHILD_STARTED = "child started"  # a sub-workflow node: it stays running until its child ends
+    RETRYING = "retrying"  # failed, and queued for another attempt
+    FAILED = "failed"  # failed for good
+    HANDED_BACK = "handed back"  # stopped on request: queued for another attempt, no failure counted
+    FENCED = "fenced"  # no longer held by this attempt (cancelled, taken over): its result dropped
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one attempt did: the Outcome to act on after the commit, and how it ended."""
+
+    outcome: Outcome
+    ending: Ending
+    attempt: int
+    duration_ms: float
+    # the error of a failed attempt; for a hand-back, why it stopped
+    error: dict[str, Any] | None = None
+
+
 def run_attempt(engine: Engine, held: Claim, heartbeat_interval: float) -> Outcome:
+    """`run`, for callers that only act on its Outcome."""
+    return run(engine, held, heartbeat_interval).outcome
+
+
+def run(engine: Engine, held: Claim, heartbeat_interval: float) -> Attempt:
     """Render the config, call the executor and record the result; fencing losses are dropped.
+
+    An executor that stops because it was asked to (`ctx.should_stop`: a pause, a worker shutting
+    down) is handed back, not failed: whatever it raises once the stop was asked (`StopRequested`,
+    or its own error) puts the node back to `queued` with attempt + 1, no failure or retry counted.
 
     Everything after the claim is inside the handlers below, reads included: the node is claimed, and
     an error that escaped would leave it running with nobody working on it."""
@@ -165,6 +201,9 @@ def run_attempt(engine: Engine, held: Claim, heartbeat_interval: float) -> Outco
 
     def elapsed() -> float:
         return round((time.perf_counter() - started) * 1000, 3)
+
+    def ended(outcome: Outcome, ending: Ending, error: dict[str, Any] | None = None) -> Attempt:
+        return Attempt(outcome, ending, held.attempt, elapsed(), error)
 
     try:
         spec = catalog.load_definition(engine, held.definition_id).node(held.node_id)
@@ -175,43 +214,18 @@ def run_attempt(engine: Engine, held: Claim, heartbeat_interval: float) -> Outco
             scope["input"] = instance[0]
             scope["instance"] = {"id": held.instance_id, "externalId": instance[1]}
         if spec.when is not None and not templates.evaluate_condition(spec.when, scope):
-            return completion.complete(engine, held, None, skipped=True, duration_ms=elapsed())
+            return ended(
+                completion.complete(engine, held, None, skipped=True, duration_ms=elapsed()), Ending.SKIPPED
+            )
         config = templates.render(spec.config, scope)
         if spec.type == "subworkflow":
             from workers import subworkflows
 
             write_unwritten(engine, held)  # the node stays running until its child ends
-            return subworkflows.start_child(engine, held, spec, config)
-        fn = executors.get(spec.executor or "")
-        with NodeRuntime(engine, held, spec.executor, heartbeat_interval) as runtime:
-            ctx = ExecutionContext(
-                held.instance_id,
-                held.node_id,
-                held.attempt,
-                None if instance is None else instance[0],
-                held.last_checkpoint,
-                runtime,
-                None if instance is None else instance[1],
-                load_instance=None
-                if instance is not None
-                else lambda: scheduling.instance_data(engine, held.instance_id),
-            )
-            try:
-                output = fn(ctx, config)
-            except Exception:
-                if shutdown.draining():
-                    # stopped because this worker is going away, not because the node is broken
-                    outcome = recovery.hand_back_held(engine, held, "worker shutting down")
-                    observe.handed_back(1)
-                    return outcome
-                raise
-        duration_ms = elapsed()
-        outcome = completion.complete(engine, held, output, duration_ms=duration_ms)
-        observe.attempt_completed(held, spec.executor, duration_ms)
-        return outcome
+            return ended(subworkflows.start_child(engine, held, spec, config), Ending.CHILD_STARTED)
+        return _execute(engine, held, spec.executor, config, instance, heartbeat_interval, elapsed)
     except LostClaim as exc:
-        _record_fencing(engine, held, exc)
-        return Outcome()
+        return _fenced(engine, held, exc, elapsed())
     except NodeFailure as exc:
         error = {"code": "EXECUTOR_ERROR", "message": str(exc), "type": type(exc).__name__, **exc.details}
         return _fail(engine, held, error, exc.retryable, elapsed())
@@ -226,14 +240,74 @@ def run_attempt(engine: Engine, held: Claim, heartbeat_interval: float) -> Outco
         return _fail(engine, held, error, True, elapsed())
 
 
-def _fail(engine: Engine, held: Claim, error: dict[str, Any], retryable: bool, duration_ms: float) -> Outcome:
+def _execute(
+    engine: Engine,
+    held: Claim,
+    executor: str | None,
+    config: dict[str, Any],
+    instance: tuple[dict[str, Any], str | None] | None,
+    heartbeat_interval: float,
+    elapsed: Callable[[], float],
+) -> Attempt:
+    """Call the executor under a renewed lease and store its output; raises what `run` handles."""
+    fn = executors.get(executor or "")
+    with NodeRuntime(engine, held, executor, heartbeat_interval) as runtime:
+        ctx = ExecutionContext(
+            held.instance_id,
+            held.node_id,
+            held.attempt,
+            None if instance is None else instance[0],
+            held.last_checkpoint,
+            runtime,
+            None if instance is None else instance[1],
+            load_instance=None
+            if instance is not None
+            else lambda: scheduling.instance_data(engine, held.instance_id),
+        )
+        try:
+            output = fn(ctx, config)
+        except SoftTimeLimitExceeded:
+            raise  # past its timeout: a failure even if a stop was asked meanwhile
+        except Exception as exc:
+            if not runtime.should_stop():
+                raise
+            # stopped because it was asked to, not because the node is broken
+            return _handed_back(engine, held, exc, elapsed())
+    duration_ms = elapsed()
+    outcome = completion.complete(engine, held, output, duration_ms=duration_ms)
+    observe.attempt_completed(held, executor, duration_ms)
+    return Attempt(outcome, Ending.COMPLETED, held.attempt, duration_ms)
+
+
+def _handed_back(engine: Engine, held: Claim, exc: Exception, duration_ms: float) -> Attempt:
+    """Hand back an attempt whose executor stopped on request. Raises LostClaim (cancelled: the node
+    is no longer this attempt's)."""
+    said = str(exc)[:200] or type(exc).__name__
+    if shutdown.draining():
+        reason = "worker shutting down"
+        outcome = recovery.hand_back_held(engine, held, reason)
+        observe.handed_back(1)
+    else:  # the instance is no longer running: paused (or ended, resumed on a retry)
+        reason = "asked to stop"
+        outcome = recovery.hand_back_held(engine, held, f"{reason}: {said}", level="info")
+    error = {"code": "HANDED_BACK", "message": f"{reason}: {said}"}
+    return Attempt(outcome, Ending.HANDED_BACK, held.attempt, duration_ms, error)
+
+
+def _fail(engine: Engine, held: Claim, error: dict[str, Any], retryable: bool, duration_ms: float) -> Attempt:
     try:
         outcome = completion.fail(engine, held, error, retryable=retryable, duration_ms=duration_ms)
     except LostClaim as exc:
-        _record_fencing(engine, held, exc)
-        return Outcome()
+        return _fenced(engine, held, exc, duration_ms)
     observe.attempt_failed(engine, held, duration_ms, outcome)
-    return outcome
+    ending = Ending.RETRYING if outcome.retrying else Ending.FAILED
+    return Attempt(outcome, ending, held.attempt, duration_ms, error)
+
+
+def _fenced(engine: Engine, held: Claim, exc: LostClaim, duration_ms: float) -> Attempt:
+    _record_fencing(engine, held, exc)
+    error = {"code": "FENCED", "message": str(exc)}
+    return Attempt(Outcome(), Ending.FENCED, held.attempt, duration_ms, error)
 
 
 def _record_fencing(engine: Engine, held: Claim, exc: LostClaim) -> None:

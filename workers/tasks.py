@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
+
+from celery import Task
 
 from orchestrator import scheduling
 from orchestrator.outcomes import NodeFacts, Outcome
-from workers import dispatch, identity, resources
+from workers import dispatch, identity, resources, runtime, task_states
 from workers.app import app
-from workers.runtime import run_attempt
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +36,18 @@ def schedule(instance_id: str) -> None:
     follow_up(scheduling.start(resources.engine(), instance_id))
 
 
-@app.task(name="orchestrator.run_node", acks_late=True)
+# A node attempt's task ends in the attempt's own state (`workers/task_states.py`). A FAILURE is
+# acknowledged like a success, never redelivered: the failure is recorded and any retry is our own
+# message. `throws`: Celery logs it in one line at INFO; the instance's log has the error.
+@app.task(
+    name="orchestrator.run_node",
+    bind=True,
+    acks_late=True,
+    acks_on_failure_or_timeout=True,
+    throws=(task_states.NodeFailed,),
+)
 def run_node(
+    self: Task,
     instance_id: str,
     node_id: str,
     attempt: int,
@@ -43,8 +55,9 @@ def run_node(
     definition: int | None = None,
     workflow: str | None = None,
     priority: str | None = None,
-) -> None:
-    """Claim one attempt of one node, run its executor, record the result, enqueue its successors.
+) -> dict[str, Any]:
+    """Claim one attempt of one node, run its executor, record the result, enqueue its successors;
+    return how the attempt ended (never its output), or raise so that the task's state says it.
 
     `row`, `definition`, `workflow` and `priority` are facts the sender knew (`NodeFacts`); a message
     without them (sent by an older version) costs the claim one more read.
@@ -57,5 +70,7 @@ def run_node(
     held = scheduling.claim(engine, instance_id, node_id, attempt, identity.worker_id(), facts)
     if held is None:
         log.debug("not claimed: %s/%s attempt %s", instance_id, node_id, attempt)
-        return
-    follow_up(run_attempt(engine, held, settings.heartbeat_interval))
+        task_states.drop(self, f"attempt {attempt} not claimed: taken, stale, or its instance is not running")
+    ran = runtime.run(engine, held, settings.heartbeat_interval)
+    follow_up(ran.outcome)
+    return task_states.settle(self, ran)

@@ -14,7 +14,7 @@ from examples import WORKFLOWS_DIR, datasync
 from examples import executors as example_executors
 from orchestrator import executors as registry
 from orchestrator.context import ExecutionContext
-from orchestrator.errors import Fatal, Retryable
+from orchestrator.errors import Fatal, StopRequested
 
 SAMPLE_INPUTS = json.loads((WORKFLOWS_DIR / "sample-inputs.json").read_text(encoding="utf-8"))
 
@@ -217,7 +217,7 @@ def test_extractor_resumes_from_its_checkpoint(data_dir: Path) -> None:
     run("datasync.sourceValidator", make_ctx("validate", data))
 
     first = Runtime(stop_after=1)  # should_stop turns true once the first batch is checkpointed
-    with pytest.raises(Retryable, match="stopped at offset 1000"):
+    with pytest.raises(StopRequested, match="stopped at offset 1000"):
         run("datasync.dataExtractor", make_ctx("extract", data, first))
     assert first.checkpoints[-1] == {"offset": 1000}
     assert [b["first"] for b in first.batches("extract")] == [1]
@@ -244,7 +244,7 @@ def test_syncer_resumes_from_its_checkpoint(data_dir: Path) -> None:
     ]:
         run(name, make_ctx(node, data))
     first = Runtime(stop_after=2)
-    with pytest.raises(Retryable, match="stopped at offset 1400"):
+    with pytest.raises(StopRequested, match="stopped at offset 1400"):
         run("datasync.dataSyncer", make_ctx("sync", data, first))
     second = Runtime()
     out = run("datasync.dataSyncer", make_ctx("sync", data, second, last_checkpoint=first.checkpoints[-1]))
