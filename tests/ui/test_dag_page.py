@@ -1,35 +1,21 @@
 """The `/ui` pages in a real headless Chromium: the DAG of a running instance changes colour as its nodes
 run, both from the event stream and by polling; node details on click; the list; the login form.
 
-Needs a Chromium binary (Debian: `apt-get install chromium`; or set CHROMIUM_PATH) and the `playwright`
-Python package, which drives that binary (no browser download). Saves a screenshot to docs/ui.png.
+Saves a screenshot of a running instance's page to docs/ui.png (the README's picture).
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from orchestrator.settings import Settings
 from tests.support.fixtures import LiveApi
 from tests.support.services import ROOT, wait_for
+from tests.ui.browser import elapsed_ms, node_states
+from tests.ui.browser import open_page as open_blank_page
 
 SCREENSHOT = ROOT / "docs" / "ui.png"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PIPELINE = {
     "name": "ui-demo",
     "version": "1.0.0",
@@ -79,36 +65,8 @@ new MutationObserver((mutations) => {
 """
 
 
-def chromium_path() -> str:
-    for candidate in (os.environ.get("CHROMIUM_PATH"), "chromium", "chromium-browser", "google-chrome"):
-        found = candidate and shutil.which(candidate)
-        if found:
-            return found
-    pytest.fail("no Chromium: `apt-get install chromium` (Debian) or set CHROMIUM_PATH", pytrace=False)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
 def open_page(browser: Any, url: str) -> Any:
-    # reduced motion: no colour transitions or pulsing, so the screenshot shows settled colours
-    page = browser.new_page(viewport={"width": 1280, "height": 820}, reduced_motion="reduce")
-    page.add_init_script(RECORDER)
-    page.goto(url)
-    return page
-
-
-def node_states(page: Any) -> dict[str, str]:
-    return dict(
-        page.eval_on_selector_all("#dag .node", "els => els.map(e => [e.dataset.nodeId, e.dataset.status])")
-    )
+    return open_blank_page(browser, url, RECORDER)
 
 
 def history(page: Any) -> tuple[list[tuple[str, str]], list[str]]:
@@ -150,6 +108,8 @@ def test_the_dag_page_follows_a_running_instance_live(db, live_api, processes, b
     wait_for(lambda: '"slept": 1.5' in streamed.inner_text("#details"), 10, "the output of fetch")
     details = streamed.inner_text("#details")
     assert details.startswith("fetch") and "sleep" in details and "w1" in details
+    # the picture shows the time running: the fetch's 1.5 s have passed
+    assert (elapsed_ms(streamed) or 0) >= 1500, streamed.inner_text("#elapsed")
     SCREENSHOT.parent.mkdir(exist_ok=True)
     streamed.screenshot(path=str(SCREENSHOT))
 

@@ -17,6 +17,7 @@ const Orch = (() => {
   async function api(path) {
     const headers = { Accept: "application/json" };
     const response = await fetch(apiBase + path, { headers, cache: "no-store", credentials: "same-origin" });
+    noteServerClock(response);
     if (response.status === 401) signIn(); // no session, or it lapsed, or its token was removed
     if (!response.ok) {
       let message = "HTTP " + response.status;
@@ -55,20 +56,36 @@ const Orch = (() => {
     return isNaN(date) ? String(iso) : date.toLocaleString();
   }
 
+  // Elapsed times are counted from the server's timestamps with this browser's clock. A browser whose
+  // clock is off by more than the resolution of the HTTP Date header (1 s) is corrected by the
+  // difference, so a running instance never shows a negative or inflated time.
+  let serverOffsetMs = 0;
+  function noteServerClock(response) {
+    const date = Date.parse(response.headers.get("Date") || "");
+    if (isNaN(date)) return;
+    const offset = date + 500 - Date.now(); // the header is truncated to the second: +0.5 s on average
+    serverOffsetMs = Math.abs(offset) > 1500 ? offset : 0;
+  }
+  const serverNow = () => Date.now() + serverOffsetMs;
+
+  // 850 ms, 12.3 s, 4 min 05 s, 2 h 07 min: rounded down, so a live count never jumps ahead
   function duration(ms) {
     if (ms === null || ms === undefined || isNaN(ms)) return "—";
-    if (ms < 1000) return Math.round(ms) + " ms";
-    const s = ms / 1000;
-    if (s < 60) return s.toFixed(s < 10 ? 2 : 1) + " s";
+    ms = Math.max(0, ms);
+    if (ms < 1000) return Math.floor(ms) + " ms";
+    if (ms < 60000) return (Math.floor(ms / 100) / 10).toFixed(1) + " s";
+    const pad = (n) => String(n).padStart(2, "0");
+    const s = Math.floor(ms / 1000);
     const m = Math.floor(s / 60);
-    if (m < 60) return m + " min " + Math.round(s - m * 60) + " s";
-    return Math.floor(m / 60) + " h " + (m % 60) + " min";
+    if (m < 60) return m + " min " + pad(s % 60) + " s";
+    return Math.floor(m / 60) + " h " + pad(m % 60) + " min";
   }
 
+  // from start to end, or to now while there is no end; null before a start
   function between(startIso, endIso) {
     if (!startIso) return null;
-    const end = endIso ? new Date(endIso) : new Date();
-    return end - new Date(startIso);
+    const end = endIso ? Date.parse(endIso) : serverNow();
+    return end - Date.parse(startIso);
   }
 
   function json(value) {

@@ -9,8 +9,10 @@
   const FINISHED = new Set(["completed", "failed", "cancelled"]);
   const NODE_DONE = new Set(["completed", "failed", "skipped", "cancelled"]);
   const RANK = { pending: 0, queued: 1, running: 2, completed: 3, failed: 3, skipped: 3, cancelled: 3 };
-  const NODE_W = 190, NODE_H = 46, GAP_X = 64, GAP_Y = 16, PAD = 12;
-  const POLL_MS = 1000, LOG_LINES = 200;
+  // why a node was skipped, from the code its error carries; a skipped node without one had a false `when`
+  const SKIPPED_BY = { UPSTREAM_FAILED: "upstream failed", INSTANCE_FAILED: "instance failed" };
+  const NODE_W = 190, NODE_H = 60, GAP_X = 64, GAP_Y = 16, PAD = 12, INSET = 10;
+  const POLL_MS = 1000, TICK_MS = 1000, LOG_LINES = 200;
 
   const state = {
     nodes: new Map(), // node id -> {spec, g, sub, edgesOut: [], data}
@@ -21,6 +23,7 @@
     poller: null,
     logIds: new Set(),
     ticks: 0,
+    clock: null, // the interval that counts the elapsed time while the instance has not finished
   };
   const $ = (id) => document.getElementById(id);
 
@@ -130,8 +133,42 @@
     return d;
   }
 
-  function clip(text, max) {
-    return text.length > max ? text.slice(0, max - 1) + "…" : text;
+  // Text in a box is fitted by its width (measured on a canvas in the font the stylesheet gives that
+  // text): a name too long for the box ends in "…" and is whole in the node's tooltip. The state has
+  // its own line and is never shortened.
+  const fonts = new Map(); // class -> CSS font, read once from a drawn element
+  const measurer = document.createElement("canvas").getContext("2d");
+
+  let measuring = "";
+  function textWidth(text, cls) {
+    const font = fonts.get(cls) || "11px sans-serif";
+    if (font !== measuring) measurer.font = measuring = font;
+    return measurer.measureText(text).width;
+  }
+
+  function fit(text, cls, room) {
+    if (textWidth(text, cls) <= room) return text;
+    let [lo, hi] = [0, text.length - 1]; // the longest prefix that fits with its ellipsis
+    while (lo < hi) {
+      const mid = Math.ceil((lo + hi) / 2);
+      if (textWidth(text.slice(0, mid) + "…", cls) <= room) lo = mid;
+      else hi = mid - 1;
+    }
+    return text.slice(0, lo) + "…";
+  }
+
+  function learnFonts(g) {
+    if (fonts.size) return;
+    for (const text of g.querySelectorAll("text")) {
+      const css = getComputedStyle(text);
+      fonts.set(text.getAttribute("class"), `${css.fontStyle} ${css.fontWeight} ${css.fontSize} ${css.fontFamily}`);
+    }
+  }
+
+  function skipReason(data) {
+    if (data.status !== "skipped") return null;
+    if (data.skipReason) return data.skipReason; // /nodes says it; events carry only the error
+    return (data.error && SKIPPED_BY[data.error.code]) || "condition false";
   }
 
   function draw(specs) {
@@ -156,9 +193,14 @@
     const edges = svg("g", { class: "edges" });
     const nodes = svg("g", { class: "nodes" });
     root.append(edges, nodes);
+    const room = NODE_W - 2 * INSET;
     for (const spec of specs) {
       const { x, y } = positions.get(spec.id);
-      const sub = svg("text", { class: "sub", x: 10, y: 36 }, spec.executor || spec.type || "");
+      const label = svg("text", { class: "label", x: INSET, y: 19 }, spec.id);
+      const sub = svg("text", { class: "sub", x: INSET, y: 35 }, spec.executor || spec.type || "");
+      const stateText = svg("text", { class: "state", x: INSET, y: 51 }, "pending");
+      const detail = svg("text", { class: "detail", x: INSET, y: 51 });
+      const title = svg("title", {});
       const g = svg(
         "g",
         {
@@ -171,13 +213,20 @@
           onclick: () => select(spec.id),
           onkeydown: (e) => (e.key === "Enter" || e.key === " ") && select(spec.id),
         },
-        svg("title", {}, spec.id + (spec.executor ? " (" + spec.executor + ")" : "")),
+        title,
         svg("rect", { width: NODE_W, height: NODE_H, rx: 7 }),
-        svg("text", { class: "label", x: 10, y: 19 }, clip(spec.id, 24)),
-        sub
+        label,
+        sub,
+        stateText,
+        detail
       );
       nodes.append(g);
-      state.nodes.set(spec.id, { spec, g, sub, edgesOut: [], data: { nodeId: spec.id, status: "pending" } });
+      learnFonts(g);
+      label.textContent = fit(spec.id, "label", room);
+      sub.textContent = fit(sub.textContent, "sub", room);
+      const entry = { spec, g, title, stateText, detail, edgesOut: [], data: { nodeId: spec.id, status: "pending" } };
+      state.nodes.set(spec.id, entry);
+      renderNode(entry);
     }
     for (const spec of specs) {
       for (const dep of dependsOn(spec, known)) {
@@ -214,13 +263,7 @@
     }
     entry.data = { ...current, ...data, nodeId: entry.spec.id };
     const status = entry.data.status;
-    entry.g.dataset.status = status;
-    entry.g.setAttribute("class", "node" + (state.selected === entry.spec.id ? " selected" : ""));
-    const bits = [entry.spec.executor || entry.spec.type || "", status];
-    if ((entry.data.attempt || 0) > 1) bits.push("#" + entry.data.attempt);
-    if (entry.data.workerId && status === "running") bits.push(entry.data.workerId);
-    entry.sub.textContent = clip(bits.filter(Boolean).join(" · "), 30);
-    for (const edge of entry.edgesOut) edge.dataset.status = status;
+    renderNode(entry);
     if (state.selected === entry.spec.id) {
       renderDetails();
       // events carry no output: fetch it once the selected node has finished
@@ -229,13 +272,58 @@
     renderProgress();
   }
 
+  // The box: its state on a line of its own (never shortened), then what fits of the attempt, the
+  // worker or why it was skipped; the tooltip has all of it.
+  function renderNode(entry) {
+    const { spec, data, g, stateText, detail, title } = entry;
+    const status = data.status;
+    const reason = skipReason(data);
+    g.dataset.status = status;
+    if (reason) g.dataset.skip = reason.replace(/ /g, "-");
+    else delete g.dataset.skip;
+    const bits = [];
+    if ((data.attempt || 0) > 1) bits.push("#" + data.attempt);
+    if (data.workerId && status === "running") bits.push(data.workerId);
+    if (reason) bits.push(reason);
+    stateText.textContent = status;
+    const x = INSET + textWidth(status, "state") + 5;
+    detail.setAttribute("x", x);
+    detail.textContent = bits.length ? fit("· " + bits.join(" · "), "detail", NODE_W - INSET - x) : "";
+    title.textContent = [
+      spec.id,
+      spec.executor ? "executor: " + spec.executor : "type: " + (spec.type || "task"),
+      "state: " + status + (reason ? " (" + reason + ")" : ""),
+      ...bits.filter((b) => b !== reason),
+    ].join("\n");
+    for (const edge of entry.edgesOut) {
+      edge.dataset.status = status;
+      if (reason) edge.dataset.skip = g.dataset.skip;
+      else delete edge.dataset.skip;
+    }
+  }
+
+  // A node counts as finished as the status endpoint counts it: completed, failed, or skipped by its
+  // own `when`; a node cancelled or skipped because a failure ended its instance never ran.
+  function finishedNode(data) {
+    if (data.status === "skipped") return skipReason(data) === "condition false";
+    return data.status === "completed" || data.status === "failed";
+  }
+
   function renderProgress() {
     const all = [...state.nodes.values()];
-    const done = all.filter((n) => NODE_DONE.has(n.data.status)).length;
+    const done = all.filter((n) => finishedNode(n.data)).length;
     const running = all.filter((n) => n.data.status === "running").length;
-    $("progress-bar").style.width = (all.length ? (100 * done) / all.length : 100) + "%";
+    const skipped = all.filter((n) => n.data.status === "skipped").length;
+    const computed = all.length ? Math.round((100 * done) / all.length) : 100;
+    const progress = typeof state.instance?.progress === "number" ? state.instance.progress : computed;
+    const bar = $("progress-bar");
+    bar.style.width = progress + "%";
+    bar.parentElement.title = `${progress}% (finished nodes / total)`;
     const counts = $("counts");
-    if (counts) counts.textContent = `${done}/${all.length} finished, ${running} running`;
+    if (counts) {
+      counts.textContent =
+        `${done}/${all.length} finished, ${running} running` + (skipped ? `, ${skipped} skipped` : "");
+    }
   }
 
   function applyStatus(status) {
@@ -256,7 +344,7 @@
       ["created", time(i.createdAt)],
       ["started", time(i.startedAt)],
       ["finished", time(i.finishedAt)],
-      ["elapsed", duration(i.executionTimeMs ?? between(i.startedAt, i.finishedAt))],
+      ["elapsed", el("span", { id: "elapsed" })],
     ];
     if (i.priority) rows.push(["priority", i.priority]);
     if (i.externalId) rows.push(["external id", i.externalId]);
@@ -264,6 +352,7 @@
       rows.push(["parent", el("a", { href: "./" + encodeURIComponent(i.parentInstanceId) }, i.parentInstanceId)]);
     }
     $("summary").replaceChildren(...rows.map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v))));
+    renderElapsed();
     const error = $("instance-error");
     error.hidden = !i.error;
     if (i.error) {
@@ -271,6 +360,33 @@
       error.querySelector("pre").textContent = json(i.error);
     }
     renderProgress();
+  }
+
+  // Elapsed time: from the start to the end, or to now while the instance has not ended (counted here
+  // every second: the status changes only when a node does). Paused counts too: it is time taken.
+  function elapsedMs() {
+    const i = state.instance || {};
+    if (!i.startedAt) return null;
+    if (i.finishedAt) return i.executionTimeMs ?? between(i.startedAt, i.finishedAt);
+    return Math.max(between(i.startedAt, null), i.executionTimeMs || 0);
+  }
+
+  function renderElapsed() {
+    const shown = $("elapsed");
+    if (shown) shown.textContent = duration(elapsedMs());
+    const selected = state.nodes.get(state.selected);
+    const took = $("node-duration");
+    if (selected && took && selected.data.status === "running") took.textContent = duration(nodeMs(selected.data));
+  }
+
+  function startClock() {
+    if (state.clock === null) state.clock = setInterval(renderElapsed, TICK_MS);
+  }
+
+  function stopClock() {
+    if (state.clock !== null) clearInterval(state.clock);
+    state.clock = null;
+    renderElapsed();
   }
 
   function setLive(mode, why) {
@@ -305,11 +421,15 @@
     return [el("h3", {}, label), el("pre", { class: label === "error" ? "error" : "" }, json(value))];
   }
 
+  function nodeMs(d) {
+    return d.startedAt && (d.finishedAt || d.status === "running") ? between(d.startedAt, d.finishedAt) : null;
+  }
+
   function renderDetails() {
     const entry = state.nodes.get(state.selected);
     if (!entry) return;
     const d = entry.data, s = entry.spec;
-    const took = d.startedAt && (d.finishedAt || d.status === "running") ? between(d.startedAt, d.finishedAt) : null;
+    const reason = skipReason(d);
     $("details").replaceChildren(
       el("h2", {}, s.id),
       s.name && s.name !== s.id ? el("p", { class: "hint" }, s.name) : "",
@@ -317,13 +437,14 @@
         "dl",
         {},
         ...field("status", el("span", { class: "badge", "data-status": d.status }, d.status)),
+        ...(reason ? field("skipped", reason, "skip-reason") : []),
         ...field("executor", s.executor || s.type || "—"),
         ...field("attempt", d.attempt ?? "—"),
         ...field("worker", d.workerId || "—"),
         ...field("queued", time(d.queuedAt)),
         ...field("started", time(d.startedAt)),
         ...field("finished", time(d.finishedAt)),
-        ...field("duration", duration(took)),
+        ...field("duration", el("span", { id: "node-duration" }, duration(nodeMs(d)))),
         ...field("depends on", (s.dependsOn || []).join(", ") || "—")
       ),
       ...block("error", d.error),
@@ -434,6 +555,7 @@
     if (state.finished || finishing) return;
     finishing = true;
     state.finished = true;
+    stopClock();
     if (state.poller) clearTimeout(state.poller);
     if (state.source) state.source.close();
     setLive("finished");
@@ -454,6 +576,7 @@
     draw(definition.nodes || []);
     applyStatus(instance);
     if (state.finished) return; // finish() loaded the final state
+    startClock();
     await refresh(true);
     await refreshLogs();
     if (state.finished) return;
