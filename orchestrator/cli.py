@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from orchestrator import secrets_check
+from orchestrator.command_help import describe_settings, epilog
+from orchestrator.connectivity import Unreachable, check_database, shown_url
 from orchestrator.settings import Settings
 
 INSECURE_WARNING = (
@@ -19,13 +21,22 @@ INSECURE_WARNING = (
     "who can reach {host}:{port} can create, cancel and read every workflow (started with --insecure)"
 )
 
+# `orchestrator worker|beat --help`: Celery prints its own options, then these lines
+_CELERY_HELP = {
+    "worker": "orchestrator worker: a Celery worker that runs nodes; the options above are Celery's.",
+    "beat": (
+        "orchestrator beat: Celery beat, which sends the recovery and retention sweeps; the options "
+        "above are Celery's."
+    ),
+}
+
 
 def _db_upgrade(args: argparse.Namespace) -> int:
     from orchestrator.migrate import upgrade
 
     url = Settings.from_env().database_url
     upgrade(url)
-    print(f"database schema is up to date ({url.split('@')[-1]})")
+    print(f"database schema is up to date ({shown_url(url)})")
     return 0
 
 
@@ -84,9 +95,25 @@ def _api(args: argparse.Namespace) -> int:
     return 0  # unreachable
 
 
+def _wants_help(extra: list[str]) -> bool:
+    return "--help" in extra or "-h" in extra
+
+
+def _celery_help(command: str, extra: list[str]) -> int:
+    from workers.app import app
+
+    app.start(argv=[command, *extra])
+    print(f"\n{_CELERY_HELP[command]}\n\n{epilog(command)}")
+    return 0
+
+
 def _worker(args: argparse.Namespace, extra: list[str]) -> int:
+    if _wants_help(extra):
+        return _celery_help("worker", extra)
     if _refuse_placeholders():
         return 2
+    # a database that does not answer is one line now, not a worker that starts and cannot register
+    check_database(Settings.from_env().database_url)
     from workers.app import app
 
     app.worker_main(argv=["worker", *extra])
@@ -94,6 +121,8 @@ def _worker(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _beat(args: argparse.Namespace, extra: list[str]) -> int:
+    if _wants_help(extra):
+        return _celery_help("beat", extra)
     if _refuse_placeholders():
         return 2
     from workers.app import app
@@ -115,7 +144,11 @@ def _client(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="orchestrator", description="A DAG workflow orchestrator on Celery")
+    parser = argparse.ArgumentParser(
+        prog="orchestrator",
+        description="A DAG workflow orchestrator on Celery",
+        epilog="Settings are ORCH_* environment variables; each command's --help lists those it reads.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     dev = sub.add_parser("dev", help="API, worker and beat on SQLite and an embedded broker")
     dev.add_argument("--host", default="127.0.0.1")
@@ -138,18 +171,25 @@ def build_parser() -> argparse.ArgumentParser:
     from orchestrator import client_cli
 
     client_cli.add_commands(sub)
+    describe_settings(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("worker", "beat"):
-        # everything after the sub-command belongs to Celery
-        handler = _worker if argv[0] == "worker" else _beat
-        return handler(argparse.Namespace(), argv[1:])
-    args = build_parser().parse_args(argv)
-    handlers = {"dev": _dev, "api": _api, "db": _db_upgrade}
-    return handlers.get(args.command, _client)(args)
+    try:
+        if argv and argv[0] in ("worker", "beat"):
+            # everything after the sub-command belongs to Celery
+            handler = _worker if argv[0] == "worker" else _beat
+            return handler(argparse.Namespace(), argv[1:])
+        args = build_parser().parse_args(argv)
+        handlers = {"dev": _dev, "api": _api, "db": _db_upgrade}
+        return handlers.get(args.command, _client)(args)
+    except Unreachable as exc:
+        # a setting that points nowhere (or names the wrong user) is the operator's to fix: say
+        # which in one line, not in a traceback
+        print(f"orchestrator: error: {exc.message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """`orchestrator submit | status | logs | definitions push`: an HTTP client of the API.
 
-Reads `ORCH_API_URL` (default http://127.0.0.1:8080) and `ORCH_API_TOKEN`. Exit codes: 0 done (and,
-with `--watch`, every instance completed), 1 a watched instance failed or was cancelled, 2 the request
-failed (the API's error is printed) or the command line is wrong.
+Reads `ORCH_API_URL` (default http://127.0.0.1:8080) and `ORCH_API_TOKEN`. Exit codes
+(`status_text.py`): 0 done (with `--watch`, every instance completed; `status`: completed or not
+ended yet), 1 failed, 2 the request failed (the API's error is printed, or the one line saying why
+it did not answer) or the command line is wrong, 3 cancelled.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from typing import Any
 
 import requests
 
-FINISHED = ("completed", "failed", "cancelled")
-EXIT_FAILED = 1
-EXIT_ERROR = 2
+from orchestrator import status_text
+from orchestrator.redaction import redact_url
+from orchestrator.status_text import EXIT_ERROR
+
 _LOG_PAGE = 1000
 
 
@@ -59,7 +61,12 @@ class ApiClient:
         try:
             response = self.session.request(method, self.base_url + path, **kwargs)
         except requests.RequestException as exc:
-            raise ApiError(0, "UNREACHABLE", f"no answer from {self.base_url}: {exc}") from None
+            raise ApiError(
+                0,
+                "UNREACHABLE",
+                f"no answer from {redact_url(self.base_url)}: {_reason(exc)} (is the API running there? "
+                "ORCH_API_URL sets where it is)",
+            ) from None
         if response.status_code >= 400:
             raise _error_of(response)
         return response
@@ -103,6 +110,25 @@ def parse_events(lines: Iterable[str | bytes]) -> Iterator[tuple[str, Any, str |
                 event_id = value
 
 
+def _reason(exc: BaseException) -> str:
+    """The root cause of a failed request in a few words (`Connection refused`, `Name or service not
+    known`, `timed out`) instead of the chain of wrappers requests and urllib3 print."""
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            return str(current.strerror)
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+        todo += [e for e in linked if isinstance(e, BaseException)]
+    return type(exc).__name__
+
+
 def _error_of(response: requests.Response) -> ApiError:
     try:
         error = response.json()["error"]
@@ -124,8 +150,11 @@ def add_commands(sub: Any) -> None:
     submit.add_argument("--priority", choices=["low", "normal", "high", "critical"])
     submit.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
     submit.add_argument("--watch", action="store_true", help="show live progress until the instances end")
-    status = sub.add_parser("status", help="the status of an instance")
+    status = sub.add_parser(
+        "status", help="the status of an instance: a summary, and an exit status scripts can test"
+    )
     status.add_argument("instance_id")
+    status.add_argument("--json", action="store_true", help="print the API's status object as it is")
     logs = sub.add_parser("logs", help="the execution log of an instance")
     logs.add_argument("instance_id")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing until the instance ends")
@@ -141,8 +170,7 @@ def run(args: argparse.Namespace) -> int:
         if args.command == "submit":
             return _submit(client, args)
         if args.command == "status":
-            print(json.dumps(client.call("GET", f"/api/v1/instances/{args.instance_id}/status"), indent=2))
-            return 0
+            return _status(client, args.instance_id, args.json)
         if args.command == "logs":
             return _logs(client, args.instance_id, args.follow)
         if args.command == "definitions":
@@ -156,6 +184,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     raise AssertionError(f"unknown command {args.command}")
+
+
+def _status(client: ApiClient, instance_id: str, raw: bool) -> int:
+    status = client.call("GET", f"/api/v1/instances/{instance_id}/status")
+    if raw:
+        print(json.dumps(status, indent=2))
+    else:
+        instance = client.call("GET", f"/api/v1/instances/{instance_id}")
+        print(status_text.summary(status, instance))
+    return status_text.exit_code(str(status["status"]))
 
 
 def _json_file(path: str, what: str) -> Any:
@@ -221,7 +259,7 @@ def _submit(client: ApiClient, args: argparse.Namespace) -> int:
     finals = watch(client, ids)
     if refused:
         return EXIT_ERROR
-    return 0 if all(status == "completed" for status in finals.values()) else EXIT_FAILED
+    return status_text.worst_exit_code(finals.values())
 
 
 def _print_log(line: dict[str, Any]) -> None:
@@ -241,7 +279,9 @@ def _logs(client: ApiClient, instance_id: str, follow: bool) -> int:
             if len(lines) < _LOG_PAGE:
                 return 0
     # The event stream sends each line once, in commit order, and ends when the instance does;
-    # after a dropped connection it resumes after the last line printed.
+    # after a dropped connection it resumes after the last line printed. An API that does not answer
+    # at all, or an unknown instance, is an error at once (asked first), not a reconnect for ever.
+    client.call("GET", f"/api/v1/instances/{instance_id}/status")
     last_id: str | None = None
     while True:
         try:

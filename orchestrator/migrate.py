@@ -7,6 +7,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from orchestrator.connectivity import check_database
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -18,5 +20,10 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
-    """Bring the schema to `revision`; running it again on an up-to-date database changes nothing."""
+    """Bring the schema to `revision`; running it again on an up-to-date database changes nothing.
+
+    Raises connectivity.Unreachable (one line, password hidden) when the database cannot be reached
+    or refuses the credentials: asked first, so that a wrong user is not reported from deep inside
+    alembic. An error of a migration itself propagates as it is."""
+    check_database(database_url)
     command.upgrade(alembic_config(database_url), revision)

@@ -1,4 +1,10 @@
-"""`submit --watch`: a live progress bar per instance, node by node, until every instance ends."""
+"""`submit --watch`: a live progress bar per instance, node by node, until every instance ends.
+
+The bar counts what the status's `progress` counts: nodes that reached an outcome of their own
+(completed, failed, or skipped by their `when`). Nodes a failure left unreachable are `skipped` too,
+but they did not finish, so a failed instance's bar stops where the instance really got to instead
+of filling up.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,8 @@ from typing import Any
 from tqdm import tqdm
 
 FINISHED = ("completed", "failed", "cancelled")
+# the `skipReason`s of nodes that a failure elsewhere skipped (GET .../nodes), as opposed to their `when`
+SKIPPED_BY_FAILURE = ("upstream failed", "instance failed")
 
 
 def watch(client: Any, instance_ids: list[str], poll_s: float = 0.3) -> dict[str, str]:
@@ -28,11 +36,14 @@ def watch(client: Any, instance_ids: list[str], poll_s: float = 0.3) -> dict[str
         )
         for position, (instance_id, status) in enumerate(statuses.items())
     }
-    seen: dict[str, set[str]] = {i: set() for i in instance_ids}
+    # asked once per failed instance (a failed instance changes no more), never while it runs
+    unreachable: dict[str, set[str]] = {}
     try:
         while True:
             for instance_id, status in statuses.items():
-                _draw(bars[instance_id], seen[instance_id], status)
+                if status["status"] == "failed" and instance_id not in unreachable:
+                    unreachable[instance_id] = _skipped_by_failure(client, instance_id, status)
+                _draw(bars[instance_id], status, unreachable.get(instance_id, set()))
             open_ids = [i for i, s in statuses.items() if s["status"] not in FINISHED]
             if not open_ids:
                 break
@@ -49,11 +60,25 @@ def watch(client: Any, instance_ids: list[str], poll_s: float = 0.3) -> dict[str
     return {instance_id: str(status["status"]) for instance_id, status in statuses.items()}
 
 
-def _draw(bar: Any, seen: set[str], status: dict[str, Any]) -> None:
-    """Advance the bar by each node that finished since the last look, naming what runs now."""
-    for node in (*status["completedNodes"], *status["skippedNodes"], *status["failedNodes"]):
-        if node not in seen:
-            seen.add(node)
-            bar.update(1)
+def _skipped_by_failure(client: Any, instance_id: str, status: dict[str, Any]) -> set[str]:
+    """The nodes of a failed instance that its failure skipped. (A running instance's skipped nodes
+    were all skipped by their `when`: a failure ends its instance at once.)"""
+    if not status["skippedNodes"]:
+        return set()
+    nodes = client.call("GET", f"/api/v1/instances/{instance_id}/nodes")["nodes"]
+    return {n["nodeId"] for n in nodes if n.get("skipReason") in SKIPPED_BY_FAILURE}
+
+
+def finished_count(status: dict[str, Any], skipped_by_failure: set[str]) -> int:
+    """How many nodes reached an outcome of their own: the rule of the status's `progress`."""
+    skipped = [n for n in status["skippedNodes"] if n not in skipped_by_failure]
+    return len(status["completedNodes"]) + len(status["failedNodes"]) + len(skipped)
+
+
+def _draw(bar: Any, status: dict[str, Any], skipped_by_failure: set[str]) -> None:
+    """Move the bar to the number of finished nodes, naming what runs now."""
+    done = finished_count(status, skipped_by_failure)
+    if done != bar.n:
+        bar.update(done - bar.n)
     running = ",".join(status["currentNodes"])
     bar.set_postfix_str(f"{status['status']}{' ' + running[:40] if running else ''}", refresh=True)

@@ -1,4 +1,5 @@
-"""The `orchestrator` client commands, run as processes against the live API and a real worker."""
+"""The `orchestrator` client commands, run as processes against the live API and a real worker; and
+what every command says about its settings and its failures."""
 
 from __future__ import annotations
 
@@ -7,23 +8,50 @@ import os
 import subprocess
 import sys
 
-from tests.api.helpers import GREETING, chain, define
-from tests.support.services import ROOT
+import pytest
+from sqlalchemy.engine import make_url
+
+from orchestrator.cli import build_parser
+from orchestrator.command_help import COMMAND_SETTINGS
+from tests.acceptance.helpers import effects
+from tests.api.helpers import GREETING, chain, create, define
+from tests.support import gates
+from tests.support.fixtures import MYSQL_URL
+from tests.support.gates import open_gate
+from tests.support.services import ROOT, free_port, wait_for
+
+assert gates.EXECUTOR  # registered here too: the API checks the executors a definition names
+CLI = [sys.executable, "-m", "orchestrator.cli"]
+
+
+def cli_env(api_url: str | None = None, token: str | None = None, **settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
+    if api_url:
+        env["ORCH_API_URL"] = api_url
+    if token:
+        env["ORCH_API_TOKEN"] = token
+    return {**env, **settings}
 
 
 def orchestrator(live_api, *argv: str, token: str | None = None, timeout: float = 60):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
-    env["ORCH_API_URL"] = live_api.url
-    if token:
-        env["ORCH_API_TOKEN"] = token
     return subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", *argv],
-        env=env,
+        [*CLI, *argv],
+        env=cli_env(live_api.url, token),
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> str:
+    """The command failed with exactly one line on stderr, no traceback, and that line says `needles`."""
+    assert result.returncode != 0, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
 
 
 def test_submit_watch_exits_0_when_the_workflow_completes_and_1_when_it_fails(live_api, processes, tmp_path):
@@ -33,7 +61,7 @@ def test_submit_watch_exits_0_when_the_workflow_completes_and_1_when_it_fails(li
     pushed = orchestrator(live_api, "definitions", "push", str(definition))
     assert pushed.returncode == 0, pushed.stderr
     assert "three 1.0.0 stored" in pushed.stdout
-    failing = chain("breaks", 2)
+    failing = chain("breaks", 4)  # n1 completes, n2 fails for good, n3 and n4 can no longer run
     failing["nodes"][1]["executor"] = "tests.fatal"
     define(live_api, failing)
 
@@ -48,13 +76,88 @@ def test_submit_watch_exits_0_when_the_workflow_completes_and_1_when_it_fails(li
     assert failed.returncode == 1, failed.stdout + failed.stderr
     lines = failed.stdout.splitlines()
     assert len(lines) == 4 and all(line.endswith("failed: planned fatal failure") for line in lines[2:])
+    # the bars count what `progress` counts: n1 and n2 finished; the skipped n3 and n4 never ran
+    assert "2/4" in failed.stderr and "4/4" not in failed.stderr, failed.stderr
 
     status = orchestrator(live_api, "status", instance_id)
-    assert status.returncode == 0 and json.loads(status.stdout)["status"] == "completed"
+    assert status.returncode == 0, status.stderr
+    assert "workflow  three 1.0.0" in status.stdout and "status    completed" in status.stdout
+    assert "progress  100% of 3 nodes (3 completed)" in status.stdout
+    raw = orchestrator(live_api, "status", instance_id, "--json")
+    assert raw.returncode == 0 and json.loads(raw.stdout)["status"] == "completed"
     logs = orchestrator(live_api, "logs", instance_id)
     assert logs.returncode == 0 and "[n3] node completed" in logs.stdout
     followed = orchestrator(live_api, "logs", instance_id, "--follow")
     assert followed.returncode == 0 and followed.stdout == logs.stdout
+
+    broken = orchestrator(live_api, "status", lines[0])
+    assert broken.returncode == 1, broken.stdout + broken.stderr
+    for line in (
+        "status    failed",
+        "progress  50% of 4 nodes (1 completed, 1 failed, 2 skipped)",
+        "failed    n2",
+        "skipped   n3, n4",
+        "error     NODE_FAILED (node n2): planned fatal failure",
+    ):
+        assert line in broken.stdout.splitlines(), broken.stdout
+    broken_raw = orchestrator(live_api, "status", lines[0], "--json")
+    assert broken_raw.returncode == 1 and json.loads(broken_raw.stdout)["failedNodes"] == ["n2"]
+
+
+def test_cancelled_exits_3_from_status_and_watch_and_running_exits_0(db, live_api, processes, tmp_path):
+    processes.worker("w1", ORCH_EXECUTOR_MODULES=gates.MODULES)
+    gate = tmp_path / "gate"
+    held = {
+        "name": "held",
+        "version": "1.0.0",
+        "nodes": [
+            {"id": "n1", "type": "task", "executor": gates.EXECUTOR, "config": {"gate": str(gate)}},
+            {"id": "n2", "type": "task", "executor": "noop", "dependsOn": ["n1"]},
+        ],
+    }
+    define(live_api, held)
+    watcher = subprocess.Popen(
+        [*CLI, "submit", "held", "--watch"],
+        env=cli_env(live_api.url),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert watcher.stdout is not None
+        instance_id = watcher.stdout.readline().strip()  # submit prints the id before it watches
+        assert instance_id, watcher.communicate(timeout=30)
+        wait_for(lambda: effects(db, instance_id, "entered"), 30, "n1 to enter its gate")
+
+        running = orchestrator(live_api, "status", instance_id)
+        assert running.returncode == 0, running.stdout + running.stderr  # nothing went wrong so far
+        assert "status    running" in running.stdout and "running   n1" in running.stdout
+
+        cancelled = live_api.post(f"/api/v1/instances/{instance_id}/cancel", {"reason": "changed my mind"})
+        assert cancelled.status_code == 200, cancelled.text
+        out, err = watcher.communicate(timeout=60)
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.communicate()
+        open_gate(gate)  # let the worker's slot go
+    assert watcher.returncode == 3, out + err
+    assert out.splitlines()[-1] == f"{instance_id} cancelled: changed my mind"
+
+    status = orchestrator(live_api, "status", instance_id)
+    assert status.returncode == 3, status.stdout + status.stderr
+    assert "error     CANCELLED: changed my mind" in status.stdout.splitlines()
+    assert orchestrator(live_api, "status", instance_id, "--json").returncode == 3
+
+
+def test_status_of_an_instance_cancelled_before_it_started_exits_3(live_api):
+    define(live_api, GREETING)
+    instance = create(live_api, {"workflow": "greeting", "input": {"email": "a@b.c"}, "start": False})
+    assert live_api.post(f"/api/v1/instances/{instance['id']}/cancel").status_code == 200
+    status = orchestrator(live_api, "status", instance["id"])
+    assert status.returncode == 3, status.stdout + status.stderr
+    assert "status    cancelled" in status.stdout and "workflow  greeting 1.0.0" in status.stdout
 
 
 def test_errors_print_the_api_error_and_exit_2(live_api, tmp_path):
@@ -73,3 +176,87 @@ def test_errors_print_the_api_error_and_exit_2(live_api, tmp_path):
     live_api.close()  # nobody answers any more
     gone = orchestrator(live_api, "status", "x")
     assert gone.returncode == 2 and "UNREACHABLE" in gone.stderr
+
+
+@pytest.mark.parametrize("argv", [["status", "x"], ["submit", "w", "--watch"], ["logs", "x", "--follow"]])
+def test_a_client_command_with_no_api_listening_says_so_in_one_line(argv):
+    url = f"http://user:hidden-pw@127.0.0.1:{free_port()}"  # a port nobody listens on
+    result = subprocess.run(
+        [*CLI, *argv], env=cli_env(url), cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    line = assert_one_line_error(result, "no answer from http://user:***@127.0.0.1:", "Connection refused")
+    assert "ORCH_API_URL" in line and "hidden-pw" not in result.stderr
+    assert "HTTPConnectionPool" not in line  # the cause, not the chain of wrappers around it
+
+
+def _wrong_user_url() -> str:
+    url = make_url(MYSQL_URL).set(username="orch_no_such_user", password="pw-never-shown")
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["worker", "-l", "info"]])
+def test_a_database_that_refuses_the_user_is_one_line_naming_it_without_the_password(command, tmp_path):
+    result = subprocess.run(
+        [*CLI, *command],
+        env=cli_env(ORCH_DATABASE_URL=_wrong_user_url(), ORCH_BROKER_URL="redis://127.0.0.1:1/0"),
+        cwd=tmp_path,  # nothing of the checkout's var/ is touched
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    line = assert_one_line_error(result, "orch_no_such_user", "Access denied", "ORCH_DATABASE_URL")
+    assert "orch_no_such_user:***@" in line
+    assert "pw-never-shown" not in result.stdout + result.stderr
+
+
+def test_a_database_that_is_not_listening_is_one_line_too(tmp_path):
+    url = make_url(MYSQL_URL).set(port=free_port()).render_as_string(hide_password=False)
+    result = subprocess.run(
+        [*CLI, "db", "upgrade"],
+        env=cli_env(ORCH_DATABASE_URL=url),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert_one_line_error(result, "cannot connect to the database", "Connection refused")
+
+
+def _help_of(command: str) -> str:
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    return sub.choices[command].format_help()  # type: ignore[attr-defined, no-any-return]
+
+
+@pytest.mark.parametrize("command", ["submit", "status", "logs", "definitions"])
+def test_the_help_of_every_client_command_names_the_api_settings(command):
+    text = _help_of(command)
+    assert "ORCH_API_URL" in text and "ORCH_API_TOKEN" in text and "http://127.0.0.1:8080" in text
+
+
+def test_the_help_of_status_and_submit_documents_the_exit_codes():
+    for command in ("status", "submit"):
+        text = " ".join(_help_of(command).split())
+        assert "0 completed" in text and "1 failed" in text and "3 cancelled" in text
+
+
+@pytest.mark.parametrize("command", ["dev", "api", "db"])
+def test_the_help_of_every_server_command_names_the_settings_it_reads(command):
+    text = _help_of(command)
+    for name in COMMAND_SETTINGS[command]:
+        assert name in text, (name, text)
+    assert "ORCH_DATABASE_URL" in text or command == "dev"
+
+
+@pytest.mark.parametrize("command", ["worker", "beat"])
+def test_worker_and_beat_help_shows_celerys_options_and_our_settings(command):
+    result = subprocess.run(
+        [*CLI, command, "--help"], env=cli_env(), cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--loglevel" in result.stdout  # Celery's own options
+    for name in COMMAND_SETTINGS[command]:
+        assert name in result.stdout, name
+    assert "ORCH_BROKER_URL" in result.stdout
