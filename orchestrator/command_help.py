@@ -24,8 +24,8 @@ SETTINGS: dict[str, str] = {
     "ORCH_EXECUTOR_MODULES": "comma-separated modules whose @executor functions are loaded",
     "ORCH_API_TOKENS": "comma-separated bearer tokens required on /api/ (default: none, the API is open)",
     "ORCH_API_WORKERS": "default of --workers (2)",
-    "ORCH_API_THREADS": "default of --threads (8)",
     "ORCH_MAX_BODY_BYTES": f"larger request bodies get 413 (default {_DEFAULTS.max_body_bytes})",
+    "ORCH_MAX_STREAMS": f"event streams per API process; more get 503 (default {_DEFAULTS.max_streams})",
     "ORCH_HEARTBEAT_INTERVAL": f"seconds between heartbeats (default {_DEFAULTS.heartbeat_interval:g})",
     "ORCH_HEARTBEAT_TIMEOUT": (
         "a node or worker silent this many seconds is presumed lost "
@@ -71,8 +71,8 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
         *_SERVER_COMMON,
         "ORCH_API_TOKENS",
         "ORCH_API_WORKERS",
-        "ORCH_API_THREADS",
         "ORCH_MAX_BODY_BYTES",
+        "ORCH_MAX_STREAMS",
         "ORCH_HEARTBEAT_TIMEOUT",
         "ORCH_DB_POOL_SIZE",
         "ORCH_LOG_FORMAT",
