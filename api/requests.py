@@ -3,6 +3,10 @@
 A body is read once, within `MAX_CONTENT_LENGTH` also when it is sent chunked, and parsed as strict
 JSON: no `NaN`/`Infinity`, no lone surrogates, at most `MAX_JSON_DEPTH` levels deep. Anything the
 store could not hold is refused here, as a 400 or 422, never found later as a 500.
+
+A state-changing request that carries a body must declare it `application/json` (415 otherwise): a
+web page can make a browser send a cross-site `text/plain` or form POST without asking, but not one
+declared as JSON, so the API cannot be driven from another site even when it runs without tokens.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import re
 from typing import Any
 
 from flask import Flask, current_app, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 
 from api.errors import BadRequest
 from orchestrator.definitions import MAX_DURATION_MS
@@ -28,10 +32,12 @@ _READ_CHUNK = 64 * 1024
 # Tag keys end up in JSON path expressions (`$."key"`) when instances are filtered by tag.
 TAG_KEY = re.compile(r"[A-Za-z0-9_./-]{1,128}", re.ASCII)
 _QUEUE = re.compile(r"[A-Za-z0-9_.-]{1,64}", re.ASCII)
+_STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def init_app(app: Flask) -> None:
     app.before_request(_refuse_declared_oversize)
+    app.before_request(_refuse_other_media_types)
 
 
 def _refuse_declared_oversize() -> None:
@@ -39,6 +45,29 @@ def _refuse_declared_oversize() -> None:
     limit = current_app.config.get("MAX_CONTENT_LENGTH")
     if limit is not None and (request.content_length or 0) > limit:
         raise RequestEntityTooLarge(f"the request body is over the limit of {limit} bytes")
+
+
+def _refuse_other_media_types() -> None:
+    """415 for a state-changing `/api/` request whose body is not declared `application/json`.
+
+    A request with no body at all needs no Content-Type (a lifecycle action's body is optional; where
+    one is required the view answers 400). Any declared type other than JSON is refused even with an
+    empty body: that is what an HTML form sends. Unknown paths and methods keep their 404 and 405.
+    """
+    if request.method not in _STATE_CHANGING or request.url_rule is None:
+        return
+    if not request.path.startswith("/api/"):
+        return
+    declared = request.headers.get("Content-Type")
+    if declared is None:
+        if request.content_length or request.headers.get("Transfer-Encoding"):
+            raise UnsupportedMediaType("a request body must be sent as Content-Type: application/json")
+        return
+    charset = request.mimetype_params.get("charset", "utf-8").lower()
+    if request.mimetype != "application/json" or charset not in ("utf-8", "utf8"):
+        raise UnsupportedMediaType(
+            f"the request body must be Content-Type: application/json (UTF-8), not {declared[:100]!r}"
+        )
 
 
 def _read_body() -> bytes:

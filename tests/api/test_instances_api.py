@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from orchestrator.models import InstanceRow
-from tests.api.helpers import GREETING, assert_error, chain, create, define
+from tests.api.helpers import GREETING, JSON, assert_error, chain, create, define
 
 
 def test_create_returns_201_with_the_instance_and_it_can_be_read(live_api):
@@ -79,7 +79,7 @@ def test_deeply_nested_bodies_are_refused_before_the_store(live_api):
     body = {"workflow": "greeting", "input": {"email": "x", "deep": deep}}
     assert_error(live_api.post("/api/v1/instances", body), 422, "VALIDATION_ERROR")
     very_deep = b"[" * 100_000 + b"]" * 100_000
-    response = live_api.http.post(live_api.url + "/api/v1/instances", data=very_deep)
+    response = live_api.http.post(live_api.url + "/api/v1/instances", data=very_deep, headers=JSON)
     assert response.status_code in (400, 422), response.text
 
 
@@ -92,10 +92,11 @@ def test_bodies_over_the_limit_are_413_with_or_without_content_length(live_api):
         for i in range(0, len(big), 65536):
             yield big[i : i + 65536]
 
-    chunked = live_api.http.post(live_api.url + "/api/v1/instances", data=chunks())
+    chunked = live_api.http.post(live_api.url + "/api/v1/instances", data=chunks(), headers=JSON)
     assert_error(chunked, 413, "PAYLOAD_TOO_LARGE")
     small = b'{"workflow": "nope"}'
-    assert live_api.http.post(live_api.url + "/api/v1/instances", data=iter([small])).status_code == 404
+    sent = live_api.http.post(live_api.url + "/api/v1/instances", data=iter([small]), headers=JSON)
+    assert sent.status_code == 404
 
 
 def test_unknown_routes_are_404_and_wrong_methods_405_in_json(live_api):

@@ -3,7 +3,7 @@ the state does not allow it, 404 for an unknown instance, 422 for a bad body."""
 
 from __future__ import annotations
 
-from tests.api.helpers import assert_error, chain, create, define
+from tests.api.helpers import JSON, assert_error, chain, create, define
 
 SLOW = chain("slow-chain", 3, executor="sleep", seconds=0.4)
 
@@ -74,7 +74,7 @@ def test_retry_reruns_a_failed_instance_and_checks_from_node(live_api, processes
 def test_unknown_instances_are_404_for_every_action(live_api):
     for action in ("start", "pause", "resume", "cancel", "retry"):
         assert_error(_action(live_api, "no-such-instance", action), 404, "NOT_FOUND")
-    malformed = live_api.http.post(live_api.url + "/api/v1/instances/x/retry", data=b"{oops")
+    malformed = live_api.http.post(live_api.url + "/api/v1/instances/x/retry", data=b"{oops", headers=JSON)
     assert_error(malformed, 400, "BAD_REQUEST")
 
 
