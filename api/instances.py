@@ -10,7 +10,7 @@ from flask import Blueprint, Response, jsonify
 from api import query
 from api.context import engine
 from api.errors import error_body, status_of
-from api.requests import instance_request, json_object
+from api.requests import instance_request, json_object, names_as_sent, rename_as_sent
 from orchestrator import instances, logs, queries, views
 from orchestrator.errors import OrchestratorError, Problem, ValidationError
 from orchestrator.states import InstanceStatus
@@ -25,7 +25,11 @@ MAX_BATCH = 100
 def _create(body: Any) -> tuple[dict[str, Any], int]:
     """Create (or find, by externalId) one instance and enqueue `schedule`: (summary, 201 or 200)."""
     request = instance_request(body)
-    created = instances.create_instance(engine(), request)
+    try:
+        created = instances.create_instance(engine(), request)
+    except OrchestratorError as exc:  # name fields as the client did: `inputData.email`, `workflowName`
+        exc.problems = rename_as_sent(exc.problems, names_as_sent(body))
+        raise
     # A repeat of a request whose first try died between its commit and its enqueue finds the
     # instance still pending: enqueue again, `schedule` is idempotent.
     if request.start and (created.created or created.status == InstanceStatus.PENDING.value):

@@ -141,6 +141,10 @@ def json_body(required: bool = True) -> Any:
         if required:
             raise _malformed("a JSON body is required")
         return None
+    return _parse(raw)
+
+
+def _parse(raw: bytes) -> Any:
     try:
         data = json.loads(raw, parse_float=_finite_float, parse_constant=_no_constant)
     except RecursionError:
@@ -191,8 +195,7 @@ def _type_problem(field: str, expected: str) -> Problem:
 # JSON field -> (accepted type, how to name it in an error)
 _TYPES: dict[str, tuple[type, str]] = {
     "workflow": (str, "a non-empty string"),
-    "workflowName": (str, "a non-empty string"),
-    "version": (str, "a string"),
+    "version": (str, "a non-empty string"),
     "input": (dict, "an object"),
     "priority": (str, "a string"),
     "externalId": (str, "a string"),
@@ -205,9 +208,32 @@ _TYPES: dict[str, tuple[type, str]] = {
     "queue": (str, "a string"),
     "start": (bool, "a boolean"),
 }
+# The seed's names for three of them (SPEC section 2c): one field under either name, never both.
+ALIASES = {"workflowName": "workflow", "workflowVersion": "version", "inputData": "input"}
+_TYPES.update({alias: _TYPES[field] for alias, field in ALIASES.items()})
+
+
+def names_as_sent(body: Any) -> dict[str, str]:
+    """field -> the alias `body` gives it under (only aliases given a value: null means absent)."""
+    if not isinstance(body, dict):
+        return {}
+    return {field: alias for alias, field in ALIASES.items() if body.get(alias) is not None}
+
+
+def rename_as_sent(problems: list[Problem], sent: dict[str, str]) -> list[Problem]:
+    """`problems` with each field named as the client sent it (`inputData.email`, not `input.email`)."""
+    renamed = []
+    for problem in problems:
+        name = problem.field
+        for field, alias in sent.items():
+            if name == field or name.startswith((f"{field}.", f"{field}[")):
+                name = alias + name[len(field) :]
+        renamed.append(Problem(name, problem.message, problem.code))
+    return renamed
 
 
 def _typed_fields(body: dict[str, Any], prefix: str, problems: list[Problem]) -> dict[str, Any]:
+    """The values of known fields that have the right type, under their own names (aliases resolved)."""
     values: dict[str, Any] = {}
     for key, value in body.items():
         if key not in _TYPES:
@@ -217,7 +243,11 @@ def _typed_fields(body: dict[str, Any], prefix: str, problems: list[Problem]) ->
             if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
                 problems.append(_type_problem(f"{prefix}{key}", expected))
             else:
-                values[key] = value
+                values[ALIASES.get(key, key)] = value
+    for alias, field in ALIASES.items():
+        if body.get(alias) is not None and body.get(field) is not None:
+            message = f"is given twice, as {field!r} and as {alias!r}: send one of them"
+            problems.append(Problem(f"{prefix}{field}", message, "VALIDATION_ERROR"))
     return values
 
 
@@ -254,21 +284,27 @@ def _constraints(v: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def instance_request(body: Any, prefix: str = "") -> InstanceRequest:
-    """Validate a create-instance body; raises ValidationError listing every problem."""
+    """Validate a create-instance body; raises ValidationError listing every problem.
+
+    Each problem names the field as the body gave it: `workflowName` when that is the name used.
+    """
     if not isinstance(body, dict):
         raise ValidationError("invalid instance request", [_type_problem(prefix or "body", "an object")])
     problems: list[Problem] = []
     v = _typed_fields(body, prefix, problems)
-    workflow = v.get("workflow", v.get("workflowName"))
-    if not workflow and not any(p.field in (f"{prefix}workflow", f"{prefix}workflowName") for p in problems):
-        problems.append(Problem(f"{prefix}workflow", "is required", "REQUIRED_FIELD"))
-    problems += [
-        Problem(f"{prefix}{field}", message, "VALIDATION_ERROR") for field, message in _constraints(v)
-    ]
+    later: list[Problem] = []  # about values of the right type: named below as the body names them
+    typed_wrong = {p.field for p in problems}
+    if not v.get("workflow") and not typed_wrong & {f"{prefix}workflow", f"{prefix}workflowName"}:
+        later.append(Problem("workflow", "is required", "REQUIRED_FIELD"))
+    if v.get("version") == "":  # "" is no version; leave it out (or say `latest`) for the highest
+        later.append(Problem("version", "must not be empty", "VALIDATION_ERROR"))
+    later += [Problem(field, message, "VALIDATION_ERROR") for field, message in _constraints(v)]
+    for problem in rename_as_sent(later, names_as_sent(body)):
+        problems.append(Problem(f"{prefix}{problem.field}", problem.message, problem.code))
     if problems:
         raise ValidationError("invalid instance request", problems)
     return InstanceRequest(
-        workflow=str(workflow),
+        workflow=str(v["workflow"]),
         version=v.get("version"),
         input=v.get("input", {}),
         priority=v.get("priority", "normal"),

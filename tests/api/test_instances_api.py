@@ -61,6 +61,8 @@ def test_create_errors_name_their_fields(live_api):
     assert {"priority", "tags.a b", "x"} <= fields, error
     assert_error(live_api.post("/api/v1/instances", {"workflow": "greeting", "timeout": 10**30}), 422)
     assert_error(live_api.post("/api/v1/instances", {"input": {}}), 422)
+    error = assert_error(live_api.post("/api/v1/instances", {"workflow": "greeting", "version": ""}), 422)
+    assert [d["field"] for d in error["details"]] == ["version"], error  # not "" taken for `latest`
     assert_error(live_api.post("/api/v1/instances", ["greeting"]), 422)
 
 
