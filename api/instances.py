@@ -6,6 +6,8 @@ import logging
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
+from flask.blueprints import BlueprintSetupState
+from werkzeug.routing import BaseConverter
 
 from api import query
 from api.context import engine
@@ -20,6 +22,18 @@ log = logging.getLogger(__name__)
 bp = Blueprint("instances", __name__, url_prefix="/api/v1/instances")
 
 MAX_BATCH = 100
+
+
+class InstanceIdConverter(BaseConverter):
+    """A path segment that can be an instance id: not `batch`, so `GET /instances/batch` is a 405 with
+    `Allow: POST` (what the path does), not a lookup of an instance named "batch"."""
+
+    regex = "(?!batch$)[^/]+"
+
+
+@bp.record_once
+def _register_converter(state: BlueprintSetupState) -> None:
+    state.app.url_map.converters["instance_id"] = InstanceIdConverter
 
 
 def _create(body: Any) -> tuple[dict[str, Any], int]:
@@ -81,7 +95,7 @@ def list_all() -> Response:
     return jsonify({"instances": page.items, "nextCursor": next_cursor})
 
 
-@bp.get("/<instance_id>")
+@bp.get("/<instance_id:instance_id>")
 def one(instance_id: str) -> Response:
     return jsonify(views.instance(engine(), instance_id))
 

@@ -172,10 +172,11 @@ def optional_object(fields: dict[str, type]) -> dict[str, Any]:
 
     Raises ValidationError (422) for another type, an unknown field or a value of the wrong type.
     """
-    data = json_body(required=False)
-    if data is None:
+    raw = _read_body()
+    if not raw.strip():
         return {}
-    if not isinstance(data, dict):
+    data = _parse(raw)
+    if not isinstance(data, dict):  # `null` too: it is a body, and not an object
         raise _not_an_object()
     problems = []
     for key, value in data.items():

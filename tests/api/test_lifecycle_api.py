@@ -95,3 +95,20 @@ def test_workers_lists_the_live_worker(live_api, processes):
     assert [w["id"] for w in workers] == ["w1"]
     assert workers[0]["alive"] is True and workers[0]["status"] == "active"
     assert {"queues", "executors", "concurrency", "lastHeartbeat", "runningNodes"} <= set(workers[0])
+
+
+def test_action_bodies_take_only_their_fields_and_must_be_objects(live_api):
+    """As the OpenAPI document says: no body, or an object of the action's own fields (null = left out)."""
+    for action, field in (
+        ("start", None),
+        ("pause", None),
+        ("resume", None),
+        ("cancel", "reason"),
+        ("retry", "fromNode"),
+    ):
+        path = live_api.url + f"/api/v1/instances/x/{action}"
+        for body in (b"null", b"[]", b'"x"', b'{"extra": 1}'):
+            assert_error(live_api.http.post(path, data=body, headers=JSON), 422, "VALIDATION_ERROR")
+        assert_error(live_api.http.post(path, data=b"{}", headers=JSON), 404, "NOT_FOUND")
+        if field:
+            assert_error(live_api.post(f"/api/v1/instances/x/{action}", {field: None}), 404, "NOT_FOUND")
