@@ -1,8 +1,9 @@
 """`/api/v1/openapi.json`: the OpenAPI 3.1 document of every path, kept here by hand beside the code.
 
 `tests/api/test_openapi.py` checks that it is a valid document and that every route of the app is in
-it, so a new route without its entry fails the tests, and that its patterns and bounds are the
-server's. A field that is optional also takes `null`, which means the same as leaving it out.
+it, so a new route without its entry fails the tests; `tests/api/test_schemathesis.py` checks that the
+server accepts what it describes and refuses what it does not (known exceptions in docs/api.md).
+A field that is optional also takes `null`, which means the same as leaving it out.
 """
 
 from __future__ import annotations
