@@ -6,11 +6,13 @@ import logging
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
+from flask.blueprints import BlueprintSetupState
+from werkzeug.routing import BaseConverter
 
 from api import query
 from api.context import engine, settings
 from api.errors import error_body, status_of
-from api.requests import instance_request, json_object
+from api.requests import instance_request, json_object, names_as_sent, rename_as_sent
 from orchestrator import egress, instances, logs, queries, views
 from orchestrator.errors import OrchestratorError, Problem, ValidationError
 from orchestrator.states import InstanceStatus
@@ -22,11 +24,27 @@ bp = Blueprint("instances", __name__, url_prefix="/api/v1/instances")
 MAX_BATCH = 100
 
 
+class InstanceIdConverter(BaseConverter):
+    """A path segment that can be an instance id: not `batch`, so `GET /instances/batch` is a 405 with
+    `Allow: POST` (what the path does), not a lookup of an instance named "batch"."""
+
+    regex = "(?!batch$)[^/]+"
+
+
+@bp.record_once
+def _register_converter(state: BlueprintSetupState) -> None:
+    state.app.url_map.converters["instance_id"] = InstanceIdConverter
+
+
 def _create(body: Any) -> tuple[dict[str, Any], int]:
     """Create (or find, by externalId) one instance and enqueue `schedule`: (summary, 201 or 200)."""
     request = instance_request(body)
     _check_callback_url(request.callback_url)
-    created = instances.create_instance(engine(), request)
+    try:
+        created = instances.create_instance(engine(), request)
+    except OrchestratorError as exc:  # name fields as the client did: `inputData.email`, `workflowName`
+        exc.problems = rename_as_sent(exc.problems, names_as_sent(body))
+        raise
     # A repeat of a request whose first try died between its commit and its enqueue finds the
     # instance still pending: enqueue again, `schedule` is idempotent.
     if request.start and (created.created or created.status == InstanceStatus.PENDING.value):
@@ -86,7 +104,7 @@ def list_all() -> Response:
     return jsonify({"instances": page.items, "nextCursor": next_cursor})
 
 
-@bp.get("/<instance_id>")
+@bp.get("/<instance_id:instance_id>")
 def one(instance_id: str) -> Response:
     return jsonify(views.instance(engine(), instance_id))
 

@@ -1,7 +1,9 @@
 """`/api/v1/openapi.json`: the OpenAPI 3.1 document of every path, kept here by hand beside the code.
 
 `tests/api/test_openapi.py` checks that it is a valid document and that every route of the app is in
-it, so a new route without its entry fails the tests.
+it, so a new route without its entry fails the tests; `tests/api/test_schemathesis.py` checks that the
+server accepts what it describes and refuses what it does not (known exceptions in docs/api.md).
+A field that is optional also takes `null`, which means the same as leaving it out.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from flask import Blueprint, Response, jsonify
 
 from api.instances import MAX_BATCH
 from api.query import DEFAULT_INSTANCE_PAGE, DEFAULT_LOG_PAGE, MAX_INSTANCE_PAGE, MAX_LOG_PAGE
-from api.requests import MAX_TIMEOUT_MS
+from api.requests import ALIASES, MAX_TIMEOUT_MS
+from orchestrator.definitions import MAX_DURATION_MS
 from orchestrator.instances import PRIORITIES
 from orchestrator.logs import LEVELS
 from orchestrator.states import InstanceStatus, NodeStatus
@@ -30,17 +33,30 @@ def _nullable(schema: Schema) -> Schema:
     return {"anyOf": [schema, {"type": "null"}]}
 
 
+def _optional(schema: Schema) -> Schema:
+    """`schema`, or null: an optional request field given as null counts as left out."""
+    if "enum" in schema:
+        return {**schema, "enum": [*schema["enum"], None]}
+    return {**schema, "type": [schema["type"], "null"]}
+
+
+def _given(field: str) -> Schema:
+    """Matches a body that gives `field` a value (not null)."""
+    return {"required": [field], "properties": {field: {"not": {"type": "null"}}}}
+
+
 def _json(schema: Schema, description: str) -> Schema:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 _ERRORS = {
-    "400": "malformed JSON body",
+    "400": "malformed JSON body, or none where one is required",
     "401": "missing or wrong bearer token (when ORCH_API_TOKENS is set)",
     "404": "no such resource",
     "405": "method not allowed on this path",
     "409": "conflict with the current state",
     "413": "body over ORCH_MAX_BODY_BYTES",
+    "415": "a body not sent as Content-Type: application/json (UTF-8)",
     "422": "the request is well-formed but invalid",
 }
 
@@ -57,16 +73,57 @@ def _body(schema: Schema, required: bool = True) -> Schema:
     return {"required": required, "content": {"application/json": {"schema": schema}}}
 
 
-def _query(name: str, schema: Schema, description: str) -> Schema:
-    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+def _action_body(properties: dict[str, Schema]) -> Schema:
+    """A lifecycle action's optional body: an object with only these fields (none: `{}`)."""
+    return {"type": "object", "additionalProperties": False, "properties": properties}
 
+
+def _query(name: str, schema: Schema, description: str) -> Schema:
+    """An optional query parameter; given empty (`?limit=`) it counts as left out."""
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "allowEmptyValue": True,
+        "schema": schema,
+        "description": description,
+    }
+
+
+def _list_query(name: str, item: Schema, description: str) -> Schema:
+    """A repeatable query parameter (`?tag=a:1&tag=b:2`)."""
+    schema = {"type": "array", "items": item}
+    return {**_query(name, schema, description), "style": "form", "explode": True}
+
+
+# The server's own rules (orchestrator/definitions.py, orchestrator/semver.py, api/requests.py), in the
+# ECMA-262 dialect JSON Schema uses; tests/api/test_openapi.py checks that both agree.
+NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+_SEMVER_NUMBER = "(?:0|[1-9][0-9]*)"
+_SEMVER_PRE_ID = "(?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)"
+VERSION_PATTERN = (
+    f"^{_SEMVER_NUMBER}(?:\\.{_SEMVER_NUMBER}(?:\\.{_SEMVER_NUMBER})?)?"
+    f"(?:-{_SEMVER_PRE_ID}(?:\\.{_SEMVER_PRE_ID})*)?"
+    "(?:\\+[0-9A-Za-z-]+(?:\\.[0-9A-Za-z-]+)*)?$"
+)
+TAG_KEY_PATTERN = "^[A-Za-z0-9_./-]{1,128}$"
+QUEUE_PATTERN = "^[A-Za-z0-9_.-]{1,64}$"
+# `key:value`, or empty (no filter); the value may hold any character, colons too
+TAG_FILTER_PATTERN = "^(?:[A-Za-z0-9_./-]{1,128}:[\\s\\S]{0,1024})?$"
+_STATUS_NAMES = "|".join(s.value for s in InstanceStatus)
+# one or more statuses, comma-separated, blanks around them ignored; empty is no filter
+STATUS_FILTER_PATTERN = f"^\\s*(?:(?:{_STATUS_NAMES})?\\s*,\\s*)*(?:{_STATUS_NAMES})?\\s*$"
+_MAX_ID = 2**63 - 1  # ids are BIGINT
 
 _STR = {"type": "string"}
 _TIME = {"type": "string", "format": "date-time"}
+_TEXT = {"type": "string", "maxLength": 255}  # a name or id to filter by: no stored one is longer
+_ID = {"type": "integer", "minimum": 0, "maximum": _MAX_ID}
 _ANY: Schema = {}
 _INSTANCE_ID = {"name": "instance_id", "in": "path", "required": True, "schema": _STR}
 _STATUS_OK = {"200": _json(_ref("Status"), "the instance's new status object")}
-_ACTION_ERRORS = ("400", "404", "409", "413", "422")
+_ACTION_ERRORS = ("400", "404", "409", "413", "415", "422")
+_CREATE_ERRORS = ("400", "413", "415", "422")
 
 SCHEMAS: dict[str, Schema] = {
     "Problem": {
@@ -82,15 +139,42 @@ SCHEMAS: dict[str, Schema] = {
     "Error": {"type": "object", "required": ["error"], "properties": {"error": _ref("ErrorBody")}},
     "Definition": {
         "type": "object",
-        "description": "a workflow definition in the seed's JSON shape (unknown keys are kept)",
+        "description": "a workflow definition in the seed's JSON shape (unknown keys are kept). The rules "
+        "of `nodes` and `inputs` that cross fields (executors that exist, `dependsOn` and templates that "
+        "name nodes of this definition, no cycles, input specs and defaults) are checked by the server "
+        "and answered with 422 naming each field; see docs/api.md",
         "required": ["name", "nodes"],
         "properties": {
-            "name": _STR,
-            "version": _STR,
-            "description": _STR,
-            "timeout": {"type": "integer", "minimum": 1, "description": "milliseconds"},
-            "inputs": {"type": "object", "additionalProperties": {"type": "object"}},
-            "nodes": {"type": "array", "items": {"type": "object"}, "minItems": 1},
+            "name": {"type": "string", "pattern": NAME_PATTERN},
+            "version": _optional(
+                {
+                    "type": "string",
+                    "pattern": VERSION_PATTERN,
+                    "maxLength": 64,
+                    "description": "a semantic version (`1`, `1.2`, `1.2.3-rc.1+build`); default 1.0.0",
+                }
+            ),
+            "description": _optional({"type": "string", "maxLength": 16_000}),
+            "timeout": _optional(
+                {"type": "integer", "minimum": 1, "maximum": MAX_DURATION_MS, "description": "milliseconds"}
+            ),
+            "inputs": _optional(
+                {
+                    "type": "object",
+                    "description": "input name -> spec (`type`, `required`, `default`, `enum`, `pattern`, "
+                    "`min`, `max`, `minLength`, `maxLength`, `description`)",
+                    "additionalProperties": {"type": "object"},
+                }
+            ),
+            "nodes": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "description": "`id`, `type` (task or subworkflow), `executor`, `dependsOn`, `config`, "
+                    "`retries`, `retryDelay`, `timeout`, `queue`, `when`, `name`",
+                },
+            },
         },
     },
     "StoredDefinition": {
@@ -111,23 +195,56 @@ SCHEMAS: dict[str, Schema] = {
     },
     "InstanceRequest": {
         "type": "object",
+        "description": "`workflowName`, `workflowVersion` and `inputData` are the seed's names of "
+        "`workflow`, `version` and `input`: each field under either name, never under both (422)",
         "additionalProperties": False,
         "properties": {
-            "workflow": {"type": "string", "description": "workflow name (or `workflowName`)"},
-            "workflowName": _STR,
-            "version": {"type": "string", "description": "a version or `latest` (the default)"},
-            "input": {"type": "object"},
-            "priority": {"enum": list(PRIORITIES)},
-            "externalId": {"type": "string", "minLength": 1, "maxLength": 255},
-            "tags": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 1024}},
-            "timeout": {"type": "integer", "minimum": 1, "maximum": MAX_TIMEOUT_MS},
-            "maxRetries": {"type": "integer", "minimum": 0, "maximum": 100},
-            "createdBy": {"type": "string", "maxLength": 255},
-            "parentInstanceId": _STR,
-            "callbackUrl": {"type": "string", "format": "uri", "maxLength": 2048},
-            "queue": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"},
-            "start": {"type": "boolean", "default": True},
+            **{
+                name: _optional({"type": "string", "minLength": 1, "description": "the workflow's name"})
+                for name in ("workflow", "workflowName")
+            },
+            **{
+                name: _optional(
+                    {"type": "string", "minLength": 1, "description": "a version or `latest` (the default)"}
+                )
+                for name in ("version", "workflowVersion")
+            },
+            **{name: _optional({"type": "object"}) for name in ("input", "inputData")},
+            "priority": _optional({"enum": list(PRIORITIES)}),
+            "externalId": _optional({"type": "string", "minLength": 1, "maxLength": 255}),
+            "tags": _optional(
+                {
+                    "type": "object",
+                    "propertyNames": {"pattern": TAG_KEY_PATTERN},
+                    "additionalProperties": {"type": "string", "maxLength": 1024},
+                }
+            ),
+            "timeout": _optional(
+                {"type": "integer", "minimum": 1, "maximum": MAX_TIMEOUT_MS, "description": "milliseconds"}
+            ),
+            "maxRetries": _optional({"type": "integer", "minimum": 0, "maximum": 100}),
+            "createdBy": _optional({"type": "string", "maxLength": 255}),
+            "parentInstanceId": _optional(_STR),
+            "callbackUrl": _optional({"type": "string", "pattern": "^https?://", "maxLength": 2048}),
+            "queue": _optional({"type": "string", "pattern": QUEUE_PATTERN}),
+            "start": _optional({"type": "boolean", "default": True}),
         },
+        "allOf": [
+            {"anyOf": [_given("workflow"), _given("workflowName")]},
+            *({"not": {"allOf": [_given(field), _given(alias)]}} for alias, field in ALIASES.items()),
+        ],
+        "examples": [
+            {
+                "workflowName": "user-onboarding",
+                "workflowVersion": "1.0.0",
+                "inputData": {
+                    "email": "ann@example.com",
+                    "name": "Ann",
+                    "department": "R&D",
+                    "permissions": ["read"],
+                },
+            }
+        ],
     },
     "InstanceSummary": {
         "type": "object",
@@ -183,7 +300,9 @@ SCHEMAS: dict[str, Schema] = {
         "properties": {
             "instances": {
                 "type": "array",
-                "items": _ref("InstanceRequest"),
+                "description": "InstanceRequest items; an item that is not a valid one gets its own error "
+                "result (so any JSON value is accepted as an item)",
+                "items": {},
                 "minItems": 1,
                 "maxItems": MAX_BATCH,
             }
@@ -269,6 +388,22 @@ SCHEMAS: dict[str, Schema] = {
             },
         },
     },
+    "ServerSentEvent": {
+        "type": "object",
+        "description": "one event of the stream (OpenAPI 3.1 reads the schema of an event stream per event): "
+        "`node` (a node's state), `log` (a log line, whose id is the event's id), `status` (the status "
+        "object), `end` (`{status}`, last); the stream's first field sets the reconnection delay",
+        "properties": {
+            "event": {"enum": ["node", "log", "status", "end"]},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": {"type": "object"},
+            },
+            "id": {"type": "string", "pattern": "^[0-9]+$"},
+            "retry": {"type": "integer", "minimum": 0},
+        },
+    },
     "Health": {
         "type": "object",
         "properties": {
@@ -292,10 +427,8 @@ PATHS: dict[str, Schema] = {
                 "201": _json(_ref("StoredDefinition"), "created"),
                 "200": _json(_ref("StoredDefinition"), "an identical definition exists"),
             },
-            "400",
             "409",
-            "413",
-            "422",
+            *_CREATE_ERRORS,
             requestBody=_body(_ref("Definition")),
         ),
         "get": _op(
@@ -335,10 +468,8 @@ PATHS: dict[str, Schema] = {
                 "201": _json(_ref("InstanceSummary"), "created"),
                 "200": _json(_ref("InstanceSummary"), "the instance with this externalId"),
             },
-            "400",
             "404",
-            "413",
-            "422",
+            *_CREATE_ERRORS,
             requestBody=_body(_ref("InstanceRequest")),
         ),
         "get": _op(
@@ -346,15 +477,19 @@ PATHS: dict[str, Schema] = {
             {"200": _json(_ref("InstanceList"), "one page")},
             "422",
             parameters=[
-                _query(
+                _list_query(
                     "status",
-                    _STR,
-                    "instance status; repeatable or comma-separated: "
+                    {"type": "string", "pattern": STATUS_FILTER_PATTERN},
+                    "instance status; repeatable or comma-separated, any of them: "
                     + ", ".join(s.value for s in InstanceStatus),
                 ),
-                _query("workflow", _STR, "workflow name"),
-                _query("tag", _STR, "`key:value`; repeatable, all must match"),
-                _query("externalId", _STR, "the idempotency key"),
+                _query("workflow", _TEXT, "workflow name"),
+                _list_query(
+                    "tag",
+                    {"type": "string", "pattern": TAG_FILTER_PATTERN},
+                    "`key:value`; repeatable, all must match",
+                ),
+                _query("externalId", _TEXT, "the idempotency key"),
                 _query(
                     "limit",
                     {
@@ -365,7 +500,11 @@ PATHS: dict[str, Schema] = {
                     },
                     "page size",
                 ),
-                _query("cursor", _STR, "`nextCursor` of the previous page"),
+                _query(
+                    "cursor",
+                    {"type": "string", "maxLength": 512},
+                    "`nextCursor` of the previous page, as it was (any other value is 422)",
+                ),
             ],
         ),
     },
@@ -381,15 +520,14 @@ PATHS: dict[str, Schema] = {
                     "one result per item, in request order",
                 )
             },
-            "400",
-            "413",
-            "422",
+            *_CREATE_ERRORS,
             requestBody=_body(_ref("BatchRequest")),
         )
     },
     "/api/v1/instances/{instance_id}": {
-        "parameters": [_INSTANCE_ID],
-        "get": _op("the instance", {"200": _json(_ref("Instance"), "the instance")}, "404"),
+        # `/instances/batch` is the batch create, which takes only POST
+        "parameters": [{**_INSTANCE_ID, "schema": {"type": "string", "not": {"const": "batch"}}}],
+        "get": _op("the instance", {"200": _json(_ref("Instance"), "the instance")}, "404", "405"),
     },
     "/api/v1/instances/{instance_id}/status": {
         "parameters": [_INSTANCE_ID],
@@ -421,11 +559,11 @@ PATHS: dict[str, Schema] = {
             "404",
             "422",
             parameters=[
-                _query("nodeId", _STR, "only this node's lines"),
+                _query("nodeId", _TEXT, "only this node's lines"),
                 _query("level", {"enum": list(LEVELS)}, "this level and the more severe ones"),
                 _query("since", _TIME, "at or after this time (ISO 8601; UTC without an offset)"),
                 _query("until", _TIME, "at or before this time"),
-                _query("afterId", {"type": "integer", "minimum": 0}, "only lines with a larger id"),
+                _query("afterId", _ID, "only lines with a larger id"),
                 _query(
                     "limit",
                     {"type": "integer", "minimum": 1, "maximum": MAX_LOG_PAGE, "default": DEFAULT_LOG_PAGE},
@@ -441,13 +579,13 @@ PATHS: dict[str, Schema] = {
             {
                 "200": {
                     "description": "an event stream; `data` of every event is one JSON object",
-                    "content": {"text/event-stream": {"schema": _STR}},
+                    "content": {"text/event-stream": {"schema": _ref("ServerSentEvent")}},
                 }
             },
             "404",
             "422",
             parameters=[
-                _query("afterId", {"type": "integer", "minimum": 0}, "resume the log after this line id"),
+                _query("afterId", _ID, "resume the log after this line id"),
                 {
                     "name": "Last-Event-ID",
                     "in": "header",
@@ -461,7 +599,7 @@ PATHS: dict[str, Schema] = {
     **{
         f"/api/v1/instances/{{instance_id}}/{action}": {
             "parameters": [_INSTANCE_ID],
-            "post": _op(summary, _STATUS_OK, *_ACTION_ERRORS, requestBody=_body({"type": "object"}, False)),
+            "post": _op(summary, _STATUS_OK, *_ACTION_ERRORS, requestBody=_body(_action_body({}), False)),
         }
         for action, summary in _LIFECYCLE.items()
     },
@@ -471,9 +609,7 @@ PATHS: dict[str, Schema] = {
             "cancel an instance: queued nodes are dropped, running ones see should_stop",
             _STATUS_OK,
             *_ACTION_ERRORS,
-            requestBody=_body(
-                {"type": "object", "additionalProperties": False, "properties": {"reason": _STR}}, False
-            ),
+            requestBody=_body(_action_body({"reason": _optional(_STR)}), False),
         ),
     },
     "/api/v1/instances/{instance_id}/retry": {
@@ -482,9 +618,7 @@ PATHS: dict[str, Schema] = {
             "rerun a failed instance's failed nodes (and with fromNode, that node and its downstream)",
             _STATUS_OK,
             *_ACTION_ERRORS,
-            requestBody=_body(
-                {"type": "object", "additionalProperties": False, "properties": {"fromNode": _STR}}, False
-            ),
+            requestBody=_body(_action_body({"fromNode": _optional(_STR)}), False),
         ),
     },
     "/api/v1/workers": {
@@ -519,6 +653,40 @@ PATHS: dict[str, Schema] = {
         }
     },
 }
+
+_OPERATION_IDS = {
+    ("post", "/api/v1/definitions"): "createDefinition",
+    ("get", "/api/v1/definitions"): "listDefinitions",
+    ("get", "/api/v1/definitions/{name}"): "getLatestDefinition",
+    ("get", "/api/v1/definitions/{name}/{version}"): "getDefinition",
+    ("post", "/api/v1/instances"): "createInstance",
+    ("get", "/api/v1/instances"): "listInstances",
+    ("post", "/api/v1/instances/batch"): "createInstances",
+    ("get", "/api/v1/instances/{instance_id}"): "getInstance",
+    ("get", "/api/v1/instances/{instance_id}/status"): "getInstanceStatus",
+    ("get", "/api/v1/instances/{instance_id}/nodes"): "getInstanceNodes",
+    ("get", "/api/v1/instances/{instance_id}/logs"): "getInstanceLogs",
+    ("get", "/api/v1/instances/{instance_id}/events"): "streamInstanceEvents",
+    **{
+        ("post", f"/api/v1/instances/{{instance_id}}/{action}"): f"{action}Instance"
+        for action in (*_LIFECYCLE, "cancel", "retry")
+    },
+    ("get", "/api/v1/workers"): "listWorkers",
+    ("get", "/api/v1/openapi.json"): "getOpenApiDocument",
+    ("get", "/health"): "getHealth",
+    ("get", "/metrics"): "getMetrics",
+}
+for (_method, _path), _operation_id in _OPERATION_IDS.items():
+    PATHS[_path][_method]["operationId"] = _operation_id
+
+# What a created (or found) instance's id leads to: the operations on that instance.
+_INSTANCE_LINKS = {
+    operation_id: {"operationId": operation_id, "parameters": {"instance_id": "$response.body#/id"}}
+    for (method, path), operation_id in _OPERATION_IDS.items()
+    if path.startswith("/api/v1/instances/{instance_id}")
+}
+for _status in ("200", "201"):
+    PATHS["/api/v1/instances"]["post"]["responses"][_status]["links"] = _INSTANCE_LINKS
 
 DOCUMENT: Schema = {
     "openapi": "3.1.0",

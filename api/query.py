@@ -6,7 +6,7 @@ Unknown parameters are ignored, as most HTTP APIs do (cache busters and tracing 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import request
@@ -24,6 +24,8 @@ DEFAULT_LOG_PAGE = 1000
 _MAX_ID = 2**63 - 1
 _INTEGER = re.compile(r"[+-]?[0-9]{1,19}", re.ASCII)
 _MAX_TEXT = 255  # the longest name, id or tag value a filter can usefully hold
+_EARLIEST = datetime(1970, 1, 1)
+_LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999)
 
 
 def _invalid(name: str, message: str, code: str = "VALIDATION_ERROR") -> ValidationError:
@@ -51,21 +53,26 @@ def text(name: str) -> str | None:
 
 
 def timestamp(name: str) -> datetime | None:
-    """An ISO 8601 time (`2024-05-01T12:00:00Z`; without an offset it is UTC) as naive UTC."""
+    """An ISO 8601 time (`2024-05-01T12:00:00Z`; without an offset it is UTC) as naive UTC.
+
+    Every such time is accepted: one before 1970 or past year 9999 in UTC is held at that bound, which
+    selects the same rows (the store holds no time outside them) and keeps the value storable.
+    """
     value = request.args.get(name)
     if not value:
         return None
     try:
         parsed = datetime.fromisoformat(value.strip())
-        if parsed.tzinfo is not None:
-            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
     except ValueError:
         raise _invalid(name, "must be an ISO 8601 time such as 2024-05-01T12:00Z", "TYPE_MISMATCH") from None
-    except OverflowError:  # an offset that moves the time past year 1 or 9999
-        raise _invalid(name, "must be between 1970 and 9999") from None
-    if not 1970 <= parsed.year <= 9999:
-        raise _invalid(name, "must be between 1970 and 9999")
-    return parsed
+    offset = parsed.utcoffset()
+    naive = parsed.replace(tzinfo=None)
+    if offset:
+        try:
+            naive -= offset
+        except OverflowError:  # an offset that moves the time past year 1 or 9999
+            naive = _EARLIEST if offset > timedelta(0) else _LATEST
+    return min(max(naive, _EARLIEST), _LATEST)
 
 
 def instance_filter() -> InstanceFilter:
@@ -77,6 +84,8 @@ def instance_filter() -> InstanceFilter:
         raise _invalid("status", f"must be among {', '.join(sorted(known))}; got {unknown[0][:64]!r}")
     tags = []
     for value in request.args.getlist("tag"):
+        if not value:  # an empty parameter is no filter, as for every other parameter
+            continue
         key, sep, wanted = value.partition(":")
         if not sep or not TAG_KEY.fullmatch(key) or len(wanted) > 1024:
             raise _invalid("tag", "must be key:value, the key 1-128 letters, digits, '_', '.', '/' or '-'")

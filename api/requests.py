@@ -3,6 +3,10 @@
 A body is read once, within `MAX_CONTENT_LENGTH` also when it is sent chunked, and parsed as strict
 JSON: no `NaN`/`Infinity`, no lone surrogates, at most `MAX_JSON_DEPTH` levels deep. Anything the
 store could not hold is refused here, as a 400 or 422, never found later as a 500.
+
+A state-changing request that carries a body must declare it `application/json` (415 otherwise): a
+web page can make a browser send a cross-site `text/plain` or form POST without asking, but not one
+declared as JSON, so the API cannot be driven from another site even when it runs without tokens.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import re
 from typing import Any
 
 from flask import Flask, current_app, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 
 from api.errors import BadRequest
 from orchestrator.definitions import MAX_DURATION_MS
@@ -28,10 +32,12 @@ _READ_CHUNK = 64 * 1024
 # Tag keys end up in JSON path expressions (`$."key"`) when instances are filtered by tag.
 TAG_KEY = re.compile(r"[A-Za-z0-9_./-]{1,128}", re.ASCII)
 _QUEUE = re.compile(r"[A-Za-z0-9_.-]{1,64}", re.ASCII)
+_STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def init_app(app: Flask) -> None:
     app.before_request(_refuse_declared_oversize)
+    app.before_request(_refuse_other_media_types)
 
 
 def _refuse_declared_oversize() -> None:
@@ -39,6 +45,29 @@ def _refuse_declared_oversize() -> None:
     limit = current_app.config.get("MAX_CONTENT_LENGTH")
     if limit is not None and (request.content_length or 0) > limit:
         raise RequestEntityTooLarge(f"the request body is over the limit of {limit} bytes")
+
+
+def _refuse_other_media_types() -> None:
+    """415 for a state-changing `/api/` request whose body is not declared `application/json`.
+
+    A request with no body at all needs no Content-Type (a lifecycle action's body is optional; where
+    one is required the view answers 400). Any declared type other than JSON is refused even with an
+    empty body: that is what an HTML form sends. Unknown paths and methods keep their 404 and 405.
+    """
+    if request.method not in _STATE_CHANGING or request.url_rule is None:
+        return
+    if not request.path.startswith("/api/"):
+        return
+    declared = request.headers.get("Content-Type")
+    if declared is None:
+        if request.content_length or request.headers.get("Transfer-Encoding"):
+            raise UnsupportedMediaType("a request body must be sent as Content-Type: application/json")
+        return
+    charset = request.mimetype_params.get("charset", "utf-8").lower()
+    if request.mimetype != "application/json" or charset not in ("utf-8", "utf8"):
+        raise UnsupportedMediaType(
+            f"the request body must be Content-Type: application/json (UTF-8), not {declared[:100]!r}"
+        )
 
 
 def _read_body() -> bytes:
@@ -112,6 +141,10 @@ def json_body(required: bool = True) -> Any:
         if required:
             raise _malformed("a JSON body is required")
         return None
+    return _parse(raw)
+
+
+def _parse(raw: bytes) -> Any:
     try:
         data = json.loads(raw, parse_float=_finite_float, parse_constant=_no_constant)
     except RecursionError:
@@ -139,10 +172,11 @@ def optional_object(fields: dict[str, type]) -> dict[str, Any]:
 
     Raises ValidationError (422) for another type, an unknown field or a value of the wrong type.
     """
-    data = json_body(required=False)
-    if data is None:
+    raw = _read_body()
+    if not raw.strip():
         return {}
-    if not isinstance(data, dict):
+    data = _parse(raw)
+    if not isinstance(data, dict):  # `null` too: it is a body, and not an object
         raise _not_an_object()
     problems = []
     for key, value in data.items():
@@ -162,8 +196,7 @@ def _type_problem(field: str, expected: str) -> Problem:
 # JSON field -> (accepted type, how to name it in an error)
 _TYPES: dict[str, tuple[type, str]] = {
     "workflow": (str, "a non-empty string"),
-    "workflowName": (str, "a non-empty string"),
-    "version": (str, "a string"),
+    "version": (str, "a non-empty string"),
     "input": (dict, "an object"),
     "priority": (str, "a string"),
     "externalId": (str, "a string"),
@@ -176,9 +209,32 @@ _TYPES: dict[str, tuple[type, str]] = {
     "queue": (str, "a string"),
     "start": (bool, "a boolean"),
 }
+# The seed's names for three of them (SPEC section 2c): one field under either name, never both.
+ALIASES = {"workflowName": "workflow", "workflowVersion": "version", "inputData": "input"}
+_TYPES.update({alias: _TYPES[field] for alias, field in ALIASES.items()})
+
+
+def names_as_sent(body: Any) -> dict[str, str]:
+    """field -> the alias `body` gives it under (only aliases given a value: null means absent)."""
+    if not isinstance(body, dict):
+        return {}
+    return {field: alias for alias, field in ALIASES.items() if body.get(alias) is not None}
+
+
+def rename_as_sent(problems: list[Problem], sent: dict[str, str]) -> list[Problem]:
+    """`problems` with each field named as the client sent it (`inputData.email`, not `input.email`)."""
+    renamed = []
+    for problem in problems:
+        name = problem.field
+        for field, alias in sent.items():
+            if name == field or name.startswith((f"{field}.", f"{field}[")):
+                name = alias + name[len(field) :]
+        renamed.append(Problem(name, problem.message, problem.code))
+    return renamed
 
 
 def _typed_fields(body: dict[str, Any], prefix: str, problems: list[Problem]) -> dict[str, Any]:
+    """The values of known fields that have the right type, under their own names (aliases resolved)."""
     values: dict[str, Any] = {}
     for key, value in body.items():
         if key not in _TYPES:
@@ -188,7 +244,11 @@ def _typed_fields(body: dict[str, Any], prefix: str, problems: list[Problem]) ->
             if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
                 problems.append(_type_problem(f"{prefix}{key}", expected))
             else:
-                values[key] = value
+                values[ALIASES.get(key, key)] = value
+    for alias, field in ALIASES.items():
+        if body.get(alias) is not None and body.get(field) is not None:
+            message = f"is given twice, as {field!r} and as {alias!r}: send one of them"
+            problems.append(Problem(f"{prefix}{field}", message, "VALIDATION_ERROR"))
     return values
 
 
@@ -225,21 +285,27 @@ def _constraints(v: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def instance_request(body: Any, prefix: str = "") -> InstanceRequest:
-    """Validate a create-instance body; raises ValidationError listing every problem."""
+    """Validate a create-instance body; raises ValidationError listing every problem.
+
+    Each problem names the field as the body gave it: `workflowName` when that is the name used.
+    """
     if not isinstance(body, dict):
         raise ValidationError("invalid instance request", [_type_problem(prefix or "body", "an object")])
     problems: list[Problem] = []
     v = _typed_fields(body, prefix, problems)
-    workflow = v.get("workflow", v.get("workflowName"))
-    if not workflow and not any(p.field in (f"{prefix}workflow", f"{prefix}workflowName") for p in problems):
-        problems.append(Problem(f"{prefix}workflow", "is required", "REQUIRED_FIELD"))
-    problems += [
-        Problem(f"{prefix}{field}", message, "VALIDATION_ERROR") for field, message in _constraints(v)
-    ]
+    later: list[Problem] = []  # about values of the right type: named below as the body names them
+    typed_wrong = {p.field for p in problems}
+    if not v.get("workflow") and not typed_wrong & {f"{prefix}workflow", f"{prefix}workflowName"}:
+        later.append(Problem("workflow", "is required", "REQUIRED_FIELD"))
+    if v.get("version") == "":  # "" is no version; leave it out (or say `latest`) for the highest
+        later.append(Problem("version", "must not be empty", "VALIDATION_ERROR"))
+    later += [Problem(field, message, "VALIDATION_ERROR") for field, message in _constraints(v)]
+    for problem in rename_as_sent(later, names_as_sent(body)):
+        problems.append(Problem(f"{prefix}{problem.field}", problem.message, problem.code))
     if problems:
         raise ValidationError("invalid instance request", problems)
     return InstanceRequest(
-        workflow=str(workflow),
+        workflow=str(v["workflow"]),
         version=v.get("version"),
         input=v.get("input", {}),
         priority=v.get("priority", "normal"),

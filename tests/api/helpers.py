@@ -8,6 +8,8 @@ import requests
 
 from tests.support.fixtures import LiveApi
 
+JSON = {"Content-Type": "application/json"}  # for bodies sent as raw bytes
+
 
 def chain(name: str, length: int, executor: str = "tests.count", **config: Any) -> dict[str, Any]:
     """A sequential workflow n1 -> n2 -> ... of `length` nodes of one executor."""

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from orchestrator.models import InstanceRow
-from tests.api.helpers import GREETING, assert_error, chain, create, define
+from tests.api.helpers import GREETING, JSON, assert_error, chain, create, define
 
 
 def test_create_returns_201_with_the_instance_and_it_can_be_read(live_api):
@@ -61,6 +61,8 @@ def test_create_errors_name_their_fields(live_api):
     assert {"priority", "tags.a b", "x"} <= fields, error
     assert_error(live_api.post("/api/v1/instances", {"workflow": "greeting", "timeout": 10**30}), 422)
     assert_error(live_api.post("/api/v1/instances", {"input": {}}), 422)
+    error = assert_error(live_api.post("/api/v1/instances", {"workflow": "greeting", "version": ""}), 422)
+    assert [d["field"] for d in error["details"]] == ["version"], error  # not "" taken for `latest`
     assert_error(live_api.post("/api/v1/instances", ["greeting"]), 422)
 
 
@@ -79,7 +81,7 @@ def test_deeply_nested_bodies_are_refused_before_the_store(live_api):
     body = {"workflow": "greeting", "input": {"email": "x", "deep": deep}}
     assert_error(live_api.post("/api/v1/instances", body), 422, "VALIDATION_ERROR")
     very_deep = b"[" * 100_000 + b"]" * 100_000
-    response = live_api.http.post(live_api.url + "/api/v1/instances", data=very_deep)
+    response = live_api.http.post(live_api.url + "/api/v1/instances", data=very_deep, headers=JSON)
     assert response.status_code in (400, 422), response.text
 
 
@@ -92,10 +94,11 @@ def test_bodies_over_the_limit_are_413_with_or_without_content_length(live_api):
         for i in range(0, len(big), 65536):
             yield big[i : i + 65536]
 
-    chunked = live_api.http.post(live_api.url + "/api/v1/instances", data=chunks())
+    chunked = live_api.http.post(live_api.url + "/api/v1/instances", data=chunks(), headers=JSON)
     assert_error(chunked, 413, "PAYLOAD_TOO_LARGE")
     small = b'{"workflow": "nope"}'
-    assert live_api.http.post(live_api.url + "/api/v1/instances", data=iter([small])).status_code == 404
+    sent = live_api.http.post(live_api.url + "/api/v1/instances", data=iter([small]), headers=JSON)
+    assert sent.status_code == 404
 
 
 def test_unknown_routes_are_404_and_wrong_methods_405_in_json(live_api):
@@ -104,7 +107,9 @@ def test_unknown_routes_are_404_and_wrong_methods_405_in_json(live_api):
     response = live_api.http.delete(live_api.url + "/api/v1/instances")
     assert_error(response, 405, "METHOD_NOT_ALLOWED")
     assert {"GET", "POST"} <= set(response.headers["Allow"].replace(" ", "").split(","))
-    assert_error(live_api.get("/api/v1/instances/batch"), 404)
+    batch = live_api.get("/api/v1/instances/batch")  # not an instance id: the path is POST only
+    assert_error(batch, 405, "METHOD_NOT_ALLOWED")
+    assert "GET" not in batch.headers["Allow"]
     for path in ("", "/status", "/nodes", "/logs", "/events"):
         assert_error(live_api.get(f"/api/v1/instances/no-such-id{path}"), 404, "NOT_FOUND")
 
@@ -155,6 +160,7 @@ def test_list_filters_by_status_workflow_tags_and_external_id(live_api):
     assert ids("?workflow=greeting") == [b["id"], a["id"]]
     assert ids("?tag=env:prod") == [c["id"], a["id"]]
     assert ids("?tag=env:prod&tag=team:é😀") == [a["id"]]
+    assert ids("?tag=env:prod&tag=") == [c["id"], a["id"]]  # an empty parameter is no filter
     assert ids("?tag=env:PROD") == []
     assert ids("?tag=missing:x") == []
     assert ids("?externalId=ext-1") == [c["id"]]
@@ -218,6 +224,13 @@ def test_log_filters(live_api):
     assert live_api.get(path, params={"since": future}).json()["logs"] == []
     assert len(live_api.get(path, params={"until": future}).json()["logs"]) == len(everything)
     assert len(live_api.get(path, params={"since": "2000-01-01T00:00:00Z"}).json()["logs"]) == len(everything)
+    # any date-time the document allows is a time: outside what the store holds it selects all or nothing
+    for early in ("1969-12-31T23:59:59Z", "0001-01-01T00:00:00+05:00"):
+        assert len(live_api.get(path, params={"since": early}).json()["logs"]) == len(everything)
+        assert live_api.get(path, params={"until": early}).json()["logs"] == []
+    for late in ("9999-12-31T23:00:00-05:00", "9999-12-31T23:59:59Z"):
+        assert live_api.get(path, params={"since": late}).json()["logs"] == []
+        assert len(live_api.get(path, params={"until": late}).json()["logs"]) == len(everything)
     bad_values = ("level=loud", "since=yesterday", "limit=0", "limit=99999999999999999999", "afterId=-1")
-    for bad in (*bad_values, "until=9999-12-31T23:00:00-05:00", "since=0001-01-01T00:00:00%2B05:00"):
+    for bad in (*bad_values, f"afterId={2**63}", "until=2024-13-01T00:00:00Z"):
         assert_error(live_api.get(f"{path}?{bad}"), 422, "VALIDATION_ERROR")

@@ -3,7 +3,7 @@ the state does not allow it, 404 for an unknown instance, 422 for a bad body."""
 
 from __future__ import annotations
 
-from tests.api.helpers import assert_error, chain, create, define
+from tests.api.helpers import JSON, assert_error, chain, create, define
 
 SLOW = chain("slow-chain", 3, executor="sleep", seconds=0.4)
 
@@ -74,7 +74,7 @@ def test_retry_reruns_a_failed_instance_and_checks_from_node(live_api, processes
 def test_unknown_instances_are_404_for_every_action(live_api):
     for action in ("start", "pause", "resume", "cancel", "retry"):
         assert_error(_action(live_api, "no-such-instance", action), 404, "NOT_FOUND")
-    malformed = live_api.http.post(live_api.url + "/api/v1/instances/x/retry", data=b"{oops")
+    malformed = live_api.http.post(live_api.url + "/api/v1/instances/x/retry", data=b"{oops", headers=JSON)
     assert_error(malformed, 400, "BAD_REQUEST")
 
 
@@ -95,3 +95,20 @@ def test_workers_lists_the_live_worker(live_api, processes):
     assert [w["id"] for w in workers] == ["w1"]
     assert workers[0]["alive"] is True and workers[0]["status"] == "active"
     assert {"queues", "executors", "concurrency", "lastHeartbeat", "runningNodes"} <= set(workers[0])
+
+
+def test_action_bodies_take_only_their_fields_and_must_be_objects(live_api):
+    """As the OpenAPI document says: no body, or an object of the action's own fields (null = left out)."""
+    for action, field in (
+        ("start", None),
+        ("pause", None),
+        ("resume", None),
+        ("cancel", "reason"),
+        ("retry", "fromNode"),
+    ):
+        path = live_api.url + f"/api/v1/instances/x/{action}"
+        for body in (b"null", b"[]", b'"x"', b'{"extra": 1}'):
+            assert_error(live_api.http.post(path, data=body, headers=JSON), 422, "VALIDATION_ERROR")
+        assert_error(live_api.http.post(path, data=b"{}", headers=JSON), 404, "NOT_FOUND")
+        if field:
+            assert_error(live_api.post(f"/api/v1/instances/x/{action}", {field: None}), 404, "NOT_FOUND")

@@ -11,7 +11,7 @@ import requests
 from api import auth
 from api.gunicorn_conf import REDACTED
 from orchestrator.client_cli import parse_events
-from tests.api.helpers import GREETING, assert_error
+from tests.api.helpers import GREETING, JSON, assert_error
 from tests.api.served import (
     ServedApi,
     error_body,
@@ -50,10 +50,10 @@ def test_gunicorn_serves_the_api_with_auth_and_body_limits(served):
     big = b'{"workflow": "' + b"x" * 10_000_000 + b'"}'
     assert_error(session.post(served + "/api/v1/instances", data=big), 413, "PAYLOAD_TOO_LARGE")
     chunked = session.post(
-        served + "/api/v1/instances", data=iter([big[:60_000], big[60_000:120_000], b'"}'])
+        served + "/api/v1/instances", data=iter([big[:60_000], big[60_000:120_000], b'"}']), headers=JSON
     )
     assert_error(chunked, 413, "PAYLOAD_TOO_LARGE")
-    assert_error(session.post(served + "/api/v1/instances", data=b"{"), 400, "BAD_REQUEST")
+    assert_error(session.post(served + "/api/v1/instances", data=b"{", headers=JSON), 400, "BAD_REQUEST")
     assert session.get(served + "/api/v1/openapi.json").status_code == 200
 
     instance_id = created.json()["id"]
