@@ -11,6 +11,7 @@
   const RANK = { pending: 0, queued: 1, running: 2, completed: 3, failed: 3, skipped: 3, cancelled: 3 };
   const NODE_W = 190, NODE_H = 46, GAP_X = 64, GAP_Y = 16, PAD = 12;
   const POLL_MS = 1000, LOG_LINES = 200;
+  const WAITING = { worker: "waiting for a worker", retryDelay: "waiting for its retry delay" };
 
   const state = {
     nodes: new Map(), // node id -> {spec, g, sub, edgesOut: [], data}
@@ -244,6 +245,11 @@
     const badge = $("instance-status");
     badge.dataset.status = status.status;
     badge.textContent = status.status;
+    if (status.waitingFor) {
+      // why each queued node is not running yet; node events do not carry it
+      for (const [id, entry] of state.nodes) entry.data.waitingFor = status.waitingFor[id] || null;
+      if (state.selected) renderDetails();
+    }
     renderSummary();
     if (FINISHED.has(status.status)) finish();
   }
@@ -320,6 +326,7 @@
         ...field("executor", s.executor || s.type || "—"),
         ...field("attempt", d.attempt ?? "—"),
         ...field("worker", d.workerId || "—"),
+        ...(d.status === "queued" && d.waitingFor ? field("waiting", WAITING[d.waitingFor] || d.waitingFor) : []),
         ...field("queued", time(d.queuedAt)),
         ...field("started", time(d.startedAt)),
         ...field("finished", time(d.finishedAt)),
