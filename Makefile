@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# `make run PORT=8081 FLOWER_PORT=5556`: the API's and Flower's ports (both on 127.0.0.1)
 PORT ?= 8080
+FLOWER_PORT ?= 5555
 
 .PHONY: setup run test lint bench up down clean
 
@@ -16,7 +18,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/orchestrator dev --port $(PORT)
+	$(BIN)/orchestrator dev --port $(PORT) --flower-port $(FLOWER_PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -16,6 +16,7 @@ from api.instances import MAX_BATCH
 from api.query import DEFAULT_INSTANCE_PAGE, DEFAULT_LOG_PAGE, MAX_INSTANCE_PAGE, MAX_LOG_PAGE
 from api.requests import ALIASES, MAX_TIMEOUT_MS
 from orchestrator.definitions import MAX_DURATION_MS
+from orchestrator import waiting
 from orchestrator.instances import PRIORITIES
 from orchestrator.logs import LEVELS
 from orchestrator.states import InstanceStatus, NodeStatus
@@ -329,6 +330,12 @@ SCHEMAS: dict[str, Schema] = {
                 name: {"type": "array", "items": _STR}
                 for name in ("currentNodes", "completedNodes", "failedNodes", "skippedNodes", "queuedNodes")
             },
+            "waitingFor": {
+                "type": "object",
+                "additionalProperties": {"enum": list(waiting.REASONS)},
+                "description": "node id -> why that queued node is not running yet: `worker` (its message "
+                "is sent; no worker of its queue has a free slot) or `retryDelay` (a retry not yet due)",
+            },
             "totalNodes": {"type": "integer"},
             "startedAt": _nullable(_TIME),
             "updatedAt": _TIME,
@@ -351,6 +358,7 @@ SCHEMAS: dict[str, Schema] = {
             "output": _ANY,
             "error": _nullable({"type": "object"}),
             "skipReason": _nullable({"enum": ["upstream failed", "instance failed", "condition false"]}),
+            "waitingFor": _nullable({"enum": list(waiting.REASONS)}),
             "lastCheckpoint": _ANY,
         },
     },

@@ -134,7 +134,7 @@ def _beat(args: argparse.Namespace, extra: list[str]) -> int:
 def _dev(args: argparse.Namespace) -> int:
     from orchestrator.devserver import run
 
-    return run(host=args.host, port=args.port)
+    return run(host=args.host, port=args.port, flower_port=None if args.no_flower else args.flower_port)
 
 
 def _client(args: argparse.Namespace) -> int:
@@ -153,6 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     dev = sub.add_parser("dev", help="API, worker and beat on SQLite and an embedded broker")
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=8080)
+    dev.add_argument(
+        "--flower-port", type=int, default=5555, help="Flower's port on 127.0.0.1 (default 5555)"
+    )
+    dev.add_argument("--no-flower", action="store_true", help="do not start Flower")
     api = sub.add_parser("api", help="serve the HTTP API with gunicorn (gevent workers)")
     api.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     api.add_argument("--port", type=int, default=8080)

@@ -7,11 +7,11 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from orchestrator import catalog, unreachable
+from orchestrator import catalog, unreachable, waiting
 from orchestrator.definitions import WorkflowDefinition
 from orchestrator.errors import NotFound
 from orchestrator.instances import Created
-from orchestrator.models import CheckpointRow, InstanceRow, NodeRow
+from orchestrator.models import CheckpointRow, InstanceRow, NodeRow, utcnow
 from orchestrator.redaction import redact_url
 from orchestrator.states import NodeStatus
 
@@ -109,6 +109,12 @@ def status(engine: Engine, instance_id: str) -> dict[str, Any]:
     elapsed = None
     if started is not None:
         elapsed = int(((end or row.updated_at) - started).total_seconds() * 1000)
+    now = utcnow()
+    waiting_for = {
+        n.node_id: reason
+        for n in nodes
+        if (reason := waiting.waiting_for(n.status, n.not_before, row.status, now)) is not None
+    }
     return {
         "id": row.id,
         "status": row.status,
@@ -119,6 +125,8 @@ def status(engine: Engine, instance_id: str) -> dict[str, Any]:
         "failedNodes": by_status.get(NodeStatus.FAILED.value, []),
         "skippedNodes": by_status.get(NodeStatus.SKIPPED.value, []),
         "queuedNodes": by_status.get(NodeStatus.QUEUED.value, []),
+        # node id -> why it is not running yet (`orchestrator/waiting.py`): "worker", "retryDelay"
+        "waitingFor": waiting_for,
         "totalNodes": len(nodes),
         "startedAt": iso(started),
         "updatedAt": iso(row.updated_at),
@@ -130,8 +138,9 @@ def status(engine: Engine, instance_id: str) -> dict[str, Any]:
 
 def nodes(engine: Engine, instance_id: str) -> list[dict[str, Any]]:
     """Every node execution with its newest checkpoint. Raises NotFound."""
-    _instance_row(engine, instance_id)
+    instance_status = _instance_row(engine, instance_id).status
     rows = _nodes(engine, instance_id)
+    now = utcnow()
     with engine.connect() as conn:
         checkpoints: dict[str, Any] = {}
         for node_id, data in conn.execute(
@@ -156,6 +165,7 @@ def nodes(engine: Engine, instance_id: str) -> list[dict[str, Any]]:
             "output": n.output,
             "error": n.error,
             "skipReason": unreachable.skip_reason(n.status, n.error),
+            "waitingFor": waiting.waiting_for(n.status, n.not_before, instance_status, now),
             "lastCheckpoint": checkpoints.get(n.node_id),
         }
         for n in rows

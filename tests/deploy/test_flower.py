@@ -6,12 +6,12 @@ task list."""
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import requests
 from sqlalchemy import select
 
+from orchestrator import dev_processes
 from orchestrator.models import CheckpointRow
 from tests.support.services import Process, free_port, wait_for
 
@@ -27,20 +27,13 @@ FANOUT = {
 
 
 def start_flower(processes: Any) -> str:
-    """Flower on a free port with the workers' environment; returns its base URL once it sees a worker."""
+    """Flower as `make run` starts it (its command line and environment), on a free port and the
+    workers' broker; returns its base URL once it sees a worker."""
     port = free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "workers.app",
-        "flower",
-        f"--port={port}",
-        "--address=127.0.0.1",
-    ]
-    env = {**processes.env, "FLOWER_UNAUTHENTICATED_API": "true"}
-    flower = Process("flower", argv, env, processes.tmp_path / "flower.log").start()
+    env = dev_processes.flower_env(processes.env)
+    flower = Process(
+        "flower", dev_processes.flower_argv(port), env, processes.tmp_path / "flower.log"
+    ).start()
     processes.started.append(flower)  # stopped with the workers at teardown
     url = f"http://127.0.0.1:{port}"
 

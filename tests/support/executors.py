@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, Text, create_engine, insert
+from sqlalchemy.exc import DBAPIError
 
 from orchestrator import Fatal, Retryable, executor
 from orchestrator.context import ExecutionContext
@@ -33,7 +34,11 @@ def _engine() -> Any:
     if key not in _engines:
         # pre-ping: a chaos test may KILL this process's idle MySQL connections between effects
         _engines[key] = create_engine(url, pool_size=2, pool_pre_ping=True)
-        metadata.create_all(_engines[key])
+        try:
+            metadata.create_all(_engines[key])
+        except DBAPIError:
+            # two pool processes' first effects at once: the other one created it after our check
+            metadata.create_all(_engines[key])
     return _engines[key]
 
 

@@ -13,6 +13,7 @@
   const SKIPPED_BY = { UPSTREAM_FAILED: "upstream failed", INSTANCE_FAILED: "instance failed" };
   const NODE_W = 190, NODE_H = 60, GAP_X = 64, GAP_Y = 16, PAD = 12, INSET = 10;
   const POLL_MS = 1000, TICK_MS = 1000, LOG_LINES = 200;
+  const WAITING = { worker: "waiting for a worker", retryDelay: "waiting for its retry delay" };
 
   const state = {
     nodes: new Map(), // node id -> {spec, g, sub, edgesOut: [], data}
@@ -332,6 +333,11 @@
     const badge = $("instance-status");
     badge.dataset.status = status.status;
     badge.textContent = status.status;
+    if (status.waitingFor) {
+      // why each queued node is not running yet; node events do not carry it
+      for (const [id, entry] of state.nodes) entry.data.waitingFor = status.waitingFor[id] || null;
+      if (state.selected) renderDetails();
+    }
     renderSummary();
     if (FINISHED.has(status.status)) finish();
   }
@@ -441,6 +447,7 @@
         ...field("executor", s.executor || s.type || "—"),
         ...field("attempt", d.attempt ?? "—"),
         ...field("worker", d.workerId || "—"),
+        ...(d.status === "queued" && d.waitingFor ? field("waiting", WAITING[d.waitingFor] || d.waitingFor) : []),
         ...field("queued", time(d.queuedAt)),
         ...field("started", time(d.startedAt)),
         ...field("finished", time(d.finishedAt)),

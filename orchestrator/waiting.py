@@ -1,0 +1,30 @@
+"""Why a node that may run is not running yet: the `waitingFor` of the nodes and status read models.
+
+A node is `queued` once its `run_node` message is sent (or about to be, in the transaction's
+after-commit) and until a worker claims it. While its instance runs, such a node waits either for
+its retry delay (`not_before`, set when a failed attempt is retried with `retryDelay`) to pass, or,
+after that, for a worker with a free slot on its queue. A queued node of a paused (or ended)
+instance waits for nothing a worker could give it: its message is dropped at claim and the resume
+sends it again, so it has no `waitingFor`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from orchestrator.states import InstanceStatus, NodeStatus
+
+WORKER = "worker"  # its message is on the broker; every worker consuming its queue is busy (or none runs)
+RETRY_DELAY = "retryDelay"  # a retry, held back until `not_before`
+REASONS = (WORKER, RETRY_DELAY)
+
+
+def waiting_for(
+    node_status: str, not_before: datetime | None, instance_status: str, now: datetime
+) -> str | None:
+    """`worker`, `retryDelay`, or None for a node that is not waiting to be claimed."""
+    if node_status != NodeStatus.QUEUED.value or instance_status != InstanceStatus.RUNNING.value:
+        return None
+    if not_before is not None and not_before > now:
+        return RETRY_DELAY
+    return WORKER
