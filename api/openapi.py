@@ -15,8 +15,8 @@ from flask import Blueprint, Response, jsonify
 from api.instances import MAX_BATCH
 from api.query import DEFAULT_INSTANCE_PAGE, DEFAULT_LOG_PAGE, MAX_INSTANCE_PAGE, MAX_LOG_PAGE
 from api.requests import ALIASES, MAX_TIMEOUT_MS
-from orchestrator.definitions import MAX_DURATION_MS
 from orchestrator import waiting
+from orchestrator.definitions import MAX_DURATION_MS
 from orchestrator.instances import PRIORITIES
 from orchestrator.logs import LEVELS
 from orchestrator.states import InstanceStatus, NodeStatus
