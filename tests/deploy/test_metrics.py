@@ -152,8 +152,9 @@ def test_a_recovery_sweep_hand_back_is_counted(db, live_api, processes) -> None:
 def test_a_shutdown_hand_back_is_counted(db, live_api, processes) -> None:
     """SIGTERM while a node runs: it sees should_stop, is handed back, and the count shows it."""
     worker = processes.worker("w1")
-    body = {**ONE_NODE, "name": "metrics-long", "nodes": [{**ONE_NODE["nodes"][0], "executor": "sleep"}]}
-    body["nodes"][0]["config"] = {"seconds": 60}
+    # its gate never opens: the node is running when the worker is stopped, and heeds should_stop
+    held = {**ONE_NODE["nodes"][0], "executor": "tests.gated", "config": {"gate": "never"}}
+    body = {**ONE_NODE, "name": "metrics-long", "nodes": [held]}
     assert live_api.post("/api/v1/definitions", body).status_code == 201
     instance_id = live_api.post("/api/v1/instances", {"workflow": "metrics-long"}).json()["id"]
 
