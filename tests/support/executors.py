@@ -73,9 +73,9 @@ def _gates() -> redis.Redis:
 
 def wait_at_gate(ctx: ExecutionContext, name: str, *, heed_stop: bool, stopped: str = "") -> None:
     """Record a `gate` effect, then block until the test opens gate `name`. With `heed_stop`, a
-    pause, cancel, lost lease or shutdown ends the wait with `Retryable` (as a well-behaved executor
-    does), its message starting with `stopped`; without it, only the gate ends the wait. The node's
-    lease is renewed meanwhile by the worker's heartbeat thread."""
+    pause, cancel, lost lease or shutdown ends the wait with `Retryable(stopped)` (by default
+    "stopped at gate <name>"), as a well-behaved executor does; without it, only the gate ends the
+    wait. The node's lease is renewed meanwhile by the worker's heartbeat thread."""
     record(ctx, "gate", name)
     while not _gates().exists(GATE_PREFIX + name):
         if heed_stop and ctx.should_stop:
