@@ -49,7 +49,10 @@ def test_a_frozen_workers_late_result_is_fenced_and_the_replacement_result_stand
     it runs. Past the heartbeat timeout the sweep hands the node back and w2 runs attempt 2. After
     SIGCONT and the gate's opening, w1's attempt 1 finishes and its result is dropped (a FENCED log
     line); the node's output and attempt are w2's, and the node completed exactly once."""
-    w1 = processes.worker("w1")
+    # w1 takes nodes only: frozen in the middle of a sweep it would hold the sweep's lock, and the
+    # recovery would wait for the lock to expire too (the last test's case, measured there)
+    w1 = processes.worker("w1", queues=["tests"])
+    processes.worker("control", queues=["orchestrator", "default"])  # schedules and sweeps
     processes.beat()
     define(live_api, SLOW)
     instance_id = start(live_api, SLOW["name"])
