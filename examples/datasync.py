@@ -15,7 +15,6 @@ key, so a batch done twice (written, then the worker died before the checkpoint)
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -23,7 +22,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
-from examples.storage import connect, data_dir, env_number, safe_name, transaction
+from examples.storage import connect, data_dir, env_number, environment, safe_name, transaction
 from orchestrator.context import ExecutionContext
 from orchestrator.errors import Fatal, StopRequested
 from orchestrator.executors import executor
@@ -153,7 +152,7 @@ def _run_batches(
             {"first": first, "last": offset, "rows": len(rows), "attempt": ctx.attempt},
         )
         if delay:
-            time.sleep(delay)
+            environment.sleep(delay)
 
 
 def _demo_rows(count: int) -> Iterable[Row]:

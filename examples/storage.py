@@ -1,4 +1,5 @@
-"""Where the example executors keep their data: SQLite files under one directory.
+"""Where the example executors keep their data (SQLite files under one directory), and what they take
+from the process they run in (`environment`).
 
 Executors run in Celery worker processes, several at a time, so every call opens its own connection
 (never shared across processes), the files use WAL so readers do not block the writer, and writers
@@ -10,7 +11,8 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,9 +24,28 @@ BUSY_TIMEOUT_S = 30.0
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
+class Environment:
+    """What the example executors take from their process: their settings (`variables`, the process
+    environment unless given) and the way they wait (`sleep`).
+
+    They reach both through the one instance below, so a caller (a test) gives them settings and a
+    clock of its own by setting its attributes, never by changing `os.environ` or `time.sleep`,
+    which every other thread of the process would see too.
+    """
+
+    def __init__(
+        self, variables: Mapping[str, str] | None = None, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self.variables: Mapping[str, str] = os.environ if variables is None else variables
+        self.sleep = sleep
+
+
+environment = Environment()
+
+
 def data_dir() -> Path:
     """`$ORCH_EXAMPLES_DATA_DIR`, else `./var/examples`; read per call so a changed env takes effect."""
-    raw = os.environ.get(DATA_DIR_ENV, "").strip()
+    raw = environment.variables.get(DATA_DIR_ENV, "").strip()
     path = Path(raw) if raw else Path.cwd() / "var" / "examples"
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -39,7 +60,7 @@ def safe_name(value: object, field: str) -> str:
 
 def env_number(name: str, default: float, *, minimum: float = 0) -> float:
     """A numeric env setting; a malformed one fails the node rather than being silently ignored."""
-    raw = os.environ.get(name, "").strip()
+    raw = environment.variables.get(name, "").strip()
     if not raw:
         return default
     try:

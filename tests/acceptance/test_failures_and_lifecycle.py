@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from orchestrator import lifecycle
 from tests.acceptance.helpers import define, effects, log_messages, nodes, runs, start
+from tests.support.executors import open_gate
 from tests.support.services import wait_for
 from workers.tasks import follow_up
 
@@ -86,40 +87,53 @@ def test_a_retried_node_resumes_from_its_checkpoint(db, live_api, processes):
     assert nodes(db, instance_id)["copy"].output == {"done": 6, "resumedFrom": 3}
 
 
-CHAIN = {
-    "name": "chain-10",
-    "version": "1.0.0",
-    "nodes": [
-        {
-            "id": f"n{i}",
-            "type": "task",
-            "executor": "sleep",
-            "config": {"seconds": 0.3},
-            **({"dependsOn": [f"n{i - 1}"]} if i else {}),
-        }
-        for i in range(10)
-    ],
-}
+def _chain(name: str, held: str, executor: str) -> dict:
+    """n0 -> ... -> n9; node `held` runs `executor` and waits at gate `held` (still running when the
+    test pauses or cancels, however slow the machine), the others sleep briefly."""
+    return {
+        "name": name,
+        "version": "1.0.0",
+        "nodes": [
+            {
+                "id": f"n{i}",
+                "type": "task",
+                **(
+                    {"executor": executor, "config": {"gate": held}}
+                    if f"n{i}" == held
+                    else {"executor": "sleep", "config": {"seconds": 0.05}}
+                ),
+                **({"dependsOn": [f"n{i - 1}"]} if i else {}),
+            }
+            for i in range(10)
+        ],
+    }
 
 
 def _started(engine, instance_id):
     return {n for n, row in nodes(engine, instance_id).items() if row.started_at is not None}
 
 
+def _held(engine, instance_id, node_id):
+    return runs(engine, instance_id, kind="gate")[node_id] > 0
+
+
 def test_pause_stops_enqueueing_and_resume_finishes(db, live_api, processes, redis_client):
     processes.worker("w1")
-    define(live_api, CHAIN)
+    # n2 ignores should_stop: it finishes once the gate opens, while the instance is paused
+    define(live_api, _chain("chain-10", "n2", "tests.work"))
     instance_id = start(live_api, "chain-10")
-    wait_for(lambda: "n2" in _started(db, instance_id), 30, "n2 to start")
+    wait_for(lambda: _held(db, instance_id, "n2"), 30, "n2 to run")
 
     follow_up(lifecycle.pause(db, instance_id))
-    # the node that was running when we paused ends (it may finish or stop early and retry later);
-    # after that nothing is running, and no message is waiting in the broker
+    open_gate(redis_client, "n2")
+    # the node that was running when we paused ends; after that nothing is running, and no message
+    # is waiting in the broker
     wait_for(
         lambda: not any(r.status == "running" for r in nodes(db, instance_id).values()),
         30,
         "the running node to end",
     )
+    assert nodes(db, instance_id)["n2"].status == "completed"
     started_at_pause = _started(db, instance_id)
     assert live_api.get(f"/api/v1/instances/{instance_id}/status").json()["status"] == "paused"
     queued_messages = [
@@ -127,7 +141,8 @@ def test_pause_stops_enqueueing_and_resume_finishes(db, live_api, processes, red
     ]  # Celery's queues
     assert queued_messages == []
     assert redis_client.hlen("unacked") == 0
-    assert _started(db, instance_id) == started_at_pause and "n9" not in started_at_pause
+    assert started_at_pause == {"n0", "n1", "n2"}  # n2's successor was released, not sent
+    assert nodes(db, instance_id)["n3"].status == "queued"
 
     follow_up(lifecycle.resume(db, instance_id))
     assert live_api.wait_status(instance_id)["status"] == "completed"
@@ -136,9 +151,10 @@ def test_pause_stops_enqueueing_and_resume_finishes(db, live_api, processes, red
 
 def test_cancel_ends_the_instance_with_nothing_queued_or_running(db, live_api, processes):
     processes.worker("w1")
-    define(live_api, CHAIN)
+    # n1 heeds should_stop and its gate never opens: it is running when the cancel comes
+    define(live_api, _chain("chain-10", "n1", "tests.gated"))
     instance_id = start(live_api, "chain-10")
-    wait_for(lambda: "n1" in _started(db, instance_id), 30, "n1 to start")
+    wait_for(lambda: _held(db, instance_id, "n1"), 30, "n1 to run")
 
     follow_up(lifecycle.cancel(db, instance_id))
 
@@ -201,7 +217,8 @@ def test_a_workflow_past_its_timeout_fails_with_code_timeout(db, live_api, proce
             "name": "slow",
             "version": "1.0.0",
             "timeout": 1000,
-            "nodes": [{"id": "nap", "type": "task", "executor": "sleep", "config": {"seconds": 20}}],
+            # its gate never opens: only the workflow's timeout ends it
+            "nodes": [{"id": "nap", "type": "task", "executor": "tests.gated", "config": {"gate": "never"}}],
         },
     )
     instance_id = start(live_api, "slow")
@@ -223,11 +240,11 @@ def test_a_node_past_its_timeout_fails_its_attempt_and_retries(db, live_api, pro
                 {
                     "id": "nap",
                     "type": "task",
-                    "executor": "sleep",
+                    "executor": "tests.gated",  # its gate never opens: only the node's timeout ends it
                     "timeout": 300,
                     "retries": 1,
                     "retryDelay": 10,
-                    "config": {"seconds": 5},
+                    "config": {"gate": "never"},
                 }
             ],
         },

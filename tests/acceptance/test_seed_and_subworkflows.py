@@ -123,7 +123,8 @@ def test_cancelling_a_parent_cancels_its_running_child(db, live_api, processes):
         {
             "name": "slow-child",
             "version": "1.0.0",
-            "nodes": [{"id": "nap", "type": "task", "executor": "sleep", "config": {"seconds": 30}}],
+            # its gate never opens: the child is still running when the parent is cancelled
+            "nodes": [{"id": "nap", "type": "task", "executor": "tests.gated", "config": {"gate": "never"}}],
         },
     )
     define(

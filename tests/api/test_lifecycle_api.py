@@ -4,18 +4,23 @@ the state does not allow it, 404 for an unknown instance, 422 for a bad body."""
 from __future__ import annotations
 
 from tests.api.helpers import JSON, assert_error, chain, create, define
+from tests.support.executors import open_gate
 
-SLOW = chain("slow-chain", 3, executor="sleep", seconds=0.4)
+# every node waits at the gate `held` until the test opens it (never, for the cancel): the instance
+# is still running when the test pauses or cancels it, however slow the machine. `tests.work` does
+# not look at should_stop, so a pause never makes it fail; `tests.gated` stops on the cancel.
+HELD = chain("held-chain", 3, executor="tests.work", gate="held")
+CANCELLABLE = chain("cancellable-chain", 3, executor="tests.gated", gate="never")
 
 
 def _action(live_api, instance_id: str, action: str, body=None):
     return live_api.post(f"/api/v1/instances/{instance_id}/{action}", body)
 
 
-def test_start_pause_resume_and_409s(live_api, processes):
+def test_start_pause_resume_and_409s(live_api, processes, redis_client):
     processes.worker("w1")
-    define(live_api, SLOW)
-    instance_id = create(live_api, {"workflow": "slow-chain", "start": False})["id"]
+    define(live_api, HELD)
+    instance_id = create(live_api, {"workflow": "held-chain", "start": False})["id"]
     assert_error(_action(live_api, instance_id, "pause"), 409, "INVALID_TRANSITION")
     assert_error(_action(live_api, instance_id, "resume"), 409, "INVALID_TRANSITION")
 
@@ -30,6 +35,7 @@ def test_start_pause_resume_and_409s(live_api, processes):
     resumed = _action(live_api, instance_id, "resume")
     assert resumed.status_code == 200 and resumed.json()["status"] == "running", resumed.text
 
+    open_gate(redis_client, "held")
     assert live_api.wait_status(instance_id)["status"] == "completed"
     assert_error(_action(live_api, instance_id, "cancel"), 409, "INVALID_TRANSITION")
     assert_error(_action(live_api, instance_id, "retry"), 409, "INVALID_TRANSITION")
@@ -37,8 +43,8 @@ def test_start_pause_resume_and_409s(live_api, processes):
 
 def test_cancel_ends_a_running_instance(live_api, processes):
     processes.worker("w1")
-    define(live_api, SLOW)
-    instance_id = create(live_api, {"workflow": "slow-chain"})["id"]
+    define(live_api, CANCELLABLE)
+    instance_id = create(live_api, {"workflow": "cancellable-chain"})["id"]
     cancelled = _action(live_api, instance_id, "cancel", {"reason": "changed my mind"})
     assert cancelled.status_code == 200, cancelled.text
     assert cancelled.json()["status"] == "cancelled"

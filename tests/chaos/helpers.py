@@ -198,7 +198,12 @@ def recovery_events(
     engine: Engine, instance_ids: list[str], kills: dict[str, list[datetime]]
 ) -> list[RecoveryEvent]:
     """For each hand-back of a node whose worker was killed: seconds from the kill that ended the
-    attempt to the hand-back, and to the next attempt's claim ("node running")."""
+    attempt to the hand-back, and to the next attempt's claim ("node running").
+
+    The kill that ended the attempt is the first one after its claim. An attempt killed before its
+    first heartbeat has no "node running" line (it is written then, or with the result); for it, the
+    last kill of its worker before the hand-back is taken (a later incarnation of the same id may
+    have been killed too: the time measured is then shorter, never longer, than the real one)."""
     running = {
         (line.instance_id, line.node_id, line.attempt): line.created_at
         for line in log_rows(engine, instance_ids, "node running")
@@ -209,12 +214,13 @@ def recovery_events(
         worker = details.get("previousWorker")
         key = (line.instance_id, line.node_id)
         claimed_at = running.get((*key, line.attempt - 1))
-        if worker not in kills or claimed_at is None:
+        if worker not in kills:
             continue
-        ending = [k for k in kills[worker] if claimed_at <= k <= line.created_at]
+        before = [k for k in kills[worker] if k <= line.created_at]
+        ending = before if claimed_at is None else [k for k in before if claimed_at <= k]
         if not ending:
             continue
-        killed_at = ending[0]
+        killed_at = ending[0] if claimed_at is not None else ending[-1]
         again = running.get((*key, line.attempt))
         events.append(
             RecoveryEvent(

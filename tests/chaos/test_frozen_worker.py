@@ -13,13 +13,28 @@ from sqlalchemy import select
 from orchestrator.models import WorkerRow
 from tests.acceptance.helpers import define, effects, log_messages, nodes, start
 from tests.chaos import helpers
+from tests.support.executors import open_gate
 from tests.support.services import Process, wait_for
 
+# works until the test opens its gate, without looking at should_stop (a frozen or killed worker's
+# node must still be running when the test freezes or kills it, however slow the machine)
 SLOW = {
     "name": "chaos-slow",
     "version": "1.0.0",
-    "nodes": [{"id": "slow", "type": "task", "executor": "tests.work", "config": {"seconds": 3}}],
+    "nodes": [{"id": "slow", "type": "task", "executor": "tests.work", "config": {"gate": "slow"}}],
 }
+SWEEP_DONE = "Task orchestrator.recover["  # ... succeeded in ...: the worker's line for a finished sweep
+
+
+def _held_on(db, instance_id: str, worker: str) -> bool:
+    """The node runs on `worker` and waits at its gate there."""
+    row = nodes(db, instance_id)["slow"]
+    held = [e for e in effects(db, instance_id, "gate") if e.attempt == row.attempt]
+    return row.status == "running" and row.worker_id == worker and bool(held)
+
+
+def _sweeps_done(process: Process) -> int:
+    return sum(1 for line in process.log_text().splitlines() if SWEEP_DONE in line and "succeeded" in line)
 
 
 def _worker_status(db, worker_id: str) -> str | None:
@@ -27,17 +42,21 @@ def _worker_status(db, worker_id: str) -> str | None:
         return conn.execute(select(WorkerRow.status).where(WorkerRow.id == worker_id)).scalar()
 
 
-def test_a_frozen_workers_late_result_is_fenced_and_the_replacement_result_stands(db, live_api, processes):
-    """w1 runs a 3 s node and is frozen with SIGSTOP (its whole process group) right after claiming
-    it. Past the heartbeat timeout the sweep hands the node back and w2 runs attempt 2. After SIGCONT,
-    w1's attempt 1 finishes and its result is dropped (a FENCED log line); the node's output and
-    attempt are w2's, and the node completed exactly once."""
-    w1 = processes.worker("w1")
+def test_a_frozen_workers_late_result_is_fenced_and_the_replacement_result_stands(
+    db, live_api, processes, redis_client
+):
+    """w1 runs a node (held at its gate) and is frozen with SIGSTOP (its whole process group) while
+    it runs. Past the heartbeat timeout the sweep hands the node back and w2 runs attempt 2. After
+    SIGCONT and the gate's opening, w1's attempt 1 finishes and its result is dropped (a FENCED log
+    line); the node's output and attempt are w2's, and the node completed exactly once."""
+    # w1 takes nodes only: frozen in the middle of a sweep it would hold the sweep's lock, and the
+    # recovery would wait for the lock to expire too (the last test's case, measured there)
+    w1 = processes.worker("w1", queues=["tests"])
+    processes.worker("control", queues=["orchestrator", "default"])  # schedules and sweeps
     processes.beat()
     define(live_api, SLOW)
     instance_id = start(live_api, SLOW["name"])
-    wait_for(lambda: nodes(db, instance_id)["slow"].status == "running", 30, "the node to run on w1")
-    assert nodes(db, instance_id)["slow"].worker_id == "w1"
+    wait_for(lambda: _held_on(db, instance_id, "w1"), 30, "the node to run on w1")
     processes.worker("w2")  # registered only now: nothing else is queued, so it idles until the hand-back
 
     os.killpg(w1.pid, signal.SIGSTOP)
@@ -55,6 +74,7 @@ def test_a_frozen_workers_late_result_is_fenced_and_the_replacement_result_stand
         recovered_in = time.monotonic() - frozen
     finally:
         os.killpg(w1.pid, signal.SIGCONT)
+    open_gate(redis_client, "slow")  # both attempts finish now: w2's commits, w1's late one is fenced
     helpers.record_recovery("frozen worker: SIGSTOP -> running on another worker", recovered_in)
     print(f"\nSIGSTOP -> running again on w2: {recovered_in:.2f}s (bound {helpers.RECOVERY_BOUND_S:.1f}s)")
     assert recovered_in <= helpers.RECOVERY_BOUND_S
@@ -76,12 +96,13 @@ def test_a_frozen_workers_late_result_is_fenced_and_the_replacement_result_stand
     assert fenced[0].created_at > frozen_at
 
 
-def test_a_thawed_worker_rejoins_and_its_new_nodes_are_not_handed_back(db, live_api, processes):
+def test_a_thawed_worker_rejoins_and_its_new_nodes_are_not_handed_back(db, live_api, processes, redis_client):
     """A worker frozen past the heartbeat timeout is marked `gone` by the sweep. Once thawed it is
     alive: its heartbeats make it `active` again, and the nodes it claims from then on run to
-    completion on it instead of being handed back by every sweep."""
+    completion on it (held there until two sweeps have finished) instead of being handed back by
+    every sweep."""
     w1 = processes.worker("w1")
-    processes.worker("w2", queues=["orchestrator", "default"])  # runs the sweeps, cannot take the node
+    w2 = processes.worker("w2", queues=["orchestrator", "default"])  # runs the sweeps, cannot take the node
     processes.beat()
     define(live_api, SLOW)
     os.killpg(w1.pid, signal.SIGSTOP)
@@ -92,6 +113,10 @@ def test_a_thawed_worker_rejoins_and_its_new_nodes_are_not_handed_back(db, live_
     wait_for(lambda: _worker_status(db, "w1") == "active", 10, "w1 to be active again after SIGCONT")
 
     instance_id = start(live_api, SLOW["name"])
+    wait_for(lambda: _held_on(db, instance_id, "w1"), 30, "the node to run on w1")
+    swept = _sweeps_done(w2)
+    wait_for(lambda: _sweeps_done(w2) >= swept + 2, 30, "two sweeps while the node runs on w1")
+    open_gate(redis_client, "slow")
     assert live_api.wait_status(instance_id, timeout=60)["status"] == "completed"
     row = nodes(db, instance_id)["slow"]
     assert (row.attempt, row.worker_id, row.handbacks) == (1, "w1", 0)
@@ -114,16 +139,17 @@ while beat.recover().get("skipped"):
 """
 
 
-def test_a_sweep_frozen_while_holding_its_lock_does_not_stop_recovery(db, live_api, processes):
+def test_a_sweep_frozen_while_holding_its_lock_does_not_stop_recovery(db, live_api, processes, redis_client):
     """A recovery sweep freezes (SIGSTOP) in the middle, holding the sweep's lock with its MySQL
     connection open. Every other sweep finds the lock taken, yet only until the lock expires (a
-    heartbeat timeout of silence): a worker SIGKILLed meanwhile is still recovered in time."""
+    heartbeat timeout of silence): a worker SIGKILLed meanwhile (its node held at a gate until then)
+    is still recovered in time."""
     w1 = processes.worker("w1")
     processes.worker("w2", queues=["orchestrator", "default"])  # runs the sweeps, cannot take the node
     processes.beat()
     define(live_api, SLOW)
     instance_id = start(live_api, SLOW["name"])
-    wait_for(lambda: nodes(db, instance_id)["slow"].status == "running", 30, "the node to run on w1")
+    wait_for(lambda: _held_on(db, instance_id, "w1"), 30, "the node to run on w1")
     processes.worker("w3")  # idles until the hand-back
 
     holder = Process(
@@ -137,6 +163,7 @@ def test_a_sweep_frozen_while_holding_its_lock_does_not_stop_recovery(db, live_a
         assert holder.alive()
         w1.kill()
         killed = time.monotonic()
+        open_gate(redis_client, "slow")  # w1's attempt is dead: the next one may finish
         wait_for(
             lambda: (
                 (row := nodes(db, instance_id)["slow"]).worker_id == "w3"

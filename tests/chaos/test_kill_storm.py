@@ -28,6 +28,15 @@ CHAOS_FOR_S = 40.0  # kills stop once every instance has ended, or after this lo
 MIN_KILLS = 3  # kills while instances were still running
 
 
+def _all_ended_before(deadline: float, db, instance_ids: list[str]) -> bool:
+    """Poll until every instance has ended (True) or the monotonic `deadline` has passed (False)."""
+    while not helpers.all_finished(db, instance_ids):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
 def test_random_sigkills_and_restarts_of_workers_commit_every_node_exactly_once(db, live_api, processes):
     """3 workers run 50 diamonds (a -> b, c -> d); every 2-3 s a random worker's whole process group
     is SIGKILLed and a worker is started again, alternately under the killed id (it takes back what
@@ -51,8 +60,8 @@ def test_random_sigkills_and_restarts_of_workers_commit_every_node_exactly_once(
     number = 0
     began = time.monotonic()
     while time.monotonic() < chaos_until:
-        time.sleep(rng.uniform(2.0, 3.0))  # the scenario: a kill every 2-3 s
-        if helpers.all_finished(db, instance_ids):
+        # the scenario: a kill every 2-3 s, for as long as something is left to run
+        if _all_ended_before(time.monotonic() + rng.uniform(2.0, 3.0), db, instance_ids):
             break
         victim = rng.choice(sorted(workers))
         kills[victim].append(helpers.now())

@@ -8,9 +8,11 @@ import time
 
 from tests.acceptance.helpers import define, effects, nodes, start
 from tests.chaos import helpers as chaos_helpers
+from tests.support.executors import open_gate
 from tests.support.fixtures import FAST
 from tests.support.services import wait_for
 
+HELD_AT = 5  # `copy` checkpoints this many steps, then waits for the test to stop or kill its worker
 STEPS = {
     "name": "long-steps",
     "version": "1.0.0",
@@ -21,51 +23,42 @@ STEPS = {
             "type": "task",
             "executor": "tests.steps",
             "dependsOn": ["prepare"],
-            "config": {"total": 40, "delay": 0.1},
+            "config": {"total": 40, "delay": 0.05, "gate": "copy", "gateAt": HELD_AT},
         },
         {"id": "report", "type": "task", "executor": "noop", "dependsOn": ["copy"]},
         {"id": "done", "type": "task", "executor": "noop", "dependsOn": ["report"]},
     ],
 }
 
-LONGER_STEPS = {
-    **STEPS,
-    "name": "longer-steps",
-    "nodes": [
-        {**node, "config": {"total": 80, "delay": 0.1}} if node["id"] == "copy" else node
-        for node in STEPS["nodes"]
-    ],
-}
 
-
-def _steps_done(engine, instance_id):
-    return len(effects(engine, instance_id, "step"))
+def _held(engine, instance_id, worker):
+    """`copy` runs on `worker`, its first HELD_AT steps checkpointed, waiting at its gate."""
+    row = nodes(engine, instance_id)["copy"]
+    return row.status == "running" and row.worker_id == worker and bool(effects(engine, instance_id, "gate"))
 
 
 def _assert_each_step_once(engine, instance_id, total=40):
+    """No step lost, none redone: the attempt after a SIGTERM or a SIGKILL at the gate resumed from
+    the checkpoint the first attempt wrote before it."""
     steps = [int(e.data) for e in effects(engine, instance_id, "step")]
-    assert sorted(steps) == list(range(total)), steps  # none lost, none redone
+    assert sorted(steps) == list(range(total)), steps
+    assert nodes(engine, instance_id)["copy"].output == {"done": total, "resumedFrom": HELD_AT}
 
 
-def _assert_each_step_done_resuming_from_the_checkpoint(engine, instance_id, total=40):
-    """After a SIGKILL: no step lost, and only the step in flight may run again (a kill between its
-    effect and its checkpoint: execution is at least once), never the steps before it."""
-    steps = [int(e.data) for e in effects(engine, instance_id, "step")]
-    assert sorted(set(steps)) == list(range(total)), steps
-    assert len(steps) - total <= 1, steps
-
-
-def test_sigterm_hands_the_node_back_and_another_worker_resumes_from_its_checkpoint(db, live_api, processes):
+def test_sigterm_hands_the_node_back_and_another_worker_resumes_from_its_checkpoint(
+    db, live_api, processes, redis_client
+):
     w1 = processes.worker("w1")
     define(live_api, STEPS)
     instance_id = start(live_api, "long-steps")
-    wait_for(lambda: _steps_done(db, instance_id) >= 5, 30, "some steps on w1")
+    wait_for(lambda: _held(db, instance_id, "w1"), 30, "some steps on w1")
 
     w1.signal(signal.SIGTERM)
     w1.proc.wait(timeout=30)
     row = nodes(db, instance_id)["copy"]
     assert (row.status, row.attempt, row.failures) == ("queued", 2, 0), row.error
 
+    open_gate(redis_client, "copy")
     processes.worker("w2")
     assert live_api.wait_status(instance_id)["status"] == "completed"
     _assert_each_step_once(db, instance_id)
@@ -81,11 +74,14 @@ def test_a_node_that_ignores_should_stop_is_handed_back_when_the_grace_period_en
         {
             "name": "stubborn",
             "version": "1.0.0",
-            "nodes": [{"id": "nap", "type": "task", "executor": "tests.stubborn", "config": {"seconds": 60}}],
+            # its gate is never opened: only the end of the grace period can take the node away
+            "nodes": [
+                {"id": "nap", "type": "task", "executor": "tests.stubborn", "config": {"gate": "never"}}
+            ],
         },
     )
     instance_id = start(live_api, "stubborn")
-    wait_for(lambda: nodes(db, instance_id)["nap"].status == "running", 30, "the node to run")
+    wait_for(lambda: effects(db, instance_id, "gate"), 30, "the node to run")
 
     began = time.monotonic()
     w1.signal(signal.SIGTERM)
@@ -97,27 +93,30 @@ def test_a_node_that_ignores_should_stop_is_handed_back_when_the_grace_period_en
     assert (row.status, row.attempt) == ("queued", 2)
 
 
-def test_a_restarted_worker_takes_back_the_nodes_its_id_held(db, live_api, processes):
+def test_a_restarted_worker_takes_back_the_nodes_its_id_held(db, live_api, processes, redis_client):
     w1 = processes.worker("w1")
     define(live_api, STEPS)
     instance_id = start(live_api, "long-steps")
-    wait_for(lambda: _steps_done(db, instance_id) >= 5, 30, "some steps on w1")
+    wait_for(lambda: _held(db, instance_id, "w1"), 30, "some steps on w1")
 
     w1.kill()  # no sweep runs in this test: only the restart can recover the node
+    open_gate(redis_client, "copy")
     processes.worker("w1")
 
     assert live_api.wait_status(instance_id, timeout=60)["status"] == "completed"
-    _assert_each_step_done_resuming_from_the_checkpoint(db, instance_id)
+    _assert_each_step_once(db, instance_id)
     assert nodes(db, instance_id)["copy"].attempt == 2
 
 
-def test_sigkill_mid_node_is_recovered_by_the_sweep_on_another_worker_in_time(db, live_api, processes):
+def test_sigkill_mid_node_is_recovered_by_the_sweep_on_another_worker_in_time(
+    db, live_api, processes, redis_client
+):
     w1 = processes.worker("w1")
     processes.worker("w2", queues=["orchestrator", "default"])  # w2 cannot take `tests` nodes
     processes.beat()
-    define(live_api, LONGER_STEPS)  # long enough to be still running after w3 started
-    instance_id = start(live_api, "longer-steps")
-    wait_for(lambda: _steps_done(db, instance_id) >= 5, 30, "some steps on w1")
+    define(live_api, STEPS)  # held at its gate: still running on w1 after w3 started, however long that takes
+    instance_id = start(live_api, "long-steps")
+    wait_for(lambda: _held(db, instance_id, "w1"), 30, "some steps on w1")
     # w3 is up before the kill (nothing else is queued, so it idles): the measurement is the
     # recovery alone, not a worker's start-up on a busy machine
     w3 = processes.worker("w3")
@@ -125,6 +124,7 @@ def test_sigkill_mid_node_is_recovered_by_the_sweep_on_another_worker_in_time(db
 
     w1.kill()
     killed_at = time.monotonic()
+    open_gate(redis_client, "copy")
     wait_for(
         lambda: (
             nodes(db, instance_id)["copy"].worker_id == "w3"
@@ -140,4 +140,4 @@ def test_sigkill_mid_node_is_recovered_by_the_sweep_on_another_worker_in_time(db
     assert recovered_in <= bound
     assert w3.alive()
     assert live_api.wait_status(instance_id)["status"] == "completed"
-    _assert_each_step_done_resuming_from_the_checkpoint(db, instance_id, total=80)
+    _assert_each_step_once(db, instance_id)

@@ -9,10 +9,12 @@ from collections import defaultdict
 
 from tests.acceptance.helpers import define
 from tests.chaos import helpers
+from tests.support.executors import open_gate
 from tests.support.services import wait_for
 
 INSTANCES = 8
 TOTAL = 20
+HELD_AT = 3  # every copy checkpoints this many steps, then waits until the workers have been stopped
 FLOW = {
     "name": "chaos-copy",
     "version": "1.0.0",
@@ -23,7 +25,7 @@ FLOW = {
             "type": "task",
             "executor": "tests.steps",
             "dependsOn": ["prepare"],
-            "config": {"total": TOTAL, "delay": 0.1},
+            "config": {"total": TOTAL, "delay": 0.05, "gate": "stopped", "gateAt": HELD_AT},
         },
         {"id": "finish", "type": "task", "executor": "tests.work", "dependsOn": ["copy"], "config": {}},
     ],
@@ -37,11 +39,13 @@ def _steps_per_node(db, instance_ids) -> dict[str, list]:
     return steps
 
 
-def test_sigterm_to_every_worker_then_restart_resumes_every_node_from_its_checkpoint(db, live_api, processes):
+def test_sigterm_to_every_worker_then_restart_resumes_every_node_from_its_checkpoint(
+    db, live_api, processes, redis_client
+):
     """Two workers run 8 instances of prepare -> copy (20 checkpointed steps) -> finish. When several
-    copies are mid-way, every worker gets SIGTERM at once; they hand their nodes back and exit within
-    the grace period. Started again, they finish every instance; each step was done exactly once
-    across attempts and every resumed attempt started from the newest checkpoint."""
+    copies are mid-way (held after 3 steps), every worker gets SIGTERM at once; they hand their nodes
+    back and exit within the grace period. Started again, they finish every instance; each step was
+    done exactly once across attempts and every resumed attempt started from the newest checkpoint."""
     names = ("w1", "w2")
     workers = {name: processes.worker(name, wait=False) for name in names}
     for name, process in workers.items():
@@ -51,8 +55,7 @@ def test_sigterm_to_every_worker_then_restart_resumes_every_node_from_its_checkp
     instance_ids = helpers.start_batch(live_api, FLOW["name"], INSTANCES)
 
     def copies_mid_way() -> bool:
-        counts = [len(s) for s in _steps_per_node(db, instance_ids).values()]
-        return sum(1 for n in counts if 3 <= n < TOTAL) >= 3
+        return len({e.instance_id for e in helpers.effect_rows(db, instance_ids, "gate")}) >= 3
 
     wait_for(copies_mid_way, 60, "three copies mid-way", interval=0.1)
     began = time.monotonic()
@@ -67,6 +70,7 @@ def test_sigterm_to_every_worker_then_restart_resumes_every_node_from_its_checkp
     print(f"\nSIGTERM -> every worker exited: {stopped_in:.2f}s; {len(interrupted)} copies handed back")
     assert len(interrupted) >= 3
 
+    open_gate(redis_client, "stopped")
     for name in names:
         processes.worker(name, wait=False)
     helpers.wait_all_completed(db, instance_ids, timeout=90)

@@ -1,5 +1,12 @@
 """Executors for tests. Their side effects go to a table of their own (`test_effects`) in the same
-database, so a test can count what really ran, independently of the orchestrator's own rows."""
+database, so a test can count what really ran, independently of the orchestrator's own rows.
+
+A node that must still be running when a test kills, freezes, pauses or cancels something waits at a
+gate the test opens (`open_gate`), never for a number of steps or seconds that a slower machine
+would get through first. A gate is a key in the test Redis database (`ORCH_BROKER_URL`, flushed
+before every test); an executor that reaches one records a `gate` effect, so the test can wait until
+the node is held there.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ import random
 import time
 from typing import Any
 
+import redis
 from sqlalchemy import Column, Integer, MetaData, String, Table, Text, create_engine, insert
 from sqlalchemy.exc import DBAPIError
 
@@ -26,6 +34,10 @@ effects = Table(
     Column("data", Text),
 )
 _engines: dict[tuple[int, str], Any] = {}
+_gate_clients: dict[tuple[int, str], redis.Redis] = {}
+
+GATE_PREFIX = "tests:gate:"
+GATE_POLL_S = 0.05
 
 
 def _engine() -> Any:
@@ -49,6 +61,40 @@ def record(ctx: ExecutionContext, kind: str, data: str = "") -> None:
                 instance_id=ctx.instance_id, node_id=ctx.node_id, attempt=ctx.attempt, kind=kind, data=data
             )
         )
+
+
+def open_gate(client: redis.Redis, name: str) -> None:
+    """Let every node waiting at gate `name` (now or later) go on. `client` is the test Redis."""
+    client.set(GATE_PREFIX + name, "open")
+
+
+def _gates() -> redis.Redis:
+    url = os.environ["ORCH_BROKER_URL"]
+    key = (os.getpid(), url)  # a client per process: pool children must not share their parent's
+    if key not in _gate_clients:
+        _gate_clients[key] = redis.Redis.from_url(url)
+    return _gate_clients[key]
+
+
+def wait_at_gate(ctx: ExecutionContext, name: str, *, heed_stop: bool, stopped: str = "") -> None:
+    """Record a `gate` effect, then block until the test opens gate `name`. With `heed_stop`, a
+    pause, cancel, lost lease or shutdown ends the wait with `Retryable(stopped)` (by default
+    "stopped at gate <name>"), as a well-behaved executor does; without it, only the gate ends the
+    wait. The node's lease is renewed meanwhile by the worker's heartbeat thread."""
+    record(ctx, "gate", name)
+    while not _gates().exists(GATE_PREFIX + name):
+        if heed_stop and ctx.should_stop:
+            raise Retryable(stopped or f"stopped at gate {name}")
+        time.sleep(GATE_POLL_S)
+
+
+@executor("tests.gated")
+def gated(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
+    """Waits at gate `gate` (heeding should_stop), then records one effect and returns."""
+    gate = str(config["gate"])
+    wait_at_gate(ctx, gate, heed_stop=True)
+    record(ctx, "run", gate)
+    return {"node": ctx.node_id, "attempt": ctx.attempt, "gate": gate}
 
 
 @executor("tests.count")
@@ -75,13 +121,18 @@ def fatal(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
 @executor("tests.steps")
 def steps(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
     """Works through `total` steps of `delay` seconds, checkpointing after each; records each step it
-    really did. With `failAt`, the first attempt fails after that step (to test resuming)."""
+    really did. With `failAt`, the first attempt fails after that step (to test resuming). With
+    `gate`, every attempt that reaches step `gateAt` (default 0) with its checkpoint saved waits there
+    until the test opens the gate, heeding should_stop as between steps."""
     total = int(config.get("total", 10))
     delay = float(config.get("delay", 0.05))
+    gate_at = int(config.get("gateAt", 0))
     start = int((ctx.last_checkpoint or {}).get("done", 0))
     for step in range(start, total):
         if ctx.should_stop:
             raise Retryable(f"stopped at step {step}")
+        if config.get("gate") is not None and step == gate_at:
+            wait_at_gate(ctx, str(config["gate"]), heed_stop=True, stopped=f"stopped at step {step}")
         time.sleep(delay)
         record(ctx, "step", str(step))
         ctx.checkpoint({"done": step + 1})
@@ -92,21 +143,29 @@ def steps(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
 
 @executor("tests.stubborn")
 def stubborn(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
-    """Sleeps `seconds` and never looks at `should_stop`: the worst case for a graceful shutdown."""
+    """Waits at gate `gate` (or sleeps `seconds`) and never looks at `should_stop`: the worst case for
+    a graceful shutdown."""
     record(ctx, "run")
+    if config.get("gate") is not None:
+        wait_at_gate(ctx, str(config["gate"]), heed_stop=False)
+        return {"gate": config["gate"]}
     time.sleep(float(config.get("seconds", 10)))
     return {"slept": config.get("seconds", 10)}
 
 
 @executor("tests.work")
 def work(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
-    """Works for `seconds` (or a random time between `min` and `max`) without looking at
-    `should_stop`, then records one effect naming the worker. Its output says which attempt on which
-    worker produced it, so a test can tell a replacement's result from a stale one."""
-    seconds = config.get("seconds")
-    if seconds is None:
-        seconds = random.uniform(float(config.get("min", 0.05)), float(config.get("max", 0.2)))
-    time.sleep(float(seconds))
+    """Works for `seconds` (or a random time between `min` and `max`, or until the test opens gate
+    `gate`) without looking at `should_stop`, then records one effect naming the worker. Its output
+    says which attempt on which worker produced it, so a test can tell a replacement's result from a
+    stale one."""
+    if config.get("gate") is not None:
+        wait_at_gate(ctx, str(config["gate"]), heed_stop=False)
+    else:
+        seconds = config.get("seconds")
+        if seconds is None:
+            seconds = random.uniform(float(config.get("min", 0.05)), float(config.get("max", 0.2)))
+        time.sleep(float(seconds))
     worker = os.environ.get("ORCH_WORKER_ID", "")
     record(ctx, "run", worker)
     return {"node": ctx.node_id, "attempt": ctx.attempt, "worker": worker}

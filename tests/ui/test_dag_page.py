@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from orchestrator.settings import Settings
+from tests.support.executors import open_gate
 from tests.support.fixtures import LiveApi
 from tests.support.services import ROOT, wait_for
 from tests.ui.browser import elapsed_ms, node_states
@@ -21,32 +22,33 @@ PIPELINE = {
     "version": "1.0.0",
     "description": "fetch, two transforms in parallel, publish",
     "nodes": [
-        {"id": "fetch", "type": "task", "executor": "sleep", "config": {"seconds": 1.5}},
+        {"id": "fetch", "type": "task", "executor": "tests.gated", "config": {"gate": "fetch"}},
         {
             "id": "transform-a",
             "type": "task",
-            "executor": "sleep",
+            "executor": "tests.gated",
             "dependsOn": ["fetch"],
-            "config": {"seconds": 1.5},
+            "config": {"gate": "transform"},
         },
         {
             "id": "transform-b",
             "type": "task",
-            "executor": "sleep",
+            "executor": "tests.gated",
             "dependsOn": ["fetch"],
-            "config": {"seconds": 1.5},
+            "config": {"gate": "transform"},
         },
         {
             "id": "publish",
             "type": "task",
-            "executor": "sleep",
+            "executor": "tests.gated",
             "dependsOn": ["transform-a", "transform-b"],
-            "config": {"seconds": 1.5},
+            "config": {"gate": "publish"},
         },
     ],
 }
 NODE_IDS = [n["id"] for n in PIPELINE["nodes"]]
-# every node runs 1.5 s: longer than one poll interval (1 s), so the polling page sees each one running
+# every node waits at its gate until both pages have shown it running: the polling page (one poll a
+# second) sees each one running however slow the machine or the browser is
 
 # Installed before the page's own scripts: records every change of a node's or the live indicator's
 # data-status / data-live, in order, so the test sees transitions however fast they were.
@@ -81,7 +83,7 @@ def position(changes: list[tuple[str, str]], node: str, status: str) -> int:
     return changes.index((node, status))
 
 
-def test_the_dag_page_follows_a_running_instance_live(db, live_api, processes, browser) -> None:
+def test_the_dag_page_follows_a_running_instance_live(db, live_api, processes, browser, redis_client) -> None:
     processes.worker("w1", concurrency=2)
     assert live_api.post("/api/v1/definitions", PIPELINE).status_code == 201
     created = live_api.post("/api/v1/instances", {"workflow": "ui-demo", "start": False})
@@ -97,21 +99,26 @@ def test_the_dag_page_follows_a_running_instance_live(db, live_api, processes, b
 
     assert live_api.post(f"/api/v1/instances/{instance_id}/start").status_code == 200
 
-    # mid-run: fetch done, the transforms running; open fetch's details and take the screenshot
-    def mid_run() -> bool:
-        states = node_states(streamed)
-        return states["fetch"] == "completed" and "running" in (states["transform-a"], states["transform-b"])
+    def shown(states: dict[str, str]) -> bool:
+        return all(node_states(page).items() >= states.items() for page in (streamed, polled))
 
-    wait_for(mid_run, 20, "fetch completed and a transform running", interval=0.05)
+    wait_for(lambda: shown({"fetch": "running"}), 20, "fetch running on both pages")
+    open_gate(redis_client, "fetch")
+    # mid-run: fetch done, the transforms running; open fetch's details and take the screenshot
+    running = {"fetch": "completed", "transform-a": "running", "transform-b": "running"}
+    wait_for(lambda: shown(running), 20, "fetch completed and the transforms running on both pages")
     streamed.click('#dag .node[data-node-id="fetch"]')
     # shown at once from what the page has, then completed with the output from /nodes
-    wait_for(lambda: '"slept": 1.5' in streamed.inner_text("#details"), 10, "the output of fetch")
+    wait_for(lambda: '"node": "fetch"' in streamed.inner_text("#details"), 10, "the output of fetch")
     details = streamed.inner_text("#details")
-    assert details.startswith("fetch") and "sleep" in details and "w1" in details
-    # the picture shows the time running: the fetch's 1.5 s have passed
-    assert (elapsed_ms(streamed) or 0) >= 1500, streamed.inner_text("#elapsed")
+    assert details.startswith("fetch") and "tests.gated" in details and "w1" in details
+    # the picture shows the time running (the transforms wait at their gate meanwhile)
+    wait_for(lambda: (elapsed_ms(streamed) or 0) >= 1500, 10, "elapsed time shown growing past 1.5 s")
     SCREENSHOT.parent.mkdir(exist_ok=True)
     streamed.screenshot(path=str(SCREENSHOT))
+    open_gate(redis_client, "transform")
+    wait_for(lambda: shown({"publish": "running"}), 20, "publish running on both pages")
+    open_gate(redis_client, "publish")
 
     for page in (streamed, polled):
         wait_for(

@@ -1,10 +1,10 @@
 """The DAG page says why a queued node is not running: "waiting for a worker" in its details, until
-a worker takes it. Real Chromium (see test_dag_page.py), a worker for the control queue only."""
+a worker takes it. Real Chromium (tests/ui/browser.py), a worker for the control queue only."""
 
 from __future__ import annotations
 
 from tests.support.services import wait_for
-from tests.ui.test_dag_page import browser, node_states, open_page  # noqa: F401  (browser: a fixture)
+from tests.ui.browser import node_states, open_page
 
 ONE = {
     "name": "ui-waiting",
@@ -13,7 +13,7 @@ ONE = {
 }
 
 
-def test_a_queued_node_shows_it_waits_for_a_worker(db, live_api, processes, browser) -> None:  # noqa: F811
+def test_a_queued_node_shows_it_waits_for_a_worker(db, live_api, processes, browser) -> None:
     processes.worker("control", queues=["orchestrator"])  # `schedule` runs; nothing takes the node
     assert live_api.post("/api/v1/definitions", ONE).status_code == 201
     instance_id = live_api.post("/api/v1/instances", {"workflow": "ui-waiting"}).json()["id"]

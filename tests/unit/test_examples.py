@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from examples import WORKFLOWS_DIR, datasync
+from examples import WORKFLOWS_DIR, datasync, storage
 from examples import executors as example_executors
 from orchestrator import executors as registry
 from orchestrator.context import ExecutionContext
@@ -68,10 +70,16 @@ def run(name: str, ctx: ExecutionContext, config: dict[str, Any] | None = None) 
 
 
 @pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("ORCH_EXAMPLES_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("ORCH_EXAMPLES_SOURCE_ROWS", raising=False)
-    monkeypatch.delenv("ORCH_EXAMPLES_BATCH_DELAY", raising=False)
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The examples' settings for one test: a mapping of its own, set on the examples' environment
+    (never the process environment, which every thread of this process shares)."""
+    variables = {storage.DATA_DIR_ENV: str(tmp_path)}
+    monkeypatch.setattr(storage.environment, "variables", variables)
+    return variables
+
+
+@pytest.fixture()
+def data_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
@@ -253,8 +261,8 @@ def test_syncer_resumes_from_its_checkpoint(data_dir: Path) -> None:
     assert query(data_dir / "targets" / "warehouse.sqlite3", "SELECT COUNT(*) FROM records") == [(2500,)]
 
 
-def test_data_filter_and_bad_inputs(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
-    monkeypatch.setenv("ORCH_EXAMPLES_SOURCE_ROWS", "300")
+def test_data_filter_and_bad_inputs(settings: dict[str, str], data_dir: Path) -> None:
+    settings[datasync.SOURCE_ROWS_ENV] = "300"
     out = run_pipeline(sync_input(dataFilter={"minAmount": 5000}, batchSize=50))
     expected = query(
         data_dir / "sources" / "crm.sqlite3", "SELECT COUNT(*) FROM records WHERE amount >= 5000"
@@ -276,13 +284,19 @@ def test_system_names_are_sanitised_into_the_data_dir(data_dir: Path) -> None:
     assert (data_dir / "sources" / "______etc_crm.sqlite3").exists()
 
 
-def test_batch_delay_env_slows_each_batch(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ORCH_EXAMPLES_BATCH_DELAY", "0.25")
+def test_batch_delay_env_slows_each_batch(settings: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    settings[datasync.BATCH_DELAY_ENV] = "0.25"
     sleeps: list[float] = []
-    monkeypatch.setattr(datasync.time, "sleep", sleeps.append)
+    # the examples' own sleep, not `time.sleep`: nothing else in this process sees the swap
+    monkeypatch.setattr(storage.environment, "sleep", sleeps.append)
     run("datasync.sourceValidator", make_ctx("validate", sync_input()))
     run("datasync.dataExtractor", make_ctx("extract", sync_input()))
-    assert sleeps == [0.25, 0.25, 0.25]
+    assert sleeps == [0.25, 0.25, 0.25]  # one wait after each of the three batches of 1000, 1000, 500
+
+
+def test_the_examples_read_the_process_environment_and_sleep_unless_given_others() -> None:
+    default = storage.Environment()
+    assert default.variables is os.environ and default.sleep is time.sleep
 
 
 def test_concurrent_instances_do_not_trip_over_locks(data_dir: Path) -> None:
