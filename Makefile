@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.validation
 
 up:
+	test -f deploy/.env || $(PYTHON) deploy/new_env.py  # random secrets, not the example's placeholders
 	docker compose -f deploy/docker-compose.yml up -d --build
 
 down:
