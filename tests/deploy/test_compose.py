@@ -201,7 +201,12 @@ def test_dockerfile_is_slim_non_root_and_installs_the_package() -> None:
 
 def test_makefile_up_and_down_use_the_compose_file() -> None:
     makefile = (ROOT / "Makefile").read_text()
-    assert re.search(r"^up:\n\tdocker compose -f deploy/docker-compose\.yml up -d --build$", makefile, re.M)
+    up = re.search(r"^up:\n((?:\t.*\n)+)", makefile, re.M)
+    assert up, "make up"
+    recipe = up.group(1).splitlines()
+    # secrets first: without deploy/.env every service would refuse the example's placeholders
+    assert recipe[0].startswith("\ttest -f deploy/.env || $(PYTHON) deploy/new_env.py")
+    assert recipe[-1] == "\tdocker compose -f deploy/docker-compose.yml up -d --build"
     assert re.search(r"^down:\n\tdocker compose -f deploy/docker-compose\.yml down$", makefile, re.M)
 
 
