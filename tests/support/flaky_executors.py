@@ -9,13 +9,13 @@ knows).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 from orchestrator import Fatal, executor
 from orchestrator.context import ExecutionContext
 from tests.support.executors import record
+from tests.support.gates import wait_at_file_gate
 
 EXECUTOR = "tests.failsUntilFlag"
 MODULES = "tests.support.executors,examples.executors,tests.support.gates,tests.support.flaky_executors"
@@ -26,13 +26,7 @@ def fails_until_flag(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str,
     """With `gate`, waits until that file exists (records `entered` first); then records `run`, and
     fails with Fatal (no retry) while the file `config["flag"]` does not exist, else returns."""
     if config.get("gate"):
-        record(ctx, "entered")
-        gate = Path(str(config["gate"]))
-        deadline = time.monotonic() + float(config.get("timeout", 120))
-        while not gate.exists():
-            if time.monotonic() > deadline:
-                raise Fatal(f"the gate {gate} was never opened")
-            time.sleep(0.05)
+        wait_at_file_gate(ctx, config)
     record(ctx, "run")
     if not Path(str(config["flag"])).exists():
         raise Fatal("planned failure: the flag is not set")

@@ -26,6 +26,13 @@ MODULES = "tests.support.executors,examples.executors,tests.support.gates"
 @executor(EXECUTOR)
 def gate(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
     """Records `entered`, waits until the file `config["gate"]` exists, records `run`, returns."""
+    wait_at_file_gate(ctx, config)
+    record(ctx, "run")
+    return {"node": ctx.node_id, "attempt": ctx.attempt}
+
+
+def wait_at_file_gate(ctx: ExecutionContext, config: dict[str, Any]) -> None:
+    """Record `entered`, then wait until the file `config["gate"]` exists; Fatal after `timeout` s."""
     record(ctx, "entered")
     path = Path(str(config["gate"]))
     deadline = time.monotonic() + float(config.get("timeout", 120))
@@ -33,8 +40,6 @@ def gate(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
         if time.monotonic() > deadline:
             raise Fatal(f"the gate {path} was never opened")
         time.sleep(0.05)
-    record(ctx, "run")
-    return {"node": ctx.node_id, "attempt": ctx.attempt}
 
 
 def open_gate(path: Path) -> None:
