@@ -412,19 +412,6 @@ def _report_node_refs(nodes: list[NodeSpec], graph: dict[str, tuple[str, ...]], 
 
 
 def _refs(config: Any, config_at: str, when: str | None, when_at: str) -> Iterator[tuple[str, str]]:
-    for location, text in [*_strings(config, config_at), *_strings(when, when_at)]:
+    for location, text in [*templates.strings_in(config, config_at), *templates.strings_in(when, when_at)]:
         for ref in sorted(templates.node_refs(text)):
             yield location, ref
-
-
-def _strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
-    """Every string in a nested value with its location, spelled as `templates.check` spells it."""
-    stack = [(where, value)]
-    while stack:
-        at, item = stack.pop()
-        if isinstance(item, str):
-            yield at, item
-        elif isinstance(item, dict):
-            stack.extend((f"{at}.{key}", child) for key, child in reversed(item.items()))
-        elif isinstance(item, list):
-            stack.extend((f"{at}[{k}]", child) for k, child in reversed(list(enumerate(item))))

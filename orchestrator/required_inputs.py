@@ -105,7 +105,7 @@ def _plan(definition: WorkflowDefinition) -> _Plan:
 
 def _uses(definition: WorkflowDefinition) -> Iterator[_Use]:
     for node in definition.nodes:
-        for location, text in _strings(node.config, "config"):
+        for location, text in templates.strings_in(node.config, "config"):
             try:
                 template = templates.parse(text)
             except TemplateError:  # a stored definition parses; nothing to check in one that does not
@@ -114,17 +114,6 @@ def _uses(definition: WorkflowDefinition) -> Iterator[_Use]:
                 for part in template.parts:
                     if not isinstance(part, str):
                         yield _Use(node.id, node.when, location, part)
-
-
-def _strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
-    if isinstance(value, str):
-        yield where, value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _strings(item, f"{where}.{key}")
-    elif isinstance(value, list):
-        for k, item in enumerate(value):
-            yield from _strings(item, f"{where}[{k}]")
 
 
 def _skipped(when: str, data: dict[str, Any]) -> bool:

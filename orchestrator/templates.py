@@ -371,22 +371,24 @@ def evaluate_condition(text: str, scope: dict[str, Any]) -> bool:
     return "".join(to_text(value) for value in values) not in ("", "false")
 
 
-def _strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
-    """(location, string) for every string in a nested JSON value, e.g. ("config.data[0]", "${...}")."""
-    if isinstance(value, str):
-        yield where, value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _strings(item, f"{where}.{key}")
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from _strings(item, f"{where}[{i}]")
+def strings_in(value: Any, where: str) -> Iterator[tuple[str, str]]:
+    """(location, string) for every string in a nested JSON value, e.g. ("config.data[0]", "${...}"),
+    in document order; iterative, so a deep value costs no recursion."""
+    stack = [(where, value)]
+    while stack:
+        at, item = stack.pop()
+        if isinstance(item, str):
+            yield at, item
+        elif isinstance(item, dict):
+            stack.extend((f"{at}.{key}", child) for key, child in reversed(item.items()))
+        elif isinstance(item, list):
+            stack.extend((f"{at}[{k}]", child) for k, child in reversed(list(enumerate(item))))
 
 
 def check(value: Any, where: str = "config") -> list[tuple[str, str]]:
     """(location, message) for every string in `value` that does not parse; never raises."""
     problems = []
-    for location, text in _strings(value, where):
+    for location, text in strings_in(value, where):
         try:
             parse(text)
         except TemplateError as exc:
@@ -397,7 +399,7 @@ def check(value: Any, where: str = "config") -> list[tuple[str, str]]:
 def node_refs(value: Any) -> frozenset[str]:
     """Every node id referenced through `nodes.<id>...` anywhere in `value`; malformed strings are ignored."""
     refs: set[str] = set()
-    for _, text in _strings(value, ""):
+    for _, text in strings_in(value, ""):
         with contextlib.suppress(TemplateError):
             refs |= parse(text).node_refs
     return frozenset(refs)
@@ -407,7 +409,7 @@ def roots(value: Any) -> frozenset[str]:
     """The roots (`input`, `nodes`, `instance`) of every path anywhere in `value`; malformed strings
     are ignored. A node whose templates name no `input` need not load the instance's input."""
     found: set[str] = set()
-    for _, text in _strings(value, ""):
+    for _, text in strings_in(value, ""):
         with contextlib.suppress(TemplateError):
             found |= parse(text).roots
     return frozenset(found)
