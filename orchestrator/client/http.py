@@ -128,6 +128,8 @@ def reason(exc: BaseException) -> str:
     known`, `timed out`) instead of the chain of wrappers requests and urllib3 print."""
     if isinstance(exc, requests.Timeout):
         return "timed out"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return "the connection broke off"
     seen: set[int] = set()
     todo: list[BaseException] = [exc]
     while todo:
