@@ -234,3 +234,35 @@ def test_wait_polls_when_the_api_refuses_event_streams(db, processes):
             assert run.wait(timeout=60, poll_s=0.1).status == "completed"
     finally:
         api.close()
+
+
+def test_the_documented_example_runs_define_submit_wait_logs(live_api, processes):
+    processes.worker("w1")
+    example = ROOT / "examples" / "client_example.py"
+    page = (ROOT / "docs" / "python-client.md").read_text()
+    block = page.split("```python\n", 1)[1].split("```", 1)[0]
+    assert block == example.read_text()  # the page shows the program this test runs
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
+    result = subprocess.run(
+        [sys.executable, str(example)],
+        env={**env, "ORCH_API_URL": live_api.url, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "stored data-sync-pipeline 1.0.0" in result.stdout
+    assert "completed in" in result.stdout and "  sync: completed (attempt 1)" in result.stdout
+    assert "[sync]" in result.stdout  # its log lines
+
+
+def test_the_client_imports_neither_flask_nor_celery_nor_the_database_layer():
+    program = (
+        "import sys, orchestrator.client\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'flask', 'celery', 'sqlalchemy', 'kombu'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr
