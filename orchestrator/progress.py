@@ -14,20 +14,22 @@ from typing import Any
 
 from tqdm import tqdm
 
-FINISHED = ("completed", "failed", "cancelled")
+from orchestrator.client import Client, Run, Status
+
 # the `skipReason`s of nodes that a failure elsewhere skipped (GET .../nodes), as opposed to their `when`
 SKIPPED_BY_FAILURE = ("upstream failed", "instance failed")
 
 
-def watch(client: Any, instance_ids: list[str], poll_s: float = 0.3) -> dict[str, str]:
+def watch(client: Client, instance_ids: list[str], poll_s: float = 0.3) -> dict[str, str]:
     """Draw one bar per instance (finished nodes of total) until all have ended; returns each one's
-    final status and prints it, with the error of a failed one. Raises the client's ApiError."""
+    final status and prints it, with the error of a failed one. Raises the client's errors."""
     # many instances: poll each less often, so the API sees a bounded rate from one watcher
     interval = max(poll_s, 0.02 * len(instance_ids))
-    statuses = {i: client.call("GET", f"/api/v1/instances/{i}/status") for i in instance_ids}
+    runs = {i: client.run(i) for i in instance_ids}
+    statuses = {i: run.status() for i, run in runs.items()}
     bars = {
         instance_id: tqdm(
-            total=status["totalNodes"],
+            total=status.total_nodes,
             unit="node",
             desc=instance_id[:8],
             position=position,
@@ -41,44 +43,42 @@ def watch(client: Any, instance_ids: list[str], poll_s: float = 0.3) -> dict[str
     try:
         while True:
             for instance_id, status in statuses.items():
-                if status["status"] == "failed" and instance_id not in unreachable:
-                    unreachable[instance_id] = _skipped_by_failure(client, instance_id, status)
+                if status.status == "failed" and instance_id not in unreachable:
+                    unreachable[instance_id] = _skipped_by_failure(runs[instance_id], status)
                 _draw(bars[instance_id], status, unreachable.get(instance_id, set()))
-            open_ids = [i for i, s in statuses.items() if s["status"] not in FINISHED]
+            open_ids = [i for i, s in statuses.items() if not s.finished]
             if not open_ids:
                 break
             time.sleep(interval)
             for instance_id in open_ids:
-                statuses[instance_id] = client.call("GET", f"/api/v1/instances/{instance_id}/status")
+                statuses[instance_id] = runs[instance_id].status()
     finally:
         for bar in bars.values():
             bar.close()
     for instance_id, status in statuses.items():
-        error = status.get("error") or {}
-        reason = f": {error.get('message')}" if error.get("message") else ""
-        print(f"{instance_id} {status['status']}{reason}", flush=True)
-    return {instance_id: str(status["status"]) for instance_id, status in statuses.items()}
+        reason = f": {status.error.message}" if status.error and status.error.message else ""
+        print(f"{instance_id} {status.status}{reason}", flush=True)
+    return {instance_id: status.status for instance_id, status in statuses.items()}
 
 
-def _skipped_by_failure(client: Any, instance_id: str, status: dict[str, Any]) -> set[str]:
+def _skipped_by_failure(run: Run, status: Status) -> set[str]:
     """The nodes of a failed instance that its failure skipped. (A running instance's skipped nodes
     were all skipped by their `when`: a failure ends its instance at once.)"""
-    if not status["skippedNodes"]:
+    if not status.skipped_nodes:
         return set()
-    nodes = client.call("GET", f"/api/v1/instances/{instance_id}/nodes")["nodes"]
-    return {n["nodeId"] for n in nodes if n.get("skipReason") in SKIPPED_BY_FAILURE}
+    return {n.node_id for n in run.nodes() if n.skip_reason in SKIPPED_BY_FAILURE}
 
 
-def finished_count(status: dict[str, Any], skipped_by_failure: set[str]) -> int:
+def finished_count(status: Status, skipped_by_failure: set[str]) -> int:
     """How many nodes reached an outcome of their own: the rule of the status's `progress`."""
-    skipped = [n for n in status["skippedNodes"] if n not in skipped_by_failure]
-    return len(status["completedNodes"]) + len(status["failedNodes"]) + len(skipped)
+    skipped = [n for n in status.skipped_nodes if n not in skipped_by_failure]
+    return len(status.completed_nodes) + len(status.failed_nodes) + len(skipped)
 
 
-def _draw(bar: Any, status: dict[str, Any], skipped_by_failure: set[str]) -> None:
+def _draw(bar: Any, status: Status, skipped_by_failure: set[str]) -> None:
     """Move the bar to the number of finished nodes, naming what runs now."""
     done = finished_count(status, skipped_by_failure)
     if done != bar.n:
         bar.update(done - bar.n)
-    running = ",".join(status["currentNodes"])
-    bar.set_postfix_str(f"{status['status']}{' ' + running[:40] if running else ''}", refresh=True)
+    running = ",".join(status.current_nodes)
+    bar.set_postfix_str(f"{status.status}{' ' + running[:40] if running else ''}", refresh=True)

@@ -20,8 +20,8 @@ from tests.support.services import Process, free_port, process_env, wait_for
 class ServedApi:
     """`python -m orchestrator.cli api ...` on a free loopback port, with the test MySQL and Redis."""
 
-    def __init__(self, log_dir: Path, *args: str, **env: str) -> None:
-        self.port = free_port()
+    def __init__(self, log_dir: Path, *args: str, port: int | None = None, **env: str) -> None:
+        self.port = port or free_port()  # a given port: a restart on the same address
         self.url = f"http://127.0.0.1:{self.port}"
         settings = {
             "ORCH_DATABASE_URL": MYSQL_URL,
