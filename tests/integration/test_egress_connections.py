@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from orchestrator import builtin_executors, callbacks, egress, outbound
+from orchestrator.context import ExecutionContext
 from orchestrator.errors import EgressDenied, Fatal
 from tests.support.listeners import Listener
 from tests.support.services import free_port
@@ -81,10 +82,27 @@ def test_a_name_with_one_denied_address_among_allowed_ones_is_denied_whole():
         assert allowed.requests == []
 
 
+class _Running:
+    """The runtime of a node nobody asked to stop: the executor only reads `should_stop`."""
+
+    def log(self, level: str, message: str, details: Any) -> None: ...
+
+    def checkpoint(self, data: Any) -> None: ...
+
+    def heartbeat(self) -> None: ...
+
+    def should_stop(self) -> bool:
+        return False
+
+
+def _running_ctx() -> ExecutionContext:
+    return ExecutionContext("i", "n", 1, {}, None, _Running())
+
+
 def test_the_http_executor_fails_a_denied_url_for_good_with_egress_denied():
     with Listener("127.0.0.1") as target:
         with pytest.raises(Fatal) as failed:
-            builtin_executors.http(None, {"url": target.url + "/x?apikey=SECRET"})  # type: ignore[arg-type]
+            builtin_executors.http(_running_ctx(), {"url": target.url + "/x?apikey=SECRET"})
         assert target.requests == []
     assert failed.value.retryable is False and failed.value.details == {"code": "EGRESS_DENIED"}
     assert "apikey=***" in failed.value.message and "SECRET" not in failed.value.message
