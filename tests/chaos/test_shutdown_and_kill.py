@@ -3,6 +3,7 @@ worker's node is recovered by the sweep, and a restarted worker takes back what 
 
 from __future__ import annotations
 
+import pytest
 import signal
 import time
 
@@ -111,6 +112,7 @@ def test_a_restarted_worker_takes_back_the_nodes_its_id_held(db, live_api, proce
     assert nodes(db, instance_id)["copy"].attempt == 2
 
 
+@pytest.mark.both_brokers
 def test_sigkill_mid_node_is_recovered_by_the_sweep_on_another_worker_in_time(db, live_api, processes):
     w1 = processes.worker("w1")
     processes.worker("w2", queues=["orchestrator", "default"])  # w2 cannot take `tests` nodes
