@@ -84,9 +84,9 @@ def use_broker(url: str) -> None:
     app.conf.broker_url = url
     app.conf.broker_write_url = None
     app.conf.broker_read_url = None
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
+    # kombu keeps one connection and producer pool per broker (`kombu.pools`), kept open for the
+    # next switch back; only the app's references to the current ones are dropped
+    app._pool = None
     app.amqp._producer_pool = None
 
 

@@ -3,9 +3,10 @@ worker's node is recovered by the sweep, and a restarted worker takes back what 
 
 from __future__ import annotations
 
-import pytest
 import signal
 import time
+
+import pytest
 
 from tests.acceptance.helpers import define, effects, nodes, start
 from tests.chaos import helpers as chaos_helpers

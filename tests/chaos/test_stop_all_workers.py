@@ -7,6 +7,8 @@ import signal
 import time
 from collections import defaultdict
 
+import pytest
+
 from tests.acceptance.helpers import define
 from tests.chaos import helpers
 from tests.support.services import wait_for
@@ -37,6 +39,7 @@ def _steps_per_node(db, instance_ids) -> dict[str, list]:
     return steps
 
 
+@pytest.mark.both_brokers
 def test_sigterm_to_every_worker_then_restart_resumes_every_node_from_its_checkpoint(db, live_api, processes):
     """Two workers run 8 instances of prepare -> copy (20 checkpointed steps) -> finish. When several
     copies are mid-way, every worker gets SIGTERM at once; they hand their nodes back and exit within
