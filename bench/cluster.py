@@ -63,18 +63,25 @@ def drop_database(url: str) -> None:
 
 
 def clear_vhost(url: str) -> None:
-    """Start a RabbitMQ pass on an empty vhost: create it (rabbitmqctl, on this host) if it is missing,
-    and delete the queues an earlier run may have left."""
+    """Start a RabbitMQ pass on an empty vhost: delete the queues an earlier run may have left, and
+    create the vhost first (rabbitmqctl, so on this host's server) when the server says it is missing."""
+    try:
+        _delete_queues(url)
+    except Exception as exc:
+        if "vhost" not in str(exc).lower():  # refused, unreachable, a wrong password: said as it is
+            raise
+        vhost = url.rsplit("/", 1)[-1] or "/"
+        subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, timeout=60)
+        grant = ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, make_url_user(url), ".*", ".*", ".*"]
+        subprocess.run(grant, check=True, timeout=60)
+        _delete_queues(url)
+
+
+def _delete_queues(url: str) -> None:
     from kombu import Connection
 
-    vhost = url.rsplit("/", 1)[-1] or "/"
-    listed = subprocess.run(["rabbitmqctl", "-q", "list_vhosts"], capture_output=True, text=True, timeout=60)
-    if vhost not in listed.stdout.split():
-        subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, timeout=60)
-        user = make_url_user(url)
-        grant = ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, user, ".*", ".*", ".*"]
-        subprocess.run(grant, check=True, timeout=60)
     with Connection(url, connect_timeout=10) as conn:
+        conn.connect()
         for queue in (*OUR_QUEUES, raw_app.QUEUE):
             channel = conn.channel()
             try:

@@ -80,30 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def say(line: str) -> None:
         print(f"[{time.monotonic() - started:6.1f}s] {line}", flush=True)
 
-    rows: list[Row] = []
-    memory: dict = {}
-    env: list = []
-    for broker in config.brokers:
-        if broker == "amqp":
-            scenarios = config.scenarios or AMQP_SCENARIOS
-            if len(config.brokers) > 1:  # the Redis pass ran everything asked; RabbitMQ the chain and fan
-                scenarios = tuple(name for name in scenarios if name in AMQP_SCENARIOS)
-            one = replace(config, broker=broker, scenarios=scenarios)
-        else:
-            one = replace(config, broker=broker)
-        if not one.scenarios and broker == "amqp":
-            continue
-        say(f"on {'RabbitMQ' if broker == 'amqp' else 'Redis'}: {', '.join(one.scenarios or SCENARIOS)}")
-        got, peaks, facts = _one_broker(one, say)
-        if broker == "amqp":
-            for row in got:
-                row.scenario += " on RabbitMQ"
-            peaks = {f"{name} (RabbitMQ)": value for name, value in peaks.items()}
-        rows += got
-        memory.update(peaks)
-        env = env or facts
-        if broker == "amqp":
-            env = [*env, ("broker (rows marked on RabbitMQ)", _rabbit_version(one.amqp_url))]
+    rows, memory, env = _passes(config, _usable_brokers(config, say), say)
     from bench import report
 
     print(report.console(rows, memory))
@@ -118,6 +95,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missed:
         say(f"{len(missed)} target(s) missed: " + "; ".join(missed))
     return 1 if missed and config.strict else 0
+
+
+def _usable_brokers(config: BenchConfig, say: Callable[[str], None]) -> tuple[str, ...]:
+    """The brokers to run on: RabbitMQ is checked before anything runs, so that a Redis pass is not
+    thrown away at its end for a RabbitMQ that is not there (asked for alone, it fails the run)."""
+    if "amqp" not in config.brokers:
+        return config.brokers
+    from bench.cluster import clear_vhost
+
+    try:
+        clear_vhost(config.amqp_url)
+    except Exception as exc:
+        if config.brokers == ("amqp",):
+            raise
+        say(f"RabbitMQ at {config.amqp_url} is not usable ({exc!r}): Redis only this time")
+        return tuple(b for b in config.brokers if b != "amqp")
+    return config.brokers
+
+
+def _passes(
+    config: BenchConfig, brokers: tuple[str, ...], say: Callable[[str], None]
+) -> tuple[list[Row], dict, list]:
+    """Each broker's pass in turn; RabbitMQ's rows and memory peaks are marked as such."""
+    rows: list[Row] = []
+    memory: dict = {}
+    env: list = []
+    for broker in brokers:
+        one = replace(config, broker=broker)
+        if broker == "amqp":
+            scenarios = config.scenarios or AMQP_SCENARIOS
+            if len(config.brokers) > 1:  # the Redis pass ran everything asked; RabbitMQ the chain and fan
+                scenarios = tuple(name for name in scenarios if name in AMQP_SCENARIOS)
+            if not scenarios:
+                continue
+            one = replace(one, scenarios=scenarios)
+        say(f"on {'RabbitMQ' if broker == 'amqp' else 'Redis'}: {', '.join(one.scenarios or SCENARIOS)}")
+        got, peaks, facts = _one_broker(one, say)
+        env = env or facts
+        if broker == "amqp":
+            for row in got:
+                row.scenario += " on RabbitMQ"
+            peaks = {f"{name} (RabbitMQ)": value for name, value in peaks.items()}
+            env = [*env, ("broker (rows marked on RabbitMQ)", _rabbit_version(one.amqp_url))]
+        rows += got
+        memory.update(peaks)
+    return rows, memory, env
 
 
 def _one_broker(config: BenchConfig, say: Callable[[str], None]) -> tuple[list[Row], dict, list]:
