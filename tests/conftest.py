@@ -3,9 +3,8 @@
 Settings come only from here: `ORCH_*` variables of the caller are cleared at load, so a developer's
 environment cannot leak into a test. `ORCH_TEST_MYSQL_URL` and `ORCH_TEST_REDIS_URL` choose the
 services (defaults: root on 127.0.0.1:3306, database `orch_test`; Redis database 15);
-`ORCH_TEST_AMQP_URL` the RabbitMQ vhost of the tests that run on both brokers (default `orch_test`,
-created with rabbitmqctl if missing
-as guest on 127.0.0.1:5672).
+`ORCH_TEST_AMQP_URL` the RabbitMQ vhost of the tests that run on both brokers (default `orch_test`
+as guest on 127.0.0.1:5672, created with rabbitmqctl if missing).
 """
 
 from __future__ import annotations
