@@ -43,7 +43,7 @@ class OrchestratorCollector(Collector):
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self._engine = engine
         self._settings = settings
-        self._store_url = metrics.store_url(settings.broker_url)
+        self._store_url = metrics.store_url(settings.broker_url, settings.metrics_url)
         self._client: Any = None
 
     def collect(self) -> Iterator[Metric]:

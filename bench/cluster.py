@@ -1,8 +1,11 @@
-"""The services of one run: its own MySQL database and Redis database, our workers, the raw Celery
+"""The services of one run: its own MySQL database and Redis database (and RabbitMQ vhost on a
+RabbitMQ pass), our workers, the raw Celery
 workers and the API, all started here and stopped through `processes.Group`."""
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
 import uuid
 
 import redis
@@ -59,6 +62,44 @@ def drop_database(url: str) -> None:
     server.dispose()
 
 
+def clear_vhost(url: str) -> None:
+    """Start a RabbitMQ pass on an empty vhost: delete the queues an earlier run may have left, and
+    create the vhost first (rabbitmqctl, so on this host's server) when the server says it is missing."""
+    try:
+        _delete_queues(url)
+    except Exception as exc:
+        if "vhost" not in str(exc).lower():  # refused, unreachable, a wrong password: said as it is
+            raise
+        vhost = url.rsplit("/", 1)[-1] or "/"
+        subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, timeout=60)
+        grant = ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, make_url_user(url), ".*", ".*", ".*"]
+        subprocess.run(grant, check=True, timeout=60)
+        _delete_queues(url)
+
+
+def _delete_queues(url: str) -> None:
+    from kombu import Connection
+
+    with Connection(url, connect_timeout=10) as conn:
+        conn.connect()
+        for queue in (*OUR_QUEUES, raw_app.QUEUE):
+            channel = conn.channel()
+            try:
+                channel.queue_delete(queue)
+            except Exception as exc:  # never declared: nothing to delete
+                if str(getattr(exc, "reply_code", "")) != "404":
+                    raise
+            finally:
+                with contextlib.suppress(Exception):
+                    channel.close()
+
+
+def make_url_user(url: str) -> str:
+    from urllib.parse import unquote, urlsplit
+
+    return unquote(urlsplit(url).username or "guest")
+
+
 class Cluster:
     """Ours and raw side by side on one broker (the run's Redis database)."""
 
@@ -76,6 +117,8 @@ class Cluster:
     def prepare(self) -> Engine:
         recreate_database(self.config.mysql_url)
         self.redis.flushdb()  # only this run's database
+        if self.config.broker == "amqp":
+            clear_vhost(self.config.amqp_url)
         self.engine = make_engine(self.config.mysql_url, pool_size=8)
         return self.engine
 
@@ -83,7 +126,9 @@ class Cluster:
         # task events off on both sides (ORCH_TASK_EVENTS=0 here; the raw app never sends them)
         return base_env(
             ORCH_DATABASE_URL=self.config.mysql_url,
-            ORCH_BROKER_URL=self.config.redis_url,
+            ORCH_BROKER_URL=self.config.broker_url,
+            # node metrics are kept in the run's Redis on either broker, so both pay for them
+            ORCH_METRICS_URL=self.config.redis_url,
             ORCH_TASK_EVENTS="0",
             **extra,
         )
@@ -153,7 +198,7 @@ class Cluster:
             self.beat = None
 
     def start_raw(self, name: str = "raw1") -> Process:
-        env = base_env(BENCH_REDIS_URL=self.config.redis_url)
+        env = base_env(BENCH_REDIS_URL=self.config.redis_url, BENCH_BROKER_URL=self.config.broker_url)
         argv = celery_worker_argv("bench.raw_app", name, self.config.concurrency, [raw_app.QUEUE])
         process = self.group.start(name, argv, env)
         self.raw.append(process)

@@ -9,6 +9,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MYSQL_URL = "mysql+pymysql://root@127.0.0.1:3306/orch_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/11"
+# RabbitMQ runs: a vhost of the benchmark's own (created with rabbitmqctl when missing, its queues
+# deleted at the start of a run)
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/orch_bench"
+BROKERS = ("redis", "amqp")
+# what a RabbitMQ pass runs unless `--only` says otherwise: the chain and the fan-out, ours and raw
+AMQP_SCENARIOS = ("sequential", "fan")
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,12 @@ class BenchConfig:
     sizes: Sizes
     mysql_url: str = DEFAULT_MYSQL_URL
     redis_url: str = DEFAULT_REDIS_URL
+    amqp_url: str = DEFAULT_AMQP_URL
+    # the passes of a run, in order; each starts its own API, workers and beat on its broker. Redis
+    # stays in use on a RabbitMQ pass: the raw tasks record their times there, the raw chord keeps its
+    # results there, and ours keeps its metrics there (ORCH_METRICS_URL), as on a Redis pass
+    brokers: tuple[str, ...] = ("redis",)
+    broker: str = "redis"  # the broker of the current pass
     concurrency: int = 2  # per worker, the same for ours and raw
     api_workers: int = 2
     api_threads: int = 8
@@ -66,9 +78,14 @@ class BenchConfig:
     keep_database: bool = False
     strict: bool = False  # exit 1 when a target is missed (a benchmark reports; it does not fail by default)
 
+    @property
+    def broker_url(self) -> str:
+        return self.amqp_url if self.broker == "amqp" else self.redis_url
+
     @staticmethod
     def from_env_defaults() -> dict[str, str]:
         return {
             "mysql_url": os.environ.get("BENCH_MYSQL_URL", DEFAULT_MYSQL_URL),
             "redis_url": os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL),
+            "amqp_url": os.environ.get("BENCH_AMQP_URL", DEFAULT_AMQP_URL),
         }

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from bench import ours
-from bench.config import FULL, BenchConfig
+from bench.config import BROKERS, FULL, BenchConfig
 from bench.processes import Group
 
 
@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
     parser.add_argument("--chain", type=int, default=500)
     parser.add_argument("--fan", type=int, default=1000)
+    parser.add_argument("--broker", choices=BROKERS, default="redis", help="the broker the worker uses")
     args = parser.parse_args(argv)
     if shutil.which("py-spy") is None and not (Path(sys.executable).parent / "py-spy").exists():
         print("py-spy is not installed: pip install -e '.[bench]'", file=sys.stderr)
@@ -54,8 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     from bench import raw_app
 
-    config = BenchConfig(FULL)
-    raw_app.configure(config.redis_url)
+    config = BenchConfig(FULL, broker=args.broker, **BenchConfig.from_env_defaults())  # type: ignore[arg-type]
+    raw_app.configure(config.redis_url, config.broker_url)
     from bench.cluster import Cluster, drop_database
 
     group = Group(config.log_dir)

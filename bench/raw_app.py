@@ -1,7 +1,8 @@
 """The raw Celery baseline: a tiny app with the production worker settings and no orchestrator.
 
-Run by `celery -A bench.raw_app worker -Q raw`; the broker (and the Redis result backend a chord
-needs) comes from `BENCH_REDIS_URL`. Settings copied from `workers/app.py`: JSON, late acks,
+Run by `celery -A bench.raw_app worker -Q raw`; the broker comes from `BENCH_BROKER_URL` (Redis or
+RabbitMQ; default `BENCH_REDIS_URL`), the Redis result backend a chord needs and the list each task
+records its time in from `BENCH_REDIS_URL`. Settings copied from `workers/app.py`: JSON, late acks,
 reject on worker loss, prefetch 1, the same Redis transport options, no task events.
 """
 
@@ -18,8 +19,9 @@ from workers.delivery import DELIVERY_SETTINGS
 
 QUEUE = "raw"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
+BROKER_URL = os.environ.get("BENCH_BROKER_URL") or REDIS_URL
 
-app = Celery("bench_raw", broker=REDIS_URL, backend=REDIS_URL)
+app = Celery("bench_raw", broker=BROKER_URL, backend=REDIS_URL)
 app.conf.update(
     **DELIVERY_SETTINGS,  # the product's own delivery settings: like is compared with like
     task_default_queue=QUEUE,
@@ -32,11 +34,16 @@ _client: Any = None
 _client_pid: int | None = None
 
 
-def configure(url: str) -> None:
-    """Point the benchmark process's side of the app at the run's Redis (workers read the env)."""
-    global REDIS_URL, _client
+def configure(url: str, broker_url: str | None = None) -> None:
+    """Point the benchmark process's side of the app at the run's Redis and broker (workers read the
+    env)."""
+    global REDIS_URL, BROKER_URL, _client
     REDIS_URL = url
-    app.conf.update(broker_url=url, result_backend=url)
+    BROKER_URL = broker_url or url
+    app.conf.update(broker_url=BROKER_URL, result_backend=url)
+    # kombu keeps a pool per broker; the app drops its references to the last one's
+    app._pool = None
+    app.amqp._producer_pool = None
     _client = None
 
 

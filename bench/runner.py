@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench.config import FULL, QUICK, ROOT, BenchConfig
+from bench.config import AMQP_SCENARIOS, BROKERS, FULL, QUICK, ROOT, BenchConfig
 from bench.stats import Row
 
 SCENARIOS = ("sequential", "fan", "many", "scale", "backlog", "recovery")
@@ -31,6 +31,14 @@ def parse(argv: Sequence[str] | None) -> BenchConfig:
     parser.add_argument(
         "--redis-url", default=defaults["redis_url"], help="a Redis database the run may flush"
     )
+    parser.add_argument(
+        "--broker",
+        choices=(*BROKERS, "both"),
+        default="both",
+        help="redis: every scenario on Redis; amqp: the chain and the fan-out (or --only) on RabbitMQ; "
+        "both (default): the Redis run, then the RabbitMQ one",
+    )
+    parser.add_argument("--amqp-url", default=defaults["amqp_url"], help="a RabbitMQ vhost the run may empty")
     parser.add_argument("--concurrency", type=int, default=2, help="prefork children per worker (both sides)")
     parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients creating instances")
     parser.add_argument(
@@ -48,6 +56,8 @@ def parse(argv: Sequence[str] | None) -> BenchConfig:
         sizes,
         mysql_url=args.mysql_url,
         redis_url=args.redis_url,
+        amqp_url=args.amqp_url,
+        brokers=BROKERS if args.broker == "both" else (args.broker,),
         concurrency=args.concurrency,
         clients=args.clients,
         scenarios=tuple(args.only),
@@ -65,34 +75,12 @@ def _terminate(signum: int, _frame: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse(argv)
     signal.signal(signal.SIGTERM, _terminate)
-    # imported here: the raw app reads its broker when imported
-    from bench import raw_app
-
-    raw_app.configure(config.redis_url)
-    from bench.cluster import Cluster, drop_database
-    from bench.memory import PeakRss
-    from bench.processes import Group
-
     started = time.monotonic()
 
     def say(line: str) -> None:
         print(f"[{time.monotonic() - started:6.1f}s] {line}", flush=True)
 
-    group = Group(config.log_dir)
-    cluster = Cluster(config, group)
-    try:
-        rows, memory, env = _run(config, cluster, say, PeakRss)
-    except BaseException:
-        for process in group.started:
-            say(f"log tail of {process.name} ({process.log_path}):\n{process.log_text()[-1500:]}")
-        raise
-    finally:
-        group.stop_all()
-        if cluster.engine is not None:
-            cluster.engine.dispose()
-        if not config.keep_database:
-            drop_database(config.mysql_url)
-        cluster.redis.flushdb()
+    rows, memory, env = _passes(config, _usable_brokers(config, say), say)
     from bench import report
 
     print(report.console(rows, memory))
@@ -109,6 +97,92 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if missed and config.strict else 0
 
 
+def _usable_brokers(config: BenchConfig, say: Callable[[str], None]) -> tuple[str, ...]:
+    """The brokers to run on: RabbitMQ is checked before anything runs, so that a Redis pass is not
+    thrown away at its end for a RabbitMQ that is not there (asked for alone, it fails the run)."""
+    if "amqp" not in config.brokers:
+        return config.brokers
+    from bench.cluster import clear_vhost
+
+    try:
+        clear_vhost(config.amqp_url)
+    except Exception as exc:
+        if config.brokers == ("amqp",):
+            raise
+        say(f"RabbitMQ at {config.amqp_url} is not usable ({exc!r}): Redis only this time")
+        return tuple(b for b in config.brokers if b != "amqp")
+    return config.brokers
+
+
+def _passes(
+    config: BenchConfig, brokers: tuple[str, ...], say: Callable[[str], None]
+) -> tuple[list[Row], dict, list]:
+    """Each broker's pass in turn; RabbitMQ's rows and memory peaks are marked as such."""
+    rows: list[Row] = []
+    memory: dict = {}
+    env: list = []
+    for broker in brokers:
+        one = replace(config, broker=broker)
+        if broker == "amqp":
+            scenarios = config.scenarios or AMQP_SCENARIOS
+            if len(config.brokers) > 1:  # the Redis pass ran everything asked; RabbitMQ the chain and fan
+                scenarios = tuple(name for name in scenarios if name in AMQP_SCENARIOS)
+            if not scenarios:
+                continue
+            one = replace(one, scenarios=scenarios)
+        say(f"on {'RabbitMQ' if broker == 'amqp' else 'Redis'}: {', '.join(one.scenarios or SCENARIOS)}")
+        got, peaks, facts = _one_broker(one, say)
+        env = env or facts
+        if broker == "amqp":
+            for row in got:
+                row.scenario += " on RabbitMQ"
+            peaks = {f"{name} (RabbitMQ)": value for name, value in peaks.items()}
+            env = [*env, ("broker (rows marked on RabbitMQ)", _rabbit_version(one.amqp_url))]
+        rows += got
+        memory.update(peaks)
+    return rows, memory, env
+
+
+def _one_broker(config: BenchConfig, say: Callable[[str], None]) -> tuple[list[Row], dict, list]:
+    """One pass: a cluster on `config.broker` (ours and raw side by side), its scenarios, then stop."""
+    # imported here: the raw app reads its broker when imported
+    from bench import raw_app
+
+    raw_app.configure(config.redis_url, config.broker_url)
+    from bench.cluster import Cluster, drop_database
+    from bench.memory import PeakRss
+    from bench.processes import Group
+
+    group = Group(config.log_dir)
+    cluster = Cluster(config, group)
+    try:
+        return _run(config, cluster, say, PeakRss)
+    except BaseException:
+        for process in group.started:
+            say(f"log tail of {process.name} ({process.log_path}):\n{process.log_text()[-1500:]}")
+        raise
+    finally:
+        group.stop_all()
+        if cluster.engine is not None:
+            cluster.engine.dispose()
+        if not config.keep_database:
+            drop_database(config.mysql_url)
+        cluster.redis.flushdb()
+
+
+def _rabbit_version(url: str) -> str:
+    from kombu import Connection
+
+    try:
+        with Connection(url, connect_timeout=5) as conn:
+            conn.connect()
+            version = conn.connection.server_properties.get("version", "?")
+    except Exception as exc:  # the report still gets written
+        return f"RabbitMQ (version unknown: {type(exc).__name__})"
+    text = version.decode() if isinstance(version, bytes) else str(version)
+    return f"RabbitMQ {text}, classic queues with x-max-priority, publisher confirms (same host)"
+
+
 def _run(
     config: BenchConfig, cluster: Any, say: Callable[[str], None], peak: Any
 ) -> tuple[list[Row], dict, list]:
@@ -116,7 +190,7 @@ def _run(
     from bench.backlog import backlog
     from bench.recovery import recovery
 
-    say(f"database {config.mysql_url.rsplit('/', 1)[-1]}, redis {config.redis_url}")
+    say(f"database {config.mysql_url.rsplit('/', 1)[-1]}, redis {config.redis_url}, broker {config.broker}")
     engine = cluster.prepare()
     cluster.start_api()
     cluster.start_ours("ours1")

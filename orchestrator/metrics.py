@@ -230,8 +230,12 @@ def clear(client: Any) -> None:
     client.delete(*KEYS)
 
 
-def store_url(broker_url: str) -> str | None:
-    """The Redis URL metrics are kept at: the broker's, when the broker is Redis; else None (no store)."""
+def store_url(broker_url: str, metrics_url: str | None = None) -> str | None:
+    """The Redis URL metrics are kept at: `metrics_url` (ORCH_METRICS_URL) when set, else the broker's
+    when the broker is Redis; else None (no store: a RabbitMQ deployment without ORCH_METRICS_URL has
+    no per-node metrics, only those /metrics reads from the database)."""
+    if metrics_url:
+        return metrics_url
     if broker_url.startswith(("redis://", "rediss://", "unix://")):
         return broker_url
     if broker_url.startswith("redis+socket://"):

@@ -19,8 +19,9 @@ from urllib.parse import unquote, urlsplit
 
 # `change-me`, `change_me`, `changeme`, `CHANGE-ME-root`...: the shape of every placeholder we ship
 _PLACEHOLDER = re.compile(r"change[-_ ]?me", re.I)
-_URLS = ("ORCH_DATABASE_URL", "ORCH_BROKER_URL")
-_PLAIN = ("MYSQL_PASSWORD", "MYSQL_ROOT_PASSWORD")
+_URLS = ("ORCH_DATABASE_URL", "ORCH_BROKER_URL", "ORCH_METRICS_URL")
+# RABBITMQ_DEFAULT_PASS: the compose RabbitMQ's user (deploy/docker-compose.yml, profile rabbitmq)
+_PLAIN = ("MYSQL_PASSWORD", "MYSQL_ROOT_PASSWORD", "RABBITMQ_DEFAULT_PASS")
 
 
 def is_placeholder(value: str) -> bool:

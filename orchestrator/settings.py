@@ -60,6 +60,9 @@ class Settings:
     # built-in denial of link-local, loopback, private and other non-public ranges
     egress_deny: tuple[str, ...] = ()
     egress_allow: tuple[str, ...] = ()
+    # the Redis that keeps the cluster-wide node metrics (ORCH_METRICS_URL); unset, the broker's own
+    # when the broker is Redis, and none on RabbitMQ (orchestrator/metrics.py: store_url)
+    metrics_url: str | None = None
     # open event streams one API process serves at once; more are answered 503 (api/events.py)
     max_streams: int = 200
 
@@ -73,6 +76,7 @@ class Settings:
             "broker_url": "ORCH_BROKER_URL",
             "worker_id": "ORCH_WORKER_ID",
             "log_format": "ORCH_LOG_FORMAT",
+            "metrics_url": "ORCH_METRICS_URL",
         }
         numbers = {
             "heartbeat_interval": ("ORCH_HEARTBEAT_INTERVAL", float),

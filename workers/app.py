@@ -14,7 +14,7 @@ from kombu import Queue
 from orchestrator import executors
 from orchestrator.executors import DEFAULT_QUEUE
 from workers import shutdown  # noqa: F401  (its shared flag must exist before the pool forks)
-from workers.delivery import DELIVERY_SETTINGS
+from workers.delivery import DELIVERY_SETTINGS, priority_table
 from workers.resources import settings
 
 CONTROL_QUEUE = "orchestrator"
@@ -54,20 +54,41 @@ app.conf.update(
 if settings().worker_concurrency:
     app.conf.worker_concurrency = settings().worker_concurrency
 
+# Sweeps are served before schedule messages on either broker (0 on Redis, 9 on RabbitMQ); a message
+# without priority is served first on Redis but last on RabbitMQ.
+_SWEEP_PRIORITY = priority_table(settings().broker_url)["critical"]
+
 # The schedule is by task name, so `celery beat` needs no task module imported to send it.
 app.conf.beat_schedule = {
     "recovery-sweep": {
         "task": "orchestrator.recover",
         "schedule": settings().recovery_interval,
         # a sweep that waited longer than one interval is superseded by the next one
-        "options": {"queue": CONTROL_QUEUE, "expires": max(settings().recovery_interval, 1.0)},
+        "options": {
+            "queue": CONTROL_QUEUE,
+            "expires": max(settings().recovery_interval, 1.0),
+            "priority": _SWEEP_PRIORITY,
+        },
     },
     "retention": {
         "task": "orchestrator.prune",
         "schedule": 3600.0,
-        "options": {"queue": CONTROL_QUEUE, "expires": 3600.0},
+        "options": {"queue": CONTROL_QUEUE, "expires": 3600.0, "priority": _SWEEP_PRIORITY},
     },
 }
+
+
+def use_broker(url: str) -> None:
+    """Point this process's sender at another broker (a test or benchmark process that talks to
+    Redis and RabbitMQ in turn); workers and beat take theirs from ORCH_BROKER_URL at start."""
+    app.conf.broker_url = url
+    app.conf.broker_write_url = None
+    app.conf.broker_read_url = None
+    # kombu keeps one connection and producer pool per broker (`kombu.pools`), kept open for the
+    # next switch back; only the app's references to the current ones are dropped
+    app._pool = None
+    app.amqp._producer_pool = None
+
 
 # metrics, log context and JSON logs, wired to Celery's signals (worker, beat and every sender)
 from workers import observe  # noqa: E402,F401

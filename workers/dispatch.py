@@ -9,17 +9,15 @@ from typing import Any
 
 from orchestrator.outcomes import Dispatch
 from workers.app import CONTROL_QUEUE, app
+from workers.delivery import priority_table
 
 log = logging.getLogger(__name__)
 
-# Celery message priority per instance priority. Redis serves 0 first; AMQP serves the highest first.
-_REDIS_PRIORITY = {"critical": 0, "high": 3, "normal": 6, "low": 9}
-_AMQP_PRIORITY = {"critical": 9, "high": 6, "normal": 3, "low": 0}
-
 
 def message_priority(priority: str) -> int:
-    broker = str(app.conf.broker_url or "")
-    table = _AMQP_PRIORITY if broker.startswith(("amqp", "pyamqp")) else _REDIS_PRIORITY
+    """Celery message priority per instance priority (workers/delivery.py: Redis serves 0 first,
+    RabbitMQ the highest)."""
+    table = priority_table(str(app.conf.broker_url or ""))
     return table.get(priority, table["normal"])
 
 
@@ -104,4 +102,7 @@ def send_notify(instance_id: str, seen: int) -> None:
         kwargs={"seen": seen},
         queue=CONTROL_QUEUE,
         routing_key=CONTROL_QUEUE,
+        # served before schedule messages, as a message without priority is on Redis; on RabbitMQ
+        # one without priority is served last
+        priority=message_priority("critical"),
     )

@@ -63,7 +63,7 @@ def _store() -> Any:
     if _client is None or _client_pid != os.getpid():
         with _lock:
             if _client is None or _client_pid != os.getpid():
-                url = metrics.store_url(resources.settings().broker_url)
+                url = metrics.store_url(resources.settings().broker_url, resources.settings().metrics_url)
                 if url is None:
                     return None
                 _client = metrics.connect(url, timeout=1.0)

@@ -3,6 +3,8 @@ recoveries, and break the database connections of every process of this test run
 
 from __future__ import annotations
 
+import os
+import shutil
 import statistics
 import sys
 from collections import Counter, defaultdict
@@ -24,6 +26,13 @@ from tests.support.services import (
     run_quietly,
     wait_for,
     wait_for_port,
+)
+
+# the server script itself: the packaged `rabbitmq-server` wrapper switches to the rabbitmq user
+RABBITMQ_SERVER = (
+    "/usr/lib/rabbitmq/bin/rabbitmq-server"
+    if os.path.exists("/usr/lib/rabbitmq/bin/rabbitmq-server")
+    else shutil.which("rabbitmq-server") or "rabbitmq-server"
 )
 
 Key = tuple[str, str]  # (instance id, node id)
@@ -272,6 +281,55 @@ class OwnRedis:
         return self
 
     def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+
+
+class OwnRabbit:
+    """A RabbitMQ node of the test's own (its own name, ports, data and log directories under the
+    test's tmp_path; no plugins), to kill and start again on the same data: the shared server is
+    never touched. The node keeps its queues and persistent messages on disk across a restart."""
+
+    START_TIMEOUT = 60.0  # a node starts in about 5 s here; a busy machine may take a while longer
+
+    def __init__(self, processes: Any) -> None:
+        self.processes = processes
+        self.port = free_port()
+        self.dist_port = free_port()
+        self.home = processes.tmp_path / "rabbit"
+        self.home.mkdir(exist_ok=True)
+        self.name = f"orchtest-{os.getpid()}-{self.port}@localhost"
+        self.url = f"amqp://guest:guest@127.0.0.1:{self.port}//"
+        # the server-wide delivery acknowledgement timeout, as docs/recovery.md sets it
+        (self.home / "rabbitmq.conf").write_text(
+            f"listeners.tcp.default = 127.0.0.1:{self.port}\nconsumer_timeout = 43200000\n"
+        )
+        (self.home / "enabled_plugins").write_text("[].\n")
+        self.process: Process | None = None
+        self.starts = 0
+
+    def start(self) -> OwnRabbit:
+        self.starts += 1
+        env = process_env(
+            HOME=str(self.home),  # its Erlang cookie is created here
+            RABBITMQ_NODENAME=self.name,
+            RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
+            RABBITMQ_NODE_PORT=str(self.port),
+            RABBITMQ_DIST_PORT=str(self.dist_port),
+            RABBITMQ_MNESIA_BASE=str(self.home / "mnesia"),
+            RABBITMQ_LOG_BASE=str(self.home / "log"),
+            RABBITMQ_CONFIG_FILE=str(self.home / "rabbitmq.conf"),
+            RABBITMQ_ENABLED_PLUGINS_FILE=str(self.home / "enabled_plugins"),
+        )
+        name = f"rabbit{self.starts}"
+        self.process = Process(name, [RABBITMQ_SERVER], env, self.processes.tmp_path / f"{name}.log")
+        self.process.start()
+        self.processes.started.append(self.process)  # stopped at teardown with the rest
+        wait_for_port(self.port, timeout=self.START_TIMEOUT)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL the node (its whole process group): no clean shutdown, as in a lost machine."""
         assert self.process is not None
         self.process.kill()
 

@@ -1,5 +1,6 @@
 """The services go away under running workflows: Redis is killed and started again empty (every
-message it held is lost), and every MySQL connection of the workers is killed. Workers reconnect,
+message it held is lost), a RabbitMQ node is killed and started again on its data, and every MySQL
+connection of the workers is killed. Workers reconnect,
 the sweep resends what was lost, and every instance completes with each node committed once."""
 
 from __future__ import annotations
@@ -143,3 +144,56 @@ def test_instances_whose_schedule_message_died_with_the_broker_still_run(db, liv
     processes.beat(ORCH_BROKER_URL=broker.url)
     helpers.wait_all_completed(db, instance_ids, timeout=60)
     helpers.assert_each_node_committed_once(db, instance_ids)
+
+
+# What a worker logs once it has tried the dead RabbitMQ node: its consumer, or a pool process that
+# could not publish (connection refused).
+TRIED_DEAD_RABBIT = re.compile(r"Connection to broker lost|Errno 111|Connection refused")
+RABBIT_INSTANCES = 8
+
+
+def test_a_rabbitmq_restart_mid_run_loses_no_instance(db, live_api, processes):
+    """Two workers and a beat on a private RabbitMQ node run 8 chains. Mid-run the node is SIGKILLed
+    and stays down until both workers have lost it, then starts again on its data: queues are
+    durable and every message was confirmed on disk before its publish returned, and the sweep
+    resends what a worker took with it. Every instance completes with each node committed once."""
+    broker = helpers.OwnRabbit(processes)
+    started = helpers.now()
+    broker.start()
+    helpers.record_recovery("private rabbitmq node: start", (helpers.now() - started).total_seconds())
+    workers = {name: processes.worker(name, wait=False, ORCH_BROKER_URL=broker.url) for name in ("w1", "w2")}
+    for name, process in workers.items():
+        processes.wait_registered(name, process)
+    processes.beat(ORCH_BROKER_URL=broker.url)
+    define(live_api, CHAIN)
+    instance_ids = _create(db, RABBIT_INSTANCES)
+    helpers.send_schedules(broker.url, MYSQL_URL, instance_ids)
+    nodes = 3 * RABBIT_INSTANCES
+    wait_for(lambda: _completed_nodes(db, instance_ids) >= nodes // 4, 60, "a quarter of the nodes done")
+
+    broker.kill()
+    before = _completed_nodes(db, instance_ids)
+    wait_for(
+        lambda: all(TRIED_DEAD_RABBIT.search(w.log_text()) for w in workers.values()),
+        30,
+        "both workers to lose the broker",
+    )
+    broker.start()
+    restarted_at = helpers.now()
+
+    def claimed_since_restart() -> list:
+        return [r for r in helpers.log_rows(db, instance_ids, "node running") if r.created_at > restarted_at]
+
+    first = wait_for(claimed_since_restart, 60, "a node to be claimed after the broker restart")[0]
+    progress_in = (first.created_at - restarted_at).total_seconds()
+    helpers.record_recovery("rabbitmq restart -> a node is claimed again", progress_in)
+    helpers.wait_all_completed(db, instance_ids, timeout=120)
+
+    counts = helpers.assert_each_node_committed_once(db, instance_ids)
+    for instance_id in instance_ids:
+        done = {int(e.data) for e in helpers.effect_rows(db, [instance_id], "step")}
+        assert done == set(range(TOTAL))
+    print(
+        f"\nrabbitmq killed after {before}/{nodes} nodes; a node claimed again {progress_in:.2f}s "
+        f"after its restart; {counts}"
+    )

@@ -8,6 +8,8 @@ import time
 from collections import defaultdict
 from datetime import datetime
 
+import pytest
+
 from tests.acceptance.helpers import define
 from tests.chaos import helpers
 from tests.support.services import Process
@@ -37,6 +39,7 @@ def _all_ended_before(deadline: float, db, instance_ids: list[str]) -> bool:
     return True
 
 
+@pytest.mark.both_brokers
 def test_random_sigkills_and_restarts_of_workers_commit_every_node_exactly_once(db, live_api, processes):
     """3 workers run 50 diamonds (a -> b, c -> d); every 2-3 s a random worker's whole process group
     is SIGKILLed and a worker is started again, alternately under the killed id (it takes back what

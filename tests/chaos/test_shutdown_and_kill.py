@@ -6,6 +6,8 @@ from __future__ import annotations
 import signal
 import time
 
+import pytest
+
 from tests.acceptance.helpers import define, effects, nodes, start
 from tests.chaos import helpers as chaos_helpers
 from tests.support.executors import open_gate
@@ -108,6 +110,7 @@ def test_a_restarted_worker_takes_back_the_nodes_its_id_held(db, live_api, proce
     assert nodes(db, instance_id)["copy"].attempt == 2
 
 
+@pytest.mark.both_brokers
 def test_sigkill_mid_node_is_recovered_by_the_sweep_on_another_worker_in_time(
     db, live_api, processes, redis_client
 ):

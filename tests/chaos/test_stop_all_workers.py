@@ -7,6 +7,8 @@ import signal
 import time
 from collections import defaultdict
 
+import pytest
+
 from tests.acceptance.helpers import define
 from tests.chaos import helpers
 from tests.support.executors import open_gate
@@ -39,6 +41,7 @@ def _steps_per_node(db, instance_ids) -> dict[str, list]:
     return steps
 
 
+@pytest.mark.both_brokers
 def test_sigterm_to_every_worker_then_restart_resumes_every_node_from_its_checkpoint(
     db, live_api, processes, redis_client
 ):

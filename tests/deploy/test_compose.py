@@ -24,7 +24,8 @@ from orchestrator import secrets_check
 from tests.support.services import ROOT
 
 DEPLOY = ROOT / "deploy"
-SERVICES = {"mysql", "redis", "migrate", "api", "proxy", "worker", "beat", "flower"}
+SERVICES = {"mysql", "redis", "rabbitmq", "migrate", "api", "proxy", "worker", "beat", "flower"}
+BROKER_USERS = ("api", "worker", "beat", "flower")
 BIND = "${ORCH_BIND:-127.0.0.1}"
 ONE_SHOT = {"migrate"}
 
@@ -88,6 +89,26 @@ def test_long_running_services_have_healthchecks_and_start_in_order() -> None:
     assert "--appendonly" in services["redis"]["command"], "the broker must persist its queues"
     assert any(v.endswith(":/var/lib/mysql") for v in services["mysql"]["volumes"])
     assert any(v.endswith(":/data") for v in services["redis"]["volumes"])
+
+
+def test_the_rabbitmq_profile_adds_a_durable_broker_that_holds_long_nodes() -> None:
+    services = _compose()["services"]
+    rabbit = services["rabbitmq"]
+    assert rabbit["profiles"] == ["rabbitmq"], "only with `--profile rabbitmq`"
+    assert [name for name, s in services.items() if s.get("profiles")] == ["rabbitmq"]
+    assert any(v.endswith(":/var/lib/rabbitmq") for v in rabbit["volumes"]), "its queues survive a restart"
+    # the delivery acknowledgement timeout is above any node (late ack holds a message while it runs)
+    erl_args = rabbit["environment"]["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"]
+    timeout_ms = re.search(r"consumer_timeout (\d+)", erl_args)
+    assert timeout_ms and int(timeout_ms.group(1)) >= 12 * 3600 * 1000
+    assert not rabbit.get("ports"), "reached on the compose network only"
+    for name in BROKER_USERS:
+        dependency = services[name]["depends_on"]["rabbitmq"]
+        # waited for with the profile on, dropped without it
+        assert dependency == {"condition": "service_healthy", "required": False}, name
+    env = _env_example()
+    assert env["RABBITMQ_DEFAULT_PASS"].startswith("change-me")
+    assert env["RABBITMQ_DEFAULT_VHOST"] == "orchestrator"
 
 
 def test_ports_are_published_on_loopback_unless_told_otherwise_and_the_api_only_through_the_proxy() -> None:

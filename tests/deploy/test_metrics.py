@@ -17,6 +17,7 @@ from sqlalchemy import update
 
 from orchestrator import metrics
 from orchestrator.models import InstanceRow, NodeRow, utcnow
+from orchestrator.settings import Settings
 from tests.support.services import wait_for
 
 RETRYING = {
@@ -231,3 +232,10 @@ def test_the_store_is_the_brokers_redis_or_none() -> None:
     assert metrics.store_url("rediss://h:6380/1") == "rediss://h:6380/1"
     assert metrics.store_url("redis+socket:///var/run/redis.sock") == "unix:///var/run/redis.sock"
     assert metrics.store_url("amqp://guest@rabbit//") is None
+
+
+def test_on_rabbitmq_the_store_is_the_redis_that_orch_metrics_url_names() -> None:
+    env = {"ORCH_BROKER_URL": "amqp://guest@rabbit//", "ORCH_METRICS_URL": "redis://r:6379/1"}
+    settings = Settings.from_env(env)
+    assert metrics.store_url(settings.broker_url, settings.metrics_url) == "redis://r:6379/1"
+    assert metrics.store_url("redis://redis:6379/0", "redis://other:6379/2") == "redis://other:6379/2"

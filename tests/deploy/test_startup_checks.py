@@ -38,6 +38,7 @@ def test_every_placeholder_of_the_example_env_file_is_found() -> None:
         "FLOWER_BASIC_AUTH",
         "MYSQL_PASSWORD",
         "MYSQL_ROOT_PASSWORD",
+        "RABBITMQ_DEFAULT_PASS",
     ]
     real = {
         "ORCH_API_TOKENS": "a-real-one,Xq3",
@@ -46,12 +47,16 @@ def test_every_placeholder_of_the_example_env_file_is_found() -> None:
         "FLOWER_BASIC_AUTH": "admin:long-random,ops:other",
         "MYSQL_PASSWORD": "s3cr@t",
         "MYSQL_ROOT_PASSWORD": "x",
+        "RABBITMQ_DEFAULT_PASS": "y",
     }
     assert secrets_check.placeholder_secrets(real) == []
     assert secrets_check.refusal(real) is None
     for var, value in (
         ("ORCH_API_TOKENS", "good, CHANGE_ME"),
         ("ORCH_BROKER_URL", "redis://:changeme@redis:6379/0"),
+        ("ORCH_BROKER_URL", "amqp://orch:change-me-rabbit@rabbitmq:5672/orchestrator"),
+        ("ORCH_METRICS_URL", "redis://:change-me@redis:6379/1"),
+        ("RABBITMQ_DEFAULT_PASS", "change-me-rabbit"),
         ("ORCH_DATABASE_URL", "mysql+pymysql://orch:change-me%2Ddb@mysql/orchestrator"),
         ("FLOWER_BASIC_AUTH", "admin:fine,guest:change-me"),
     ):

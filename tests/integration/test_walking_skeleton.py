@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from orchestrator.models import NodeRow
@@ -30,7 +31,8 @@ LINEAR = {
 }
 
 
-def test_linear_chain_completes_on_mysql_and_redis_with_a_real_worker(db, live_api, processes):
+@pytest.mark.both_brokers
+def test_linear_chain_completes_on_mysql_and_each_broker_with_a_real_worker(db, live_api, processes):
     processes.worker("w1")
     created = live_api.post("/api/v1/definitions", LINEAR)
     assert created.status_code == 201, created.text

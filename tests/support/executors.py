@@ -69,7 +69,8 @@ def open_gate(client: redis.Redis, name: str) -> None:
 
 
 def _gates() -> redis.Redis:
-    url = os.environ["ORCH_BROKER_URL"]
+    # the test Redis, whatever broker the worker runs on (tests/conftest.py sets TESTS_REDIS_URL)
+    url = os.environ.get("TESTS_REDIS_URL") or os.environ["ORCH_BROKER_URL"]
     key = (os.getpid(), url)  # a client per process: pool children must not share their parent's
     if key not in _gate_clients:
         _gate_clients[key] = redis.Redis.from_url(url)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -31,6 +34,8 @@ from tests.support.services import Process, celery_beat, celery_worker, process_
 
 MYSQL_URL = os.environ["ORCH_DATABASE_URL"]
 REDIS_URL = os.environ["ORCH_BROKER_URL"]
+AMQP_URL = os.environ["ORCH_TEST_AMQP_URL"]
+BROKERS = {"redis": REDIS_URL, "amqp": AMQP_URL}
 executors.load_modules(os.environ["ORCH_EXECUTOR_MODULES"].split(","))
 
 # Short timings for every process a test starts: settings, not sleeps.
@@ -89,6 +94,66 @@ def db(mysql_engine: Engine, redis_client: redis.Redis) -> Iterator[Engine]:
     yield mysql_engine
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`@pytest.mark.both_brokers`: the test runs once on Redis and once on RabbitMQ."""
+    if metafunc.definition.get_closest_marker("both_brokers") and "broker_url" in metafunc.fixturenames:
+        metafunc.parametrize("broker_url", list(BROKERS), indirect=True)
+
+
+def clear_amqp(url: str) -> None:
+    """Delete the queues a test may have left on the RabbitMQ vhost (what FLUSHDB is on Redis)."""
+    from kombu import Connection
+
+    names = ["orchestrator", executors.DEFAULT_QUEUE, *executors.domains()]
+    with Connection(url, connect_timeout=5) as conn:
+        for name in dict.fromkeys(names):
+            channel = conn.channel()
+            try:
+                channel.queue_delete(name)
+            except Exception as exc:  # a queue never declared: 404 closes the channel, nothing to do
+                if str(getattr(exc, "reply_code", "")) != "404":
+                    raise
+            finally:
+                with contextlib.suppress(Exception):
+                    channel.close()
+
+
+_VHOSTS_MADE: set[str] = set()
+
+
+def _with_vhost(url: str, action: Callable[[str], None]) -> None:
+    """`action(url)`, creating the URL's vhost on this host's RabbitMQ first if the server says it is
+    missing (as `.ci/run` does for the default one), once per run."""
+    try:
+        action(url)
+    except Exception as exc:
+        vhost = url.rsplit("/", 1)[-1]
+        if "vhost" not in str(exc).lower() or not vhost or vhost in _VHOSTS_MADE:
+            raise
+        _VHOSTS_MADE.add(vhost)
+        user = urlsplit(url).username or "guest"
+        subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, timeout=60)
+        grant = ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, user, ".*", ".*", ".*"]
+        subprocess.run(grant, check=True, timeout=60)
+        action(url)
+
+
+@pytest.fixture()
+def broker_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The broker of the processes the test starts and of its own sender: Redis unless the test is
+    marked `both_brokers` (then each in turn). The RabbitMQ vhost starts with no queue."""
+    from workers.app import use_broker
+
+    url = BROKERS[getattr(request, "param", "redis")]
+    if url == AMQP_URL:
+        _require("RabbitMQ", lambda: _with_vhost(url, clear_amqp))
+    use_broker(url)
+    try:
+        yield url
+    finally:
+        use_broker(REDIS_URL)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
     outcome = yield
@@ -99,12 +164,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
 class Processes:
     """Starts real worker, beat and server processes for one test; stops all of them at teardown."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, broker_url: str = REDIS_URL) -> None:
         self.tmp_path = tmp_path
+        self.broker_url = broker_url
         self.started: list[Process] = []
         self.env = process_env(
             ORCH_DATABASE_URL=MYSQL_URL,
-            ORCH_BROKER_URL=REDIS_URL,
+            ORCH_BROKER_URL=broker_url,
             ORCH_EXECUTOR_MODULES="tests.support.executors,examples.executors",
             ORCH_EXAMPLES_DATA_DIR=str(tmp_path / "examples"),
             **FAST,
@@ -167,8 +233,10 @@ def egress_allowed(request: pytest.FixtureRequest) -> str | None:
 
 
 @pytest.fixture()
-def processes(request: pytest.FixtureRequest, tmp_path: Path, db: Engine) -> Iterator[Processes]:
-    procs = Processes(tmp_path)
+def processes(
+    request: pytest.FixtureRequest, tmp_path: Path, db: Engine, broker_url: str
+) -> Iterator[Processes]:
+    procs = Processes(tmp_path, broker_url)
     allowed = egress_allowed(request)
     if allowed is not None:
         procs.env["ORCH_EGRESS_ALLOW"] = allowed
@@ -223,9 +291,12 @@ class LiveApi:
 
 
 @pytest.fixture()
-def live_api(request: pytest.FixtureRequest, db: Engine) -> Iterator[LiveApi]:
+def live_api(request: pytest.FixtureRequest, db: Engine, broker_url: str) -> Iterator[LiveApi]:
     allowed = egress_allowed(request)
-    settings = None if allowed is None else Settings.from_env({**os.environ, "ORCH_EGRESS_ALLOW": allowed})
+    env = {**os.environ, "ORCH_BROKER_URL": broker_url}
+    if allowed is not None:
+        env["ORCH_EGRESS_ALLOW"] = allowed
+    settings = Settings.from_env(env)
     api = LiveApi(settings)
     yield api
     api.close()
