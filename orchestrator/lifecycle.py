@@ -188,16 +188,3 @@ def retry(engine: Engine, instance_id: str, from_node: str | None = None) -> Out
     outputs, and a node skipped by its own `when` stays skipped."""
     _reset_for_retry(engine, instance_id, from_node)
     return scheduling.start(engine, instance_id)
-
-
-def open_children(engine: Engine, instance_id: str) -> list[str]:
-    """Sub-workflow instances of `instance_id` that have not ended."""
-    with engine.connect() as conn:
-        return list(
-            conn.execute(
-                select(InstanceRow.id).where(
-                    InstanceRow.parent_instance_id == instance_id,
-                    InstanceRow.status.in_([I.PENDING.value, I.RUNNING.value, I.PAUSED.value]),
-                )
-            ).scalars()
-        )

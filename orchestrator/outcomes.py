@@ -1,4 +1,5 @@
-"""What the core hands to the edges: the messages to send, an instance that ended, a held claim.
+"""What the core hands to the edges: the messages to send, instances to start, an instance that
+ended, a held claim.
 
 Core functions run one transaction and return an `Outcome`; `workers/` and `api/` act on it after
 the commit. These are plain values, so no ORM row leaves the persistence layer.
@@ -59,12 +60,21 @@ class Finished:
     callback_url: str | None
 
 
+@dataclass(frozen=True)
+class StartInstance:
+    """An instance the transaction created, to start (a `schedule` message) once it commits."""
+
+    instance_id: str
+    priority: str
+
+
 @dataclass
 class Outcome:
     dispatches: list[Dispatch] = field(default_factory=list)
     finished: Finished | None = None
     # a failed attempt whose node was queued again for a retry (sent now, or on resume if paused)
     retrying: bool = False
+    starts: list[StartInstance] = field(default_factory=list)
 
 
 class UnwrittenLog:

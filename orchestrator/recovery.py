@@ -1,7 +1,7 @@
 """The recovery sweep: hand back nodes whose lease expired, resend queued nodes whose message was
-lost, start pending instances whose `schedule` message was lost, report child instances whose end
-never reached their parent node, resend callbacks whose `notify` message was lost, apply workflow
-timeouts, and mark silent workers gone.
+lost, start pending instances whose `schedule` message was lost, resend callbacks whose `notify`
+message was lost, apply workflow timeouts, mark silent workers gone, and run each node type's own
+recovery (`orchestrator/nodes/`: a child instance whose end never reached its parent node).
 
 Every action is a compare-and-set, so a sweep racing another sweep (two beats) or a slow worker acts
 at most once per node attempt; the lock in `workers/beat.py` only saves the duplicate work.
@@ -16,12 +16,11 @@ from typing import Any
 
 from sqlalchemy import Engine, or_, select, update
 
-from orchestrator import callbacks, catalog, children, lifecycle, logs, resends, scheduling, unreachable
+from orchestrator import callbacks, catalog, lifecycle, logs, nodes, resends, scheduling, unreachable
 from orchestrator.db import retrying
 from orchestrator.errors import LostClaim
 from orchestrator.models import InstanceRow, NodeRow, WorkerRow, utcnow
 from orchestrator.outcomes import Claim, Dispatch, Finished, Outcome, dispatch_for
-from orchestrator.states import FINISHED_INSTANCE
 from orchestrator.states import InstanceStatus as I
 from orchestrator.states import NodeStatus as N
 from orchestrator.transitions import move_nodes
@@ -91,8 +90,7 @@ def _mark_gone(engine: Engine, report: SweepReport, settings: SweepSettings) -> 
 def _hand_back_expired(engine: Engine, report: SweepReport, settings: SweepSettings) -> None:
     timeout = settings.heartbeat_timeout
     for row in _expired_leases(engine, timeout):
-        # a sub-workflow node's worker may yet create the child: only a claim still that old goes
-        stale = None if row.executor else utcnow() - timedelta(seconds=timeout)
+        stale = nodes.of_row(row.executor).untouched_since(utcnow() - timedelta(seconds=timeout))
         outcome = hand_back(engine, row, reason="heartbeat expired or worker gone", untouched_since=stale)
         if outcome is not None:
             report.handed_back += 1
@@ -119,10 +117,19 @@ def _start_pending(engine: Engine, report: SweepReport, settings: SweepSettings)
         report.outcomes.append(outcome)
 
 
-def _report_children(engine: Engine, report: SweepReport, settings: SweepSettings) -> None:
-    unreported = unreported_children(engine, settings.resend_after)
-    report.resent += len(unreported)
-    report.outcomes.extend(Outcome(finished=f) for f in unreported)
+def _node_type_actions(engine: Engine, report: SweepReport, settings: SweepSettings) -> None:
+    """Each node type's own recovery (`NodeType.sweep_actions`, e.g. a child's lost end reported
+    again); one that raises is logged and named, and the others still run."""
+    for kind in nodes.TYPES.values():
+        for action in kind.sweep_actions():
+            try:
+                outcomes = action(engine, settings.resend_after)
+            except Exception:
+                log.exception("recovery action %s of %s nodes failed", action.__name__, kind.name)
+                report.failed.append(f"{kind.name}.{action.__name__}")
+                continue
+            report.resent += len(outcomes)
+            report.outcomes.extend(outcomes)
 
 
 def _resend_callbacks(engine: Engine, report: SweepReport, settings: SweepSettings) -> None:
@@ -136,7 +143,7 @@ _ACTIONS = (
     _time_out_expired,
     _resend_queued,
     _start_pending,
-    _report_children,
+    _node_type_actions,
     _resend_callbacks,
 )
 
@@ -154,26 +161,14 @@ _LEASE = (
 
 
 def _expired_leases(engine: Engine, timeout: float) -> list[Any]:
-    """Running nodes to hand back: an executor's node whose heartbeat stopped or whose worker is
-    gone, and a sub-workflow node (no heartbeat: its child does the work) whose claim is that old
-    and whose child was never created, as when its worker died between the claim and the child."""
+    """Running nodes to hand back: those their type says nothing will complete (`NodeType.lost`),
+    such as an executor's node whose heartbeat stopped or whose worker is gone."""
     cutoff = utcnow() - timedelta(seconds=timeout)
     gone = select(WorkerRow.id).where(WorkerRow.status == "gone")
-    lease_expired = NodeRow.executor.is_not(None) & or_(
-        NodeRow.heartbeat_at < cutoff, NodeRow.worker_id.in_(gone)
-    )
-    no_child = (
-        NodeRow.executor.is_(None)
-        & (NodeRow.heartbeat_at < cutoff)
-        & ~select(children.Child.id).where(children.of_current_attempt()).exists()
-    )
+    lost = or_(*(kind.lost(cutoff, gone) for kind in nodes.TYPES.values()))
     with engine.connect() as conn:
         return list(
-            conn.execute(
-                select(*_LEASE)
-                .where(NodeRow.status == N.RUNNING.value, or_(lease_expired, no_child))
-                .limit(BATCH)
-            ).all()
+            conn.execute(select(*_LEASE).where(NodeRow.status == N.RUNNING.value, lost).limit(BATCH)).all()
         )
 
 
@@ -303,7 +298,7 @@ def hand_back_worker_nodes(engine: Engine, worker_id: str, reason: str) -> list[
                 select(*_LEASE).where(
                     NodeRow.status == N.RUNNING.value,
                     NodeRow.worker_id == worker_id,
-                    NodeRow.executor.is_not(None),
+                    nodes.leased(),
                 )
             ).all()
         )
@@ -357,42 +352,6 @@ def start_lost_pending(engine: Engine, older_than: float) -> list[Outcome]:
             ).scalars()
         )
     return [scheduling.start(engine, instance_id) for instance_id in ids]
-
-
-def unreported_children(engine: Engine, older_than: float) -> list[Finished]:
-    """Child instances that ended `older_than` seconds ago while their parent node still runs the
-    attempt they were created for: the `child_finished` message was lost (a broker restart, a worker
-    killed while handling it). Reported again; `child_finished` acts only while the node still
-    runs that attempt, so a report that was only slow makes the copy a no-op. The parent node's
-    heartbeat (renewed when the child was created, otherwise unused while it runs) is the clock: a
-    report stuck behind a backlog is repeated once per `older_than`, not once per sweep."""
-    now = utcnow()
-    cutoff = now - timedelta(seconds=older_than)
-    child = children.Child
-    with engine.begin() as conn:
-        rows = conn.execute(
-            select(
-                NodeRow.id,
-                child.id.label("child_id"),
-                child.status,
-                child.parent_instance_id,
-                child.parent_node_id,
-            )
-            .select_from(NodeRow)
-            .join(child, children.of_current_attempt())
-            .where(
-                NodeRow.status == N.RUNNING.value,
-                NodeRow.executor.is_(None),
-                NodeRow.heartbeat_at < cutoff,
-                child.status.in_([status.value for status in FINISHED_INSTANCE]),
-                child.finished_at < cutoff,
-            )
-            .limit(BATCH)
-        ).all()
-        if rows:
-            conn.execute(update(NodeRow).where(NodeRow.id.in_([r.id for r in rows])).values(heartbeat_at=now))
-    # no callback URL: the child's own webhook was sent when it ended
-    return [Finished(r.child_id, r.status, r.parent_instance_id, r.parent_node_id, None) for r in rows]
 
 
 def _expired_instances(engine: Engine) -> list[str]:
