@@ -10,7 +10,6 @@ transaction that never writes the instance row may write its log rows before its
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
@@ -21,13 +20,12 @@ from orchestrator.definitions import WorkflowDefinition
 from orchestrator.errors import LostClaim, NotStorable
 from orchestrator.models import InstanceRow, NodeRow, utcnow
 from orchestrator.outcomes import Claim, Outcome, dispatch_for
+from orchestrator.retry import RetryPolicy
 from orchestrator.scheduling import end_instance, instance_row, queued_rows
 from orchestrator.states import FINISHED_INSTANCE
 from orchestrator.states import InstanceStatus as I
 from orchestrator.states import NodeStatus as N
 from orchestrator.transitions import finish_node, move_node, queue_released
-
-MAX_RETRY_DELAY_S = 3600.0
 
 # the rows a finished node may release, locked in id order so concurrent finishers of a join decide
 # one by one; everything a Dispatch needs comes with them
@@ -219,7 +217,7 @@ def fail(
         failures = conn.execute(select(NodeRow.failures).where(NodeRow.id == held.row_id)).scalar_one()
         definition = catalog.load_definition(engine, held.definition_id, conn)
         spec = definition.node(held.node_id)
-        retries = spec.retries if spec.retries is not None else (inst.max_retries or 0)
+        policy = RetryPolicy.of(spec, inst.max_retries)
         entry = logs.LogEntry(
             held.instance_id,
             f"node attempt {held.attempt} failed: {error.get('message')}",
@@ -233,8 +231,9 @@ def fail(
         logs.write(conn, *earlier, entry)
         # an instance that has already failed (another node failed for good) sends nothing more: a
         # retry queued now would wait for ever, so this attempt's failure is final too
-        if retryable and failures <= retries and inst.status not in FINISHED_INSTANCE:
-            delay = min(MAX_RETRY_DELAY_S, spec.retry_delay_ms / 1000 * 2 ** (failures - 1))
+        wait = policy.next_delay(failures) if retryable else None
+        if wait is not None and inst.status not in FINISHED_INSTANCE:
+            delay = wait.total_seconds()
             move_node(
                 conn,
                 held.row_id,
@@ -244,13 +243,13 @@ def fail(
                 attempt=held.attempt + 1,
                 queued_at=now,
                 heartbeat_at=None,
-                not_before=now + timedelta(seconds=delay),
+                not_before=now + wait,
             )
             logs.write(
                 conn,
                 logs.LogEntry(
                     held.instance_id,
-                    f"node retry {failures}/{retries} in {delay:g}s",
+                    f"node retry {failures}/{policy.retries} in {delay:g}s",
                     level="warning",
                     node_id=held.node_id,
                     attempt=held.attempt + 1,
