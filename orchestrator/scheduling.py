@@ -15,6 +15,7 @@ node are built once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, select
@@ -248,17 +249,21 @@ def end_instance(
     status: I,
     error: dict[str, Any] | None,
     entries: list[logs.LogEntry] | None = None,
+    *,
+    sources: Collection[I] | None = None,
 ) -> Finished | None:
-    """Move the instance to its end; its log line goes to `entries` when given (written by the caller
-    with its own), else is written here."""
+    """The one way an instance ends: move it to `status` (from `sources`, default every legal one)
+    with its finish time, error and callback delivery, log it, and return the `Finished` to act on;
+    None if it was not in a source state (it had ended meanwhile). Its log line goes to `entries`
+    when given (written by the caller with its own), else is written here."""
     now = utcnow()
     ended = {"finished_at": now, "error": error, **callbacks.on_end(inst.callback_url, now)}
-    if not move_instance(conn, instance_id, status, **ended):
+    if not move_instance(conn, instance_id, status, sources=sources, **ended):
         return None
     entry = logs.LogEntry(
         instance_id,
         f"instance {status}",
-        level="error" if error else "info",
+        level="error" if status is I.FAILED else "info",
         details={"status": status.value, "error": error},
     )
     if entries is None:
@@ -271,7 +276,13 @@ def end_instance(
 
 
 def finish_instance(
-    conn: Connection, instance_id: str, status: I, error: dict[str, Any] | None
+    conn: Connection,
+    instance_id: str,
+    status: I,
+    error: dict[str, Any] | None,
+    *,
+    sources: Collection[I] | None = None,
 ) -> Finished | None:
-    """End an instance from outside the node path (timeouts, cancel); None if it had already ended."""
-    return end_instance(conn, instance_id, instance_row(conn, instance_id), status, error)
+    """End an instance from outside the node path (timeouts, cancel); None if it had already ended
+    (or, with `sources`, was in none of them)."""
+    return end_instance(conn, instance_id, instance_row(conn, instance_id), status, error, sources=sources)
