@@ -10,7 +10,7 @@ transaction that never writes the instance row may write its log rows before its
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
@@ -19,9 +19,9 @@ from orchestrator.db import retrying
 from orchestrator.definitions import WorkflowDefinition
 from orchestrator.errors import LostClaim, NotStorable
 from orchestrator.models import InstanceRow, NodeRow, utcnow
-from orchestrator.outcomes import Claim, Outcome, dispatch_for
+from orchestrator.outcomes import Claim, InstanceRouting, Outcome, QueuedNode, Routing, dispatch_for
 from orchestrator.retry import RetryPolicy
-from orchestrator.scheduling import end_instance, instance_row, queued_rows
+from orchestrator.scheduling import QUEUED_NODE, end_instance, instance_row, queued_rows
 from orchestrator.states import FINISHED_INSTANCE
 from orchestrator.states import InstanceStatus as I
 from orchestrator.states import NodeStatus as N
@@ -30,16 +30,7 @@ from orchestrator.transitions import finish_node, move_node, queue_released
 # the rows a finished node may release, locked in id order so concurrent finishers of a join decide
 # one by one; everything a Dispatch needs comes with them
 _SUCCESSORS = (
-    select(
-        NodeRow.id,
-        NodeRow.instance_id,
-        NodeRow.node_id,
-        NodeRow.attempt,
-        NodeRow.queue,
-        NodeRow.executor,
-        NodeRow.pending_deps,
-        NodeRow.status,
-    )
+    select(*QUEUED_NODE, NodeRow.pending_deps, NodeRow.status)
     .where(
         NodeRow.instance_id == bindparam("instance_id"),
         NodeRow.node_id.in_(bindparam("node_ids", expanding=True)),
@@ -78,21 +69,6 @@ _COUNT_DOWN = (
     .where(InstanceRow.id == bindparam("instance_id"))
     .values(unfinished_sinks=InstanceRow.unfinished_sinks - 1, updated_at=bindparam("now"))
 )
-
-
-class _Released(NamedTuple):
-    instance_id: str
-    node_id: str
-    attempt: int
-    queue: str
-    executor: str | None
-    id: int
-
-
-class _Routing(NamedTuple):
-    priority: str
-    workflow_name: str
-    definition_id: int
 
 
 @retrying()
@@ -140,8 +116,8 @@ def _node_done(
         released = _release_successors(conn, held.instance_id, successors, definition, now)
         if not released:
             return Outcome()
-        routing: Any = (
-            _Routing(held.priority, held.workflow, held.definition_id)
+        routing: Routing = (
+            InstanceRouting(held.priority, held.workflow, held.definition_id)
             if held.priority is not None
             else instance_row(conn, held.instance_id)
         )
@@ -163,7 +139,7 @@ def _node_done(
 
 def _release_successors(
     conn: Connection, instance_id: str, successors: tuple[str, ...], definition: WorkflowDefinition, now: Any
-) -> list[Any]:
+) -> list[QueuedNode]:
     """Count one dependency done on every successor; queue those it was the last one of, and return
     them to be sent if the instance still runs (else resume sends them)."""
     if not successors:
@@ -187,7 +163,7 @@ def _release_successors(
         return []
     if moved != len(ready):  # cannot happen while the rows are locked; read back rather than assume
         return queued_rows(conn, instance_id, NodeRow.id.in_(ids))
-    return [_Released(r.instance_id, r.node_id, r.attempt + 1, r.queue, r.executor, r.id) for r in ready]
+    return [QueuedNode(r.id, r.instance_id, r.node_id, r.attempt + 1, r.queue, r.executor) for r in ready]
 
 
 @retrying()

@@ -11,13 +11,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 from orchestrator.definitions import WorkflowDefinition
 from orchestrator.logs import LogEntry
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Dispatch:
     """One `run_node` message to send: Celery task id is derived from (instance, node, attempt)."""
 
@@ -102,7 +102,7 @@ class UnwrittenLog:
             raise
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Claim:
     """A node attempt this worker holds; every later write names `attempt` (the fencing token)."""
 
@@ -121,20 +121,49 @@ class Claim:
     unwritten: UnwrittenLog = field(default_factory=UnwrittenLog, compare=False)
 
 
-def dispatch_for(inst: Any, definition: WorkflowDefinition, row: Any, countdown: float = 0.0) -> Dispatch:
-    """The message for a queued node `row` (instance_id, node_id, attempt, queue, executor, id) of
-    the instance `inst` (priority, workflow_name, definition_id)."""
-    spec = definition.node(row.node_id)
+class QueuedNode(NamedTuple):
+    """A queued node's row as its message needs it (`scheduling.QUEUED_NODE` selects it, in order)."""
+
+    id: int
+    instance_id: str
+    node_id: str
+    attempt: int
+    queue: str
+    executor: str | None
+
+
+class Routing(Protocol):
+    """What a node's message needs of its instance; none of it ever changes."""
+
+    @property
+    def priority(self) -> str: ...
+    @property
+    def workflow_name(self) -> str: ...
+    @property
+    def definition_id(self) -> int: ...
+
+
+class InstanceRouting(NamedTuple):
+    priority: str
+    workflow_name: str
+    definition_id: int
+
+
+def dispatch_for(
+    inst: Routing, definition: WorkflowDefinition, node: QueuedNode, countdown: float = 0.0
+) -> Dispatch:
+    """The message for the queued `node` of the instance `inst`."""
+    spec = definition.node(node.node_id)
     return Dispatch(
-        row.instance_id,
-        row.node_id,
-        row.attempt,
-        row.queue,
-        inst.priority,
-        row.executor,
-        inst.workflow_name,
-        countdown,
-        None if spec.timeout_ms is None else spec.timeout_ms / 1000,
-        row.id,
-        inst.definition_id,
+        instance_id=node.instance_id,
+        node_id=node.node_id,
+        attempt=node.attempt,
+        queue=node.queue,
+        priority=inst.priority,
+        executor=node.executor,
+        workflow=inst.workflow_name,
+        countdown=countdown,
+        timeout_s=None if spec.timeout_ms is None else spec.timeout_ms / 1000,
+        row_id=node.id,
+        definition_id=inst.definition_id,
     )

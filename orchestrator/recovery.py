@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, or_, select, update
+from sqlalchemy import Connection, Engine, or_, select, update
 
 from orchestrator import callbacks, catalog, lifecycle, logs, nodes, resends, scheduling, unreachable
 from orchestrator.db import retrying
@@ -148,7 +148,18 @@ _ACTIONS = (
 )
 
 
-# what a hand-back needs of a running node
+class RunningNode(NamedTuple):
+    """What a hand-back needs of a running node (`_LEASE` selects it, in order)."""
+
+    id: int
+    instance_id: str
+    node_id: str
+    attempt: int
+    handbacks: int
+    worker_id: str | None
+    executor: str | None
+
+
 _LEASE = (
     NodeRow.id,
     NodeRow.instance_id,
@@ -160,21 +171,20 @@ _LEASE = (
 )
 
 
-def _expired_leases(engine: Engine, timeout: float) -> list[Any]:
+def _expired_leases(engine: Engine, timeout: float) -> list[RunningNode]:
     """Running nodes to hand back: those their type says nothing will complete (`NodeType.lost`),
     such as an executor's node whose heartbeat stopped or whose worker is gone."""
     cutoff = utcnow() - timedelta(seconds=timeout)
     gone = select(WorkerRow.id).where(WorkerRow.status == "gone")
     lost = or_(*(kind.lost(cutoff, gone) for kind in nodes.TYPES.values()))
     with engine.connect() as conn:
-        return list(
-            conn.execute(select(*_LEASE).where(NodeRow.status == N.RUNNING.value, lost).limit(BATCH)).all()
-        )
+        statement = select(*_LEASE).where(NodeRow.status == N.RUNNING.value, lost).limit(BATCH)
+        return [RunningNode._make(row) for row in conn.execute(statement)]
 
 
 @retrying()
 def hand_back(
-    engine: Engine, row: Any, reason: str, untouched_since: datetime | None = None
+    engine: Engine, row: RunningNode, reason: str, untouched_since: datetime | None = None
 ) -> Outcome | None:
     """Recover a node whose lease expired: running -> queued with attempt + 1 (fenced on the attempt
     seen), and the message to resend. Returns None when the node moved on meanwhile.
@@ -213,13 +223,13 @@ def hand_back(
             )
         if not _requeue(
             conn,
-            row.id,
-            row.instance_id,
-            row.node_id,
-            row.attempt,
-            row.worker_id,
-            reason,
-            guard,
+            row_id=row.id,
+            instance_id=row.instance_id,
+            node_id=row.node_id,
+            attempt=row.attempt,
+            worker_id=row.worker_id,
+            reason=reason,
+            guard=guard,
             handbacks=row.handbacks + 1,
         ):
             return None
@@ -237,12 +247,12 @@ def hand_back_held(engine: Engine, held: Claim, reason: str, *, level: str = "wa
         logs.write(conn, *earlier)  # the claim's "node running" line goes before the hand-back's
         if not _requeue(
             conn,
-            held.row_id,
-            held.instance_id,
-            held.node_id,
-            held.attempt,
-            held.worker_id,
-            reason,
+            row_id=held.row_id,
+            instance_id=held.instance_id,
+            node_id=held.node_id,
+            attempt=held.attempt,
+            worker_id=held.worker_id,
+            reason=reason,
             level=level,
         ):
             raise LostClaim(f"node {held.node_id} attempt {held.attempt} no longer holds its claim")
@@ -250,7 +260,8 @@ def hand_back_held(engine: Engine, held: Claim, reason: str, *, level: str = "wa
 
 
 def _requeue(
-    conn: Any,
+    conn: Connection,
+    *,
     row_id: int,
     instance_id: str,
     node_id: str,
@@ -293,38 +304,35 @@ def hand_back_worker_nodes(engine: Engine, worker_id: str, reason: str) -> list[
     """Hand back every node still running on `worker_id`: at the end of its shutdown grace, or when
     a worker with this id starts again (nothing can be running in a process that just started)."""
     with engine.connect() as conn:
-        rows = list(
-            conn.execute(
-                select(*_LEASE).where(
-                    NodeRow.status == N.RUNNING.value,
-                    NodeRow.worker_id == worker_id,
-                    nodes.leased(),
-                )
-            ).all()
+        held_by_it = select(*_LEASE).where(
+            NodeRow.status == N.RUNNING.value, NodeRow.worker_id == worker_id, nodes.leased()
         )
+        rows = [RunningNode._make(row) for row in conn.execute(held_by_it)]
     outcomes = []
     for row in rows:
         with engine.begin() as conn:
-            if _requeue(conn, row.id, row.instance_id, row.node_id, row.attempt, row.worker_id, reason):
+            requeued = _requeue(
+                conn,
+                row_id=row.id,
+                instance_id=row.instance_id,
+                node_id=row.node_id,
+                attempt=row.attempt,
+                worker_id=row.worker_id,
+                reason=reason,
+            )
+            if requeued:
                 outcomes.append(Outcome(_dispatches_for(conn, engine, row.instance_id, NodeRow.id == row.id)))
     return outcomes
 
 
-def _dispatches_for(conn: Any, engine: Engine, instance_id: str, *where: Any) -> list[Dispatch]:
-    inst = conn.execute(
-        select(
-            InstanceRow.status, InstanceRow.priority, InstanceRow.workflow_name, InstanceRow.definition_id
-        ).where(InstanceRow.id == instance_id)
-    ).one()
+def _dispatches_for(conn: Connection, engine: Engine, instance_id: str, *where: Any) -> list[Dispatch]:
+    """The messages of the instance's queued nodes matching `where`, if it runs (else resume sends)."""
+    inst = scheduling.instance_row(conn, instance_id)
     if inst.status != I.RUNNING.value:
         return []
     definition = catalog.load_definition(engine, inst.definition_id, conn)
-    rows = conn.execute(
-        select(
-            NodeRow.id, NodeRow.instance_id, NodeRow.node_id, NodeRow.attempt, NodeRow.queue, NodeRow.executor
-        ).where(NodeRow.instance_id == instance_id, NodeRow.status == N.QUEUED.value, *where)
-    ).all()
-    return [dispatch_for(inst, definition, r) for r in rows]
+    nodes_queued = scheduling.queued_rows(conn, instance_id, *where)
+    return [dispatch_for(inst, definition, node) for node in nodes_queued]
 
 
 def resend_lost_queued(
