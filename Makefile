@@ -24,8 +24,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check orchestrator workers api tests examples bench
-	$(BIN)/mypy orchestrator workers api
+	$(BIN)/ruff check orchestrator orchestrator_cli workers api tests examples bench
+	$(BIN)/mypy orchestrator orchestrator_cli workers api
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -91,7 +91,7 @@ def api_argv(port: int, workers: int, threads: int) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "orchestrator.cli",
+        "orchestrator_cli",
         "api",
         "--host",
         "127.0.0.1",

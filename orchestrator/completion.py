@@ -10,8 +10,7 @@ transaction that never writes the instance row may write its log rows before its
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
@@ -20,28 +19,18 @@ from orchestrator.db import retrying
 from orchestrator.definitions import WorkflowDefinition
 from orchestrator.errors import LostClaim, NotStorable
 from orchestrator.models import InstanceRow, NodeRow, utcnow
-from orchestrator.outcomes import Claim, Outcome, dispatch_for
-from orchestrator.scheduling import end_instance, instance_row, queued_rows
+from orchestrator.outcomes import Claim, InstanceRouting, Outcome, QueuedNode, Routing, dispatch_for
+from orchestrator.retry import RetryPolicy
+from orchestrator.scheduling import QUEUED_NODE, end_instance, instance_row, queued_rows
 from orchestrator.states import FINISHED_INSTANCE
 from orchestrator.states import InstanceStatus as I
 from orchestrator.states import NodeStatus as N
 from orchestrator.transitions import finish_node, move_node, queue_released
 
-MAX_RETRY_DELAY_S = 3600.0
-
 # the rows a finished node may release, locked in id order so concurrent finishers of a join decide
 # one by one; everything a Dispatch needs comes with them
 _SUCCESSORS = (
-    select(
-        NodeRow.id,
-        NodeRow.instance_id,
-        NodeRow.node_id,
-        NodeRow.attempt,
-        NodeRow.queue,
-        NodeRow.executor,
-        NodeRow.pending_deps,
-        NodeRow.status,
-    )
+    select(*QUEUED_NODE, NodeRow.pending_deps, NodeRow.status)
     .where(
         NodeRow.instance_id == bindparam("instance_id"),
         NodeRow.node_id.in_(bindparam("node_ids", expanding=True)),
@@ -80,21 +69,6 @@ _COUNT_DOWN = (
     .where(InstanceRow.id == bindparam("instance_id"))
     .values(unfinished_sinks=InstanceRow.unfinished_sinks - 1, updated_at=bindparam("now"))
 )
-
-
-class _Released(NamedTuple):
-    instance_id: str
-    node_id: str
-    attempt: int
-    queue: str
-    executor: str | None
-    id: int
-
-
-class _Routing(NamedTuple):
-    priority: str
-    workflow_name: str
-    definition_id: int
 
 
 @retrying()
@@ -142,8 +116,8 @@ def _node_done(
         released = _release_successors(conn, held.instance_id, successors, definition, now)
         if not released:
             return Outcome()
-        routing: Any = (
-            _Routing(held.priority, held.workflow, held.definition_id)
+        routing: Routing = (
+            InstanceRouting(held.priority, held.workflow, held.definition_id)
             if held.priority is not None
             else instance_row(conn, held.instance_id)
         )
@@ -165,7 +139,7 @@ def _node_done(
 
 def _release_successors(
     conn: Connection, instance_id: str, successors: tuple[str, ...], definition: WorkflowDefinition, now: Any
-) -> list[Any]:
+) -> list[QueuedNode]:
     """Count one dependency done on every successor; queue those it was the last one of, and return
     them to be sent if the instance still runs (else resume sends them)."""
     if not successors:
@@ -189,7 +163,7 @@ def _release_successors(
         return []
     if moved != len(ready):  # cannot happen while the rows are locked; read back rather than assume
         return queued_rows(conn, instance_id, NodeRow.id.in_(ids))
-    return [_Released(r.instance_id, r.node_id, r.attempt + 1, r.queue, r.executor, r.id) for r in ready]
+    return [QueuedNode(r.id, r.instance_id, r.node_id, r.attempt + 1, r.queue, r.executor) for r in ready]
 
 
 @retrying()
@@ -219,7 +193,7 @@ def fail(
         failures = conn.execute(select(NodeRow.failures).where(NodeRow.id == held.row_id)).scalar_one()
         definition = catalog.load_definition(engine, held.definition_id, conn)
         spec = definition.node(held.node_id)
-        retries = spec.retries if spec.retries is not None else (inst.max_retries or 0)
+        policy = RetryPolicy.of(spec, inst.max_retries)
         entry = logs.LogEntry(
             held.instance_id,
             f"node attempt {held.attempt} failed: {error.get('message')}",
@@ -233,8 +207,9 @@ def fail(
         logs.write(conn, *earlier, entry)
         # an instance that has already failed (another node failed for good) sends nothing more: a
         # retry queued now would wait for ever, so this attempt's failure is final too
-        if retryable and failures <= retries and inst.status not in FINISHED_INSTANCE:
-            delay = min(MAX_RETRY_DELAY_S, spec.retry_delay_ms / 1000 * 2 ** (failures - 1))
+        wait = policy.next_delay(failures) if retryable else None
+        if wait is not None and inst.status not in FINISHED_INSTANCE:
+            delay = wait.total_seconds()
             move_node(
                 conn,
                 held.row_id,
@@ -244,13 +219,13 @@ def fail(
                 attempt=held.attempt + 1,
                 queued_at=now,
                 heartbeat_at=None,
-                not_before=now + timedelta(seconds=delay),
+                not_before=now + wait,
             )
             logs.write(
                 conn,
                 logs.LogEntry(
                     held.instance_id,
-                    f"node retry {failures}/{retries} in {delay:g}s",
+                    f"node retry {failures}/{policy.retries} in {delay:g}s",
                     level="warning",
                     node_id=held.node_id,
                     attempt=held.attempt + 1,

@@ -176,9 +176,3 @@ def retrying(attempts: int = 5) -> Callable[[Callable[P, T]], Callable[P, T]]:
         return wrapper
 
     return decorate
-
-
-@contextmanager
-def transaction(engine: Engine) -> Iterator[Connection]:
-    with engine.begin() as conn:
-        yield conn

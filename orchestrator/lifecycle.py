@@ -15,8 +15,8 @@ from orchestrator import callbacks, catalog, dag, logs, scheduling, unreachable
 from orchestrator.db import retrying
 from orchestrator.errors import InvalidTransition, NotFound, Problem, ValidationError
 from orchestrator.models import InstanceRow, NodeRow, utcnow
-from orchestrator.outcomes import Finished, Outcome
-from orchestrator.states import DONE_NODE, InstanceStatus, NodeStatus
+from orchestrator.outcomes import Outcome
+from orchestrator.states import DONE_NODE, InstanceStatus, NodeStatus, can_move_instance
 from orchestrator.transitions import move_nodes, require_instance_move
 
 I = InstanceStatus
@@ -77,32 +77,18 @@ def start(engine: Engine, instance_id: str) -> Outcome:
 @retrying()
 def cancel(engine: Engine, instance_id: str, reason: str = "cancelled on request") -> Outcome:
     """End the instance `cancelled`: pending and queued nodes are cancelled at once (their messages
-    are dropped at claim), running ones are fenced off and see `should_stop` at their next beat."""
+    are dropped at claim), running ones are fenced off and see `should_stop` at their next beat.
+    Raises NotFound, and InvalidTransition for an instance that has ended (or ended meanwhile)."""
     with engine.begin() as conn:
         current = I(_current(conn, instance_id).status)
-        require_instance_move(conn, instance_id, current, I.CANCELLED)
+        if not can_move_instance(current, I.CANCELLED):
+            raise InvalidTransition(f"an instance cannot go from {current} to {I.CANCELLED}")
+        error = {"code": "CANCELLED", "message": reason}
+        finished = scheduling.finish_instance(conn, instance_id, I.CANCELLED, error, sources=[current])
+        if finished is None:
+            raise InvalidTransition(f"instance {instance_id} changed state concurrently; try again")
         cancel_open_nodes(conn, instance_id)
-        row = conn.execute(
-            select(
-                InstanceRow.parent_instance_id, InstanceRow.parent_node_id, InstanceRow.callback_url
-            ).where(InstanceRow.id == instance_id)
-        ).one()
-        now = utcnow()
-        conn.execute(
-            update(InstanceRow)
-            .where(InstanceRow.id == instance_id)
-            .values(
-                finished_at=now,
-                error={"code": "CANCELLED", "message": reason},
-                **callbacks.on_end(row.callback_url, now),
-            )
-        )
-        _note(conn, instance_id, "cancelled", I.CANCELLED)
-    return Outcome(
-        finished=Finished(
-            instance_id, I.CANCELLED.value, row.parent_instance_id, row.parent_node_id, row.callback_url
-        )
-    )
+    return Outcome(finished=finished)
 
 
 def cancel_open_nodes(conn: Connection, instance_id: str) -> int:
@@ -188,16 +174,3 @@ def retry(engine: Engine, instance_id: str, from_node: str | None = None) -> Out
     outputs, and a node skipped by its own `when` stays skipped."""
     _reset_for_retry(engine, instance_id, from_node)
     return scheduling.start(engine, instance_id)
-
-
-def open_children(engine: Engine, instance_id: str) -> list[str]:
-    """Sub-workflow instances of `instance_id` that have not ended."""
-    with engine.connect() as conn:
-        return list(
-            conn.execute(
-                select(InstanceRow.id).where(
-                    InstanceRow.parent_instance_id == instance_id,
-                    InstanceRow.status.in_([I.PENDING.value, I.RUNNING.value, I.PAUSED.value]),
-                )
-            ).scalars()
-        )

@@ -1,4 +1,6 @@
-"""SQLAlchemy 2.x models. ORM rows stay in the persistence layer (`store.py`); callers get dataclasses."""
+"""SQLAlchemy 2.x models: the tables. The core reads and writes them with Core statements in the
+modules that own each concern (`transitions.py` alone writes a status column) and hands callers plain
+values (`outcomes.py`), never ORM rows."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""What the core hands to the edges: the messages to send, an instance that ended, a held claim.
+"""What the core hands to the edges: the messages to send, instances to start, an instance that
+ended, a held claim.
 
 Core functions run one transaction and return an `Outcome`; `workers/` and `api/` act on it after
 the commit. These are plain values, so no ORM row leaves the persistence layer.
@@ -10,13 +11,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 from orchestrator.definitions import WorkflowDefinition
 from orchestrator.logs import LogEntry
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Dispatch:
     """One `run_node` message to send: Celery task id is derived from (instance, node, attempt)."""
 
@@ -59,12 +60,21 @@ class Finished:
     callback_url: str | None
 
 
+@dataclass(frozen=True)
+class StartInstance:
+    """An instance the transaction created, to start (a `schedule` message) once it commits."""
+
+    instance_id: str
+    priority: str
+
+
 @dataclass
 class Outcome:
     dispatches: list[Dispatch] = field(default_factory=list)
     finished: Finished | None = None
     # a failed attempt whose node was queued again for a retry (sent now, or on resume if paused)
     retrying: bool = False
+    starts: list[StartInstance] = field(default_factory=list)
 
 
 class UnwrittenLog:
@@ -92,7 +102,7 @@ class UnwrittenLog:
             raise
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Claim:
     """A node attempt this worker holds; every later write names `attempt` (the fencing token)."""
 
@@ -111,20 +121,49 @@ class Claim:
     unwritten: UnwrittenLog = field(default_factory=UnwrittenLog, compare=False)
 
 
-def dispatch_for(inst: Any, definition: WorkflowDefinition, row: Any, countdown: float = 0.0) -> Dispatch:
-    """The message for a queued node `row` (instance_id, node_id, attempt, queue, executor, id) of
-    the instance `inst` (priority, workflow_name, definition_id)."""
-    spec = definition.node(row.node_id)
+class QueuedNode(NamedTuple):
+    """A queued node's row as its message needs it (`scheduling.QUEUED_NODE` selects it, in order)."""
+
+    id: int
+    instance_id: str
+    node_id: str
+    attempt: int
+    queue: str
+    executor: str | None
+
+
+class Routing(Protocol):
+    """What a node's message needs of its instance; none of it ever changes."""
+
+    @property
+    def priority(self) -> str: ...
+    @property
+    def workflow_name(self) -> str: ...
+    @property
+    def definition_id(self) -> int: ...
+
+
+class InstanceRouting(NamedTuple):
+    priority: str
+    workflow_name: str
+    definition_id: int
+
+
+def dispatch_for(
+    inst: Routing, definition: WorkflowDefinition, node: QueuedNode, countdown: float = 0.0
+) -> Dispatch:
+    """The message for the queued `node` of the instance `inst`."""
+    spec = definition.node(node.node_id)
     return Dispatch(
-        row.instance_id,
-        row.node_id,
-        row.attempt,
-        row.queue,
-        inst.priority,
-        row.executor,
-        inst.workflow_name,
-        countdown,
-        None if spec.timeout_ms is None else spec.timeout_ms / 1000,
-        row.id,
-        inst.definition_id,
+        instance_id=node.instance_id,
+        node_id=node.node_id,
+        attempt=node.attempt,
+        queue=node.queue,
+        priority=inst.priority,
+        executor=node.executor,
+        workflow=inst.workflow_name,
+        countdown=countdown,
+        timeout_s=None if spec.timeout_ms is None else spec.timeout_ms / 1000,
+        row_id=node.id,
+        definition_id=inst.definition_id,
     )

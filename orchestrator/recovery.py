@@ -1,7 +1,7 @@
 """The recovery sweep: hand back nodes whose lease expired, resend queued nodes whose message was
-lost, start pending instances whose `schedule` message was lost, report child instances whose end
-never reached their parent node, resend callbacks whose `notify` message was lost, apply workflow
-timeouts, and mark silent workers gone.
+lost, start pending instances whose `schedule` message was lost, resend callbacks whose `notify`
+message was lost, apply workflow timeouts, mark silent workers gone, and run each node type's own
+recovery (`orchestrator/nodes/`: a child instance whose end never reached its parent node).
 
 Every action is a compare-and-set, so a sweep racing another sweep (two beats) or a slow worker acts
 at most once per node attempt; the lock in `workers/beat.py` only saves the duplicate work.
@@ -12,16 +12,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, or_, select, update
+from sqlalchemy import Connection, Engine, or_, select, update
 
-from orchestrator import callbacks, catalog, children, lifecycle, logs, resends, scheduling, unreachable
+from orchestrator import callbacks, catalog, lifecycle, logs, nodes, resends, scheduling, unreachable
 from orchestrator.db import retrying
 from orchestrator.errors import LostClaim
 from orchestrator.models import InstanceRow, NodeRow, WorkerRow, utcnow
 from orchestrator.outcomes import Claim, Dispatch, Finished, Outcome, dispatch_for
-from orchestrator.states import FINISHED_INSTANCE
 from orchestrator.states import InstanceStatus as I
 from orchestrator.states import NodeStatus as N
 from orchestrator.transitions import move_nodes
@@ -91,8 +90,7 @@ def _mark_gone(engine: Engine, report: SweepReport, settings: SweepSettings) -> 
 def _hand_back_expired(engine: Engine, report: SweepReport, settings: SweepSettings) -> None:
     timeout = settings.heartbeat_timeout
     for row in _expired_leases(engine, timeout):
-        # a sub-workflow node's worker may yet create the child: only a claim still that old goes
-        stale = None if row.executor else utcnow() - timedelta(seconds=timeout)
+        stale = nodes.of_row(row.executor).untouched_since(utcnow() - timedelta(seconds=timeout))
         outcome = hand_back(engine, row, reason="heartbeat expired or worker gone", untouched_since=stale)
         if outcome is not None:
             report.handed_back += 1
@@ -119,10 +117,19 @@ def _start_pending(engine: Engine, report: SweepReport, settings: SweepSettings)
         report.outcomes.append(outcome)
 
 
-def _report_children(engine: Engine, report: SweepReport, settings: SweepSettings) -> None:
-    unreported = unreported_children(engine, settings.resend_after)
-    report.resent += len(unreported)
-    report.outcomes.extend(Outcome(finished=f) for f in unreported)
+def _node_type_actions(engine: Engine, report: SweepReport, settings: SweepSettings) -> None:
+    """Each node type's own recovery (`NodeType.sweep_actions`, e.g. a child's lost end reported
+    again); one that raises is logged and named, and the others still run."""
+    for kind in nodes.TYPES.values():
+        for action in kind.sweep_actions():
+            try:
+                outcomes = action(engine, settings.resend_after)
+            except Exception:
+                log.exception("recovery action %s of %s nodes failed", action.__name__, kind.name)
+                report.failed.append(f"{kind.name}.{action.__name__}")
+                continue
+            report.resent += len(outcomes)
+            report.outcomes.extend(outcomes)
 
 
 def _resend_callbacks(engine: Engine, report: SweepReport, settings: SweepSettings) -> None:
@@ -136,12 +143,23 @@ _ACTIONS = (
     _time_out_expired,
     _resend_queued,
     _start_pending,
-    _report_children,
+    _node_type_actions,
     _resend_callbacks,
 )
 
 
-# what a hand-back needs of a running node
+class RunningNode(NamedTuple):
+    """What a hand-back needs of a running node (`_LEASE` selects it, in order)."""
+
+    id: int
+    instance_id: str
+    node_id: str
+    attempt: int
+    handbacks: int
+    worker_id: str | None
+    executor: str | None
+
+
 _LEASE = (
     NodeRow.id,
     NodeRow.instance_id,
@@ -153,33 +171,20 @@ _LEASE = (
 )
 
 
-def _expired_leases(engine: Engine, timeout: float) -> list[Any]:
-    """Running nodes to hand back: an executor's node whose heartbeat stopped or whose worker is
-    gone, and a sub-workflow node (no heartbeat: its child does the work) whose claim is that old
-    and whose child was never created, as when its worker died between the claim and the child."""
+def _expired_leases(engine: Engine, timeout: float) -> list[RunningNode]:
+    """Running nodes to hand back: those their type says nothing will complete (`NodeType.lost`),
+    such as an executor's node whose heartbeat stopped or whose worker is gone."""
     cutoff = utcnow() - timedelta(seconds=timeout)
     gone = select(WorkerRow.id).where(WorkerRow.status == "gone")
-    lease_expired = NodeRow.executor.is_not(None) & or_(
-        NodeRow.heartbeat_at < cutoff, NodeRow.worker_id.in_(gone)
-    )
-    no_child = (
-        NodeRow.executor.is_(None)
-        & (NodeRow.heartbeat_at < cutoff)
-        & ~select(children.Child.id).where(children.of_current_attempt()).exists()
-    )
+    lost = or_(*(kind.lost(cutoff, gone) for kind in nodes.TYPES.values()))
     with engine.connect() as conn:
-        return list(
-            conn.execute(
-                select(*_LEASE)
-                .where(NodeRow.status == N.RUNNING.value, or_(lease_expired, no_child))
-                .limit(BATCH)
-            ).all()
-        )
+        statement = select(*_LEASE).where(NodeRow.status == N.RUNNING.value, lost).limit(BATCH)
+        return [RunningNode._make(row) for row in conn.execute(statement)]
 
 
 @retrying()
 def hand_back(
-    engine: Engine, row: Any, reason: str, untouched_since: datetime | None = None
+    engine: Engine, row: RunningNode, reason: str, untouched_since: datetime | None = None
 ) -> Outcome | None:
     """Recover a node whose lease expired: running -> queued with attempt + 1 (fenced on the attempt
     seen), and the message to resend. Returns None when the node moved on meanwhile.
@@ -218,13 +223,13 @@ def hand_back(
             )
         if not _requeue(
             conn,
-            row.id,
-            row.instance_id,
-            row.node_id,
-            row.attempt,
-            row.worker_id,
-            reason,
-            guard,
+            row_id=row.id,
+            instance_id=row.instance_id,
+            node_id=row.node_id,
+            attempt=row.attempt,
+            worker_id=row.worker_id,
+            reason=reason,
+            guard=guard,
             handbacks=row.handbacks + 1,
         ):
             return None
@@ -242,12 +247,12 @@ def hand_back_held(engine: Engine, held: Claim, reason: str, *, level: str = "wa
         logs.write(conn, *earlier)  # the claim's "node running" line goes before the hand-back's
         if not _requeue(
             conn,
-            held.row_id,
-            held.instance_id,
-            held.node_id,
-            held.attempt,
-            held.worker_id,
-            reason,
+            row_id=held.row_id,
+            instance_id=held.instance_id,
+            node_id=held.node_id,
+            attempt=held.attempt,
+            worker_id=held.worker_id,
+            reason=reason,
             level=level,
         ):
             raise LostClaim(f"node {held.node_id} attempt {held.attempt} no longer holds its claim")
@@ -255,7 +260,8 @@ def hand_back_held(engine: Engine, held: Claim, reason: str, *, level: str = "wa
 
 
 def _requeue(
-    conn: Any,
+    conn: Connection,
+    *,
     row_id: int,
     instance_id: str,
     node_id: str,
@@ -298,38 +304,35 @@ def hand_back_worker_nodes(engine: Engine, worker_id: str, reason: str) -> list[
     """Hand back every node still running on `worker_id`: at the end of its shutdown grace, or when
     a worker with this id starts again (nothing can be running in a process that just started)."""
     with engine.connect() as conn:
-        rows = list(
-            conn.execute(
-                select(*_LEASE).where(
-                    NodeRow.status == N.RUNNING.value,
-                    NodeRow.worker_id == worker_id,
-                    NodeRow.executor.is_not(None),
-                )
-            ).all()
+        held_by_it = select(*_LEASE).where(
+            NodeRow.status == N.RUNNING.value, NodeRow.worker_id == worker_id, nodes.leased()
         )
+        rows = [RunningNode._make(row) for row in conn.execute(held_by_it)]
     outcomes = []
     for row in rows:
         with engine.begin() as conn:
-            if _requeue(conn, row.id, row.instance_id, row.node_id, row.attempt, row.worker_id, reason):
+            requeued = _requeue(
+                conn,
+                row_id=row.id,
+                instance_id=row.instance_id,
+                node_id=row.node_id,
+                attempt=row.attempt,
+                worker_id=row.worker_id,
+                reason=reason,
+            )
+            if requeued:
                 outcomes.append(Outcome(_dispatches_for(conn, engine, row.instance_id, NodeRow.id == row.id)))
     return outcomes
 
 
-def _dispatches_for(conn: Any, engine: Engine, instance_id: str, *where: Any) -> list[Dispatch]:
-    inst = conn.execute(
-        select(
-            InstanceRow.status, InstanceRow.priority, InstanceRow.workflow_name, InstanceRow.definition_id
-        ).where(InstanceRow.id == instance_id)
-    ).one()
+def _dispatches_for(conn: Connection, engine: Engine, instance_id: str, *where: Any) -> list[Dispatch]:
+    """The messages of the instance's queued nodes matching `where`, if it runs (else resume sends)."""
+    inst = scheduling.instance_row(conn, instance_id)
     if inst.status != I.RUNNING.value:
         return []
     definition = catalog.load_definition(engine, inst.definition_id, conn)
-    rows = conn.execute(
-        select(
-            NodeRow.id, NodeRow.instance_id, NodeRow.node_id, NodeRow.attempt, NodeRow.queue, NodeRow.executor
-        ).where(NodeRow.instance_id == instance_id, NodeRow.status == N.QUEUED.value, *where)
-    ).all()
-    return [dispatch_for(inst, definition, r) for r in rows]
+    nodes_queued = scheduling.queued_rows(conn, instance_id, *where)
+    return [dispatch_for(inst, definition, node) for node in nodes_queued]
 
 
 def resend_lost_queued(
@@ -357,42 +360,6 @@ def start_lost_pending(engine: Engine, older_than: float) -> list[Outcome]:
             ).scalars()
         )
     return [scheduling.start(engine, instance_id) for instance_id in ids]
-
-
-def unreported_children(engine: Engine, older_than: float) -> list[Finished]:
-    """Child instances that ended `older_than` seconds ago while their parent node still runs the
-    attempt they were created for: the `child_finished` message was lost (a broker restart, a worker
-    killed while handling it). Reported again; `child_finished` acts only while the node still
-    runs that attempt, so a report that was only slow makes the copy a no-op. The parent node's
-    heartbeat (renewed when the child was created, otherwise unused while it runs) is the clock: a
-    report stuck behind a backlog is repeated once per `older_than`, not once per sweep."""
-    now = utcnow()
-    cutoff = now - timedelta(seconds=older_than)
-    child = children.Child
-    with engine.begin() as conn:
-        rows = conn.execute(
-            select(
-                NodeRow.id,
-                child.id.label("child_id"),
-                child.status,
-                child.parent_instance_id,
-                child.parent_node_id,
-            )
-            .select_from(NodeRow)
-            .join(child, children.of_current_attempt())
-            .where(
-                NodeRow.status == N.RUNNING.value,
-                NodeRow.executor.is_(None),
-                NodeRow.heartbeat_at < cutoff,
-                child.status.in_([status.value for status in FINISHED_INSTANCE]),
-                child.finished_at < cutoff,
-            )
-            .limit(BATCH)
-        ).all()
-        if rows:
-            conn.execute(update(NodeRow).where(NodeRow.id.in_([r.id for r in rows])).values(heartbeat_at=now))
-    # no callback URL: the child's own webhook was sent when it ended
-    return [Finished(r.child_id, r.status, r.parent_instance_id, r.parent_node_id, None) for r in rows]
 
 
 def _expired_instances(engine: Engine) -> list[str]:

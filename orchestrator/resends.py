@@ -34,7 +34,8 @@ from sqlalchemy import ColumnElement, Engine, and_, case, or_, select, update
 
 from orchestrator import catalog, logs
 from orchestrator.models import InstanceRow, NodeRow, utcnow
-from orchestrator.outcomes import Dispatch, dispatch_for
+from orchestrator.outcomes import Dispatch, QueuedNode, dispatch_for
+from orchestrator.scheduling import QUEUED_NODE
 from orchestrator.states import InstanceStatus as I
 from orchestrator.states import NodeStatus as N
 
@@ -161,12 +162,7 @@ def _resend(
         )
         rows = conn.execute(
             select(
-                NodeRow.id,
-                NodeRow.instance_id,
-                NodeRow.node_id,
-                NodeRow.attempt,
-                NodeRow.queue,
-                NodeRow.executor,
+                *QUEUED_NODE,
                 NodeRow.resends,
                 InstanceRow.priority,
                 InstanceRow.workflow_name,
@@ -176,7 +172,10 @@ def _resend(
             .where(NodeRow.id.in_(ids), NodeRow.status == N.QUEUED.value, NodeRow.resent_at == now)
         ).all()
         logs.write(conn, *(_line(row, waiting[row.queue]) for row in rows))
-        return [dispatch_for(r, catalog.load_definition(engine, r.definition_id, conn), r) for r in rows]
+        return [
+            dispatch_for(r, catalog.load_definition(engine, r.definition_id, conn), QueuedNode._make(r[:6]))
+            for r in rows
+        ]
 
 
 def _line(row: Any, waiting: int | None) -> logs.LogEntry:

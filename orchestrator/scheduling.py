@@ -15,21 +15,46 @@ node are built once.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, bindparam, select
 
 from orchestrator import callbacks, catalog, logs
 from orchestrator.db import autocommit, retrying
 from orchestrator.models import CheckpointRow, InstanceRow, NodeRow, utcnow
-from orchestrator.outcomes import Claim, Finished, NodeFacts, Outcome, UnwrittenLog, dispatch_for
+from orchestrator.outcomes import (
+    Claim,
+    Finished,
+    NodeFacts,
+    Outcome,
+    QueuedNode,
+    UnwrittenLog,
+    dispatch_for,
+)
 from orchestrator.states import InstanceStatus as I
 from orchestrator.states import NodeStatus as N
 from orchestrator.transitions import claim_node, move_instance, move_node, queue_ready, start_instance
 
 log = logging.getLogger(__name__)
 
-_INSTANCE_COLUMNS = (
+class InstanceHead(NamedTuple):
+    """What the node path reads of an instance (`instance_row`)."""
+
+    status: str
+    priority: str
+    workflow_name: str
+    definition_id: int
+    unfinished_sinks: int
+    parent_instance_id: str | None
+    parent_node_id: str | None
+    callback_url: str | None
+    started_at: datetime | None
+    max_retries: int | None
+
+
+_INSTANCE = select(
     InstanceRow.status,
     InstanceRow.priority,
     InstanceRow.workflow_name,
@@ -40,10 +65,7 @@ _INSTANCE_COLUMNS = (
     InstanceRow.callback_url,
     InstanceRow.started_at,
     InstanceRow.max_retries,
-)
-
-
-_INSTANCE = select(*_INSTANCE_COLUMNS).where(InstanceRow.id == bindparam("instance_id"))
+).where(InstanceRow.id == bindparam("instance_id"))
 _INSTANCE_LOCKED = _INSTANCE.with_for_update()
 _CLAIMED = (
     select(NodeRow.id, InstanceRow.definition_id, InstanceRow.workflow_name, InstanceRow.priority)
@@ -57,21 +79,31 @@ _INSTANCE_DATA = select(InstanceRow.input, InstanceRow.external_id).where(
 )
 
 
-def instance_row(conn: Connection, instance_id: str, *, lock: bool = False) -> Any:
-    return conn.execute(_INSTANCE_LOCKED if lock else _INSTANCE, {"instance_id": instance_id}).one()
+def instance_row(conn: Connection, instance_id: str, *, lock: bool = False) -> InstanceHead:
+    row = conn.execute(_INSTANCE_LOCKED if lock else _INSTANCE, {"instance_id": instance_id}).one()
+    return InstanceHead._make(row)
 
 
+# the columns of a queued node that its message needs, in `QueuedNode`'s order: the one node select
+QUEUED_NODE = (
+    NodeRow.id,
+    NodeRow.instance_id,
+    NodeRow.node_id,
+    NodeRow.attempt,
+    NodeRow.queue,
+    NodeRow.executor,
+)
 _QUEUED = (
-    select(NodeRow.id, NodeRow.instance_id, NodeRow.node_id, NodeRow.attempt, NodeRow.queue, NodeRow.executor)
+    select(*QUEUED_NODE)
     .where(NodeRow.instance_id == bindparam("instance_id"), NodeRow.status == N.QUEUED.value)
     .order_by(NodeRow.id)
 )
 
 
-def queued_rows(conn: Connection, instance_id: str, *where: Any) -> list[Any]:
+def queued_rows(conn: Connection, instance_id: str, *where: Any) -> list[QueuedNode]:
     """The instance's queued nodes (those matching `where` too), as `dispatch_for` takes them."""
     statement = _QUEUED.where(*where) if where else _QUEUED
-    return list(conn.execute(statement, {"instance_id": instance_id}).all())
+    return [QueuedNode._make(row) for row in conn.execute(statement, {"instance_id": instance_id})]
 
 
 @retrying()
@@ -133,7 +165,7 @@ def claim(
 
 @retrying()
 def _claim_alone(
-    engine: Engine, instance_id: str, node_id: str, attempt: int, worker_id: str, now: Any
+    engine: Engine, instance_id: str, node_id: str, attempt: int, worker_id: str, now: datetime
 ) -> bool:
     with autocommit(engine) as conn:
         return claim_node(conn, instance_id, node_id, attempt, worker_id, now)
@@ -141,7 +173,7 @@ def _claim_alone(
 
 @retrying()
 def _claim_reading_facts(
-    engine: Engine, instance_id: str, node_id: str, attempt: int, worker_id: str, now: Any
+    engine: Engine, instance_id: str, node_id: str, attempt: int, worker_id: str, now: datetime
 ) -> NodeFacts | None:
     with engine.begin() as conn:
         if not claim_node(conn, instance_id, node_id, attempt, worker_id, now):
@@ -158,7 +190,7 @@ def _held(
     attempt: int,
     worker_id: str,
     facts: NodeFacts,
-    now: Any,
+    now: datetime,
 ) -> Claim:
     spec = catalog.load_definition(engine, facts.definition_id).node(node_id)
     if spec.node_refs or attempt > 1:
@@ -177,17 +209,17 @@ def _held(
         at=now,
     )
     return Claim(
-        facts.row_id,
-        instance_id,
-        node_id,
-        attempt,
-        worker_id,
-        facts.definition_id,
-        facts.workflow,
-        checkpoint,
-        outputs,
-        facts.priority,
-        UnwrittenLog(running),
+        row_id=facts.row_id,
+        instance_id=instance_id,
+        node_id=node_id,
+        attempt=attempt,
+        worker_id=worker_id,
+        definition_id=facts.definition_id,
+        workflow=facts.workflow,
+        last_checkpoint=checkpoint,
+        outputs=outputs,
+        priority=facts.priority,
+        unwritten=UnwrittenLog(running),
     )
 
 
@@ -244,21 +276,25 @@ def instance_data(engine: Engine, instance_id: str) -> tuple[dict[str, Any], str
 def end_instance(
     conn: Connection,
     instance_id: str,
-    inst: Any,
+    inst: InstanceHead,
     status: I,
     error: dict[str, Any] | None,
     entries: list[logs.LogEntry] | None = None,
+    *,
+    sources: Collection[I] | None = None,
 ) -> Finished | None:
-    """Move the instance to its end; its log line goes to `entries` when given (written by the caller
-    with its own), else is written here."""
+    """The one way an instance ends: move it to `status` (from `sources`, default every legal one)
+    with its finish time, error and callback delivery, log it, and return the `Finished` to act on;
+    None if it was not in a source state (it had ended meanwhile). Its log line goes to `entries`
+    when given (written by the caller with its own), else is written here."""
     now = utcnow()
     ended = {"finished_at": now, "error": error, **callbacks.on_end(inst.callback_url, now)}
-    if not move_instance(conn, instance_id, status, **ended):
+    if not move_instance(conn, instance_id, status, sources=sources, **ended):
         return None
     entry = logs.LogEntry(
         instance_id,
         f"instance {status}",
-        level="error" if error else "info",
+        level="error" if status is I.FAILED else "info",
         details={"status": status.value, "error": error},
     )
     if entries is None:
@@ -271,7 +307,13 @@ def end_instance(
 
 
 def finish_instance(
-    conn: Connection, instance_id: str, status: I, error: dict[str, Any] | None
+    conn: Connection,
+    instance_id: str,
+    status: I,
+    error: dict[str, Any] | None,
+    *,
+    sources: Collection[I] | None = None,
 ) -> Finished | None:
-    """End an instance from outside the node path (timeouts, cancel); None if it had already ended."""
-    return end_instance(conn, instance_id, instance_row(conn, instance_id), status, error)
+    """End an instance from outside the node path (timeouts, cancel); None if it had already ended
+    (or, with `sources`, was in none of them)."""
+    return end_instance(conn, instance_id, instance_row(conn, instance_id), status, error, sources=sources)

@@ -1,7 +1,7 @@
 """The state machines of instances and nodes: one explicit table each.
 
-Only `store.transition_*` change a status column, and only along an edge of these tables; every
-change is a guarded UPDATE whose row count says whether it won (see `store.py`).
+Only `transitions.py` changes a status column, and only along an edge of these tables; every
+change is a guarded UPDATE whose row count says whether it won.
 """
 
 from __future__ import annotations
@@ -60,8 +60,6 @@ NODE_TRANSITIONS: dict[NodeStatus, frozenset[NodeStatus]] = {
 FINISHED_INSTANCE = frozenset({I.COMPLETED, I.FAILED, I.CANCELLED})
 # nodes whose successors may run: a skipped node counts as done
 DONE_NODE = frozenset({N.COMPLETED, N.SKIPPED})
-FINISHED_NODE = frozenset({N.COMPLETED, N.FAILED, N.SKIPPED, N.CANCELLED})
-ACTIVE_NODE = frozenset({N.QUEUED, N.RUNNING})
 
 
 def can_move_instance(source: InstanceStatus, target: InstanceStatus) -> bool:

@@ -7,8 +7,9 @@ import logging
 
 from orchestrator import callbacks, egress, lifecycle, views
 from orchestrator.errors import EgressDenied, InvalidTransition
+from orchestrator.nodes import subworkflow
 from orchestrator.states import FINISHED_INSTANCE
-from workers import resources, subworkflows
+from workers import resources
 from workers.app import app
 from workers.tasks import follow_up
 
@@ -17,14 +18,14 @@ log = logging.getLogger(__name__)
 
 @app.task(name="orchestrator.child_finished", acks_late=True)
 def child_finished(child_id: str) -> None:
-    follow_up(subworkflows.child_finished(resources.engine(), child_id))
+    follow_up(subworkflow.child_finished(resources.engine(), child_id))
 
 
 @app.task(name="orchestrator.cancel_children", acks_late=True)
 def cancel_children(instance_id: str) -> None:
     """Cancel the unfinished sub-workflow instances of an instance that was cancelled or failed."""
     engine = resources.engine()
-    for child_id in lifecycle.open_children(engine, instance_id):
+    for child_id in subworkflow.open_children(engine, instance_id):
         with contextlib.suppress(InvalidTransition):  # it ended on its own meanwhile
             follow_up(lifecycle.cancel(engine, child_id, reason=f"parent instance {instance_id} ended"))
 

@@ -22,6 +22,7 @@ from orchestrator import (
     failures,
     leases,
     logs,
+    nodes,
     recovery,
     scheduling,
     templates,
@@ -164,7 +165,9 @@ class Ending(StrEnum):
 
     COMPLETED = "completed"
     SKIPPED = "skipped"  # its `when` was false
-    CHILD_STARTED = "child started"  # a sub-workflow node: it stays running until its child ends
+    # a node that runs no executor (a sub-workflow's): started, it stays running until what it
+    # handed off to (its child instance) completes it
+    HANDED_OFF = "child started"
     RETRYING = "retrying"  # failed, and queued for another attempt
     FAILED = "failed"  # failed for good
     HANDED_BACK = "handed back"  # stopped on request: queued for another attempt, no failure counted
@@ -218,11 +221,10 @@ def run(engine: Engine, held: Claim, heartbeat_interval: float) -> Attempt:
                 completion.complete(engine, held, None, skipped=True, duration_ms=elapsed()), Ending.SKIPPED
             )
         config = templates.render(spec.config, scope)
-        if spec.type == "subworkflow":
-            from workers import subworkflows
-
-            write_unwritten(engine, held)  # the node stays running until its child ends
-            return ended(subworkflows.start_child(engine, held, spec, config), Ending.CHILD_STARTED)
+        kind = nodes.of(spec.type)
+        if not kind.runs_executor:
+            write_unwritten(engine, held)  # the node stays running until what it hands off to ends
+            return ended(kind.start(engine, held, spec, config), Ending.HANDED_OFF)
         return _execute(engine, held, spec.executor, config, instance, heartbeat_interval, elapsed)
     except LostClaim as exc:
         return _fenced(engine, held, exc, elapsed())

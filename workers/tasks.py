@@ -9,7 +9,7 @@ from celery import Task
 
 from orchestrator import scheduling
 from orchestrator.outcomes import NodeFacts, Outcome
-from workers import dispatch, identity, resources, runtime, task_states
+from workers import dispatch, identity, resources, runtime, subworkflows, task_states
 from workers.app import app
 
 log = logging.getLogger(__name__)
@@ -18,16 +18,14 @@ log = logging.getLogger(__name__)
 def follow_up(outcome: Outcome) -> None:
     """Enqueue what a committed transaction released, and react to an instance's end."""
     dispatch.send_nodes(outcome.dispatches)
+    for start in outcome.starts:
+        dispatch.send_schedule(start.instance_id, start.priority)
     finished = outcome.finished
     if finished is None:
         return
-    if finished.parent_instance_id is not None:
-        app.send_task("orchestrator.child_finished", args=(finished.instance_id,), queue="orchestrator")
+    subworkflows.after_end(finished)
     if finished.callback_url:
         dispatch.send_notify(finished.instance_id, seen=0)
-    if finished.status in ("cancelled", "failed"):
-        # nobody waits for the sub-workflows of an ended instance any more
-        app.send_task("orchestrator.cancel_children", args=(finished.instance_id,), queue="orchestrator")
 
 
 @app.task(name="orchestrator.schedule", acks_late=True)

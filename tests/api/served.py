@@ -18,7 +18,7 @@ from tests.support.services import Process, free_port, process_env, wait_for
 
 
 class ServedApi:
-    """`python -m orchestrator.cli api ...` on a free loopback port, with the test MySQL and Redis."""
+    """`python -m orchestrator_cli api ...` on a free loopback port, with the test MySQL and Redis."""
 
     def __init__(self, log_dir: Path, *args: str, port: int | None = None, **env: str) -> None:
         self.port = port or free_port()  # a given port: a restart on the same address
@@ -30,7 +30,7 @@ class ServedApi:
             **env,
         }
         # without --host in `args`: the default, 127.0.0.1
-        argv = [sys.executable, "-m", "orchestrator.cli", "api", "--port", str(self.port), *args]
+        argv = [sys.executable, "-m", "orchestrator_cli", "api", "--port", str(self.port), *args]
         self.process = Process("api", argv, process_env(**settings), log_dir / f"api-{self.port}.log")
 
     def start(self, timeout: float = 60) -> ServedApi:

@@ -11,8 +11,8 @@ import sys
 import pytest
 from sqlalchemy.engine import make_url
 
-from orchestrator.cli import build_parser
 from orchestrator.command_help import COMMAND_SETTINGS
+from orchestrator_cli.cli import build_parser
 from tests.acceptance.helpers import effects
 from tests.api.helpers import GREETING, chain, create, define
 from tests.support import gates
@@ -21,7 +21,7 @@ from tests.support.gates import open_gate
 from tests.support.services import ROOT, free_port, wait_for
 
 assert gates.EXECUTOR  # registered here too: the API checks the executors a definition names
-CLI = [sys.executable, "-m", "orchestrator.cli"]
+CLI = [sys.executable, "-m", "orchestrator_cli"]
 
 
 def cli_env(api_url: str | None = None, token: str | None = None, **settings: str) -> dict[str, str]:

@@ -7,9 +7,10 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from orchestrator import children, scheduling
+from orchestrator import scheduling
 from orchestrator.instances import InstanceRequest, create_instance
 from orchestrator.models import InstanceRow
+from orchestrator.nodes.subworkflow import child_key
 from tests.acceptance.helpers import define, log_messages, nodes, run_here, start, subworkflow_pair
 
 CHILD, PARENT = subworkflow_pair("lone")
@@ -49,7 +50,7 @@ def test_a_sub_workflow_node_whose_worker_died_before_creating_the_child_is_hand
     sub = nodes(db, parent_id)["sub"]
     assert sub.attempt == 2 and sub.worker_id == "w1", sub
     # one child, created by the second attempt; the dead worker's attempt never made one
-    assert [c.external_id for c in _children(db, parent_id)] == [children.child_key(parent_id, "sub", 2)]
+    assert [c.external_id for c in _children(db, parent_id)] == [child_key(parent_id, "sub", 2)]
     assert any(m.startswith("node handed back") for m in log_messages(db, parent_id, "sub"))
 
 
@@ -62,7 +63,7 @@ def test_a_child_whose_end_never_reached_its_parent_node_is_reported_again(db, l
             workflow=CHILD["name"],
             parent_instance_id=parent_id,
             parent_node_id="sub",
-            external_id=children.child_key(parent_id, "sub", 1),
+            external_id=child_key(parent_id, "sub", 1),
         ),
     )
     outcome = run_here(db, child.instance_id, DEAD)

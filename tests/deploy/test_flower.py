@@ -11,8 +11,8 @@ from typing import Any
 import requests
 from sqlalchemy import select
 
-from orchestrator import dev_processes
 from orchestrator.models import CheckpointRow
+from orchestrator_cli import dev_processes
 from tests.support.services import Process, free_port, wait_for
 
 FANOUT = {

@@ -46,7 +46,7 @@ def test_text_format_leaves_logging_alone() -> None:
 
 def test_orchestrator_api_under_gunicorn_logs_json_and_serves_metrics_and_ui(db, processes) -> None:
     port = free_port()
-    argv = [sys.executable, "-m", "orchestrator.cli", "api", "--host", "127.0.0.1", "--port", str(port)]
+    argv = [sys.executable, "-m", "orchestrator_cli", "api", "--host", "127.0.0.1", "--port", str(port)]
     env = {**processes.env, "ORCH_LOG_FORMAT": "json", "ORCH_API_WORKERS": "1"}
     api = Process("api", argv, env, processes.tmp_path / "api.log").start()
     processes.started.append(api)

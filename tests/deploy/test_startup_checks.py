@@ -64,7 +64,7 @@ def test_every_placeholder_of_the_example_env_file_is_found() -> None:
 
 
 def test_api_worker_and_beat_refuse_placeholder_secrets_with_a_clear_message() -> None:
-    cli = ("-m", "orchestrator.cli")
+    cli = ("-m", "orchestrator_cli")
     for argv, env in (
         ((*cli, "api", "--port", str(free_port())), {"ORCH_API_TOKENS": PLACEHOLDER_TOKEN}),
         ((*cli, "api"), {"ORCH_API_TOKENS": "fine", "FLOWER_BASIC_AUTH": "admin:change-me"}),
@@ -81,7 +81,7 @@ def test_api_worker_and_beat_refuse_placeholder_secrets_with_a_clear_message() -
 
 
 def test_an_open_api_on_a_non_loopback_address_needs_insecure(db, tmp_path) -> None:
-    refused = _run("-m", "orchestrator.cli", "api", "--host", "0.0.0.0", "--port", str(free_port()))
+    refused = _run("-m", "orchestrator_cli", "api", "--host", "0.0.0.0", "--port", str(free_port()))
     assert refused.returncode == 2
     assert "without ORCH_API_TOKENS on 0.0.0.0" in refused.stderr and "--insecure" in refused.stderr
 

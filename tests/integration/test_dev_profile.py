@@ -69,7 +69,7 @@ def dev_server(tmp_path: Path, *args: str, modules: str = "tests.support.executo
     log_path = tmp_path / "dev.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator.cli", "dev", "--port", str(port), *args],
+            [sys.executable, "-m", "orchestrator_cli", "dev", "--port", str(port), *args],
             env=env,
             cwd=ROOT,
             stdout=log,

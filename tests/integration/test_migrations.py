@@ -28,7 +28,7 @@ TABLES = {
 
 def _upgrade(url: str) -> None:
     result = run_quietly(
-        [sys.executable, "-m", "orchestrator.cli", "db", "upgrade"], process_env(ORCH_DATABASE_URL=url)
+        [sys.executable, "-m", "orchestrator_cli", "db", "upgrade"], process_env(ORCH_DATABASE_URL=url)
     )
     assert result.returncode == 0, result.stderr
 

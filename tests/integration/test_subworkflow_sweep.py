@@ -14,12 +14,13 @@ import pytest
 from sqlalchemy import Engine, create_engine, func, select, text, update
 from sqlalchemy.engine import make_url
 
-from orchestrator import catalog, children, recovery, scheduling
+from orchestrator import catalog, recovery, scheduling
 from orchestrator.db import make_engine
 from orchestrator.errors import LostClaim
 from orchestrator.instances import InstanceRequest, create_instance
 from orchestrator.migrate import upgrade
 from orchestrator.models import InstanceRow, NodeRow, utcnow
+from orchestrator.nodes import subworkflow
 from orchestrator.states import InstanceStatus
 from tests.acceptance.helpers import subworkflow_pair
 from tests.support.fixtures import MYSQL_URL
@@ -77,7 +78,7 @@ def _child(engine: Engine, parent_id: str, attempt: int, held: bool = False) -> 
         parent_instance_id=parent_id,
         parent_node_id="sub",
         parent_attempt=attempt if held else None,
-        external_id=children.child_key(parent_id, "sub", attempt),
+        external_id=subworkflow.child_key(parent_id, "sub", attempt),
         start=False,
     )
     return create_instance(engine, request).instance_id
@@ -152,7 +153,7 @@ def test_a_child_that_ended_unheard_is_reported_once_it_is_old_enough(engine):
             .values(status=InstanceStatus.COMPLETED.value, finished_at=utcnow())
         )
     _age(engine, NodeRow, TIMEOUT + 1, "heartbeat_at", instance_id=parent_id)
-    assert recovery.unreported_children(engine, TIMEOUT) == []  # its own report may be on its way
+    assert subworkflow.unreported_children(engine, TIMEOUT) == []  # its own report may be on its way
     _age(engine, InstanceRow, TIMEOUT + 1, "finished_at", id=child_id)
     (finished,) = recovery.sweep(engine, TIMEOUT).finished
     assert (finished.instance_id, finished.parent_instance_id, finished.parent_node_id) == (

@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from orchestrator import dev_processes, devserver
+from orchestrator_cli import dev_processes, devserver
 
 
 def test_flower_is_not_started_on_a_port_in_use_and_the_banner_says_why() -> None:

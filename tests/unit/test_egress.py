@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator import devserver, egress
+from orchestrator import egress
 from orchestrator.settings import Settings
+from orchestrator_cli import devserver
 
 DEFAULTS = egress.policy()
 

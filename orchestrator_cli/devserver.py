@@ -7,7 +7,7 @@ for nodes, one for the orchestrator's own tasks with an embedded beat: `dev_proc
 any worker they are known by their Celery node names, `dev@<host>` and `dev-control@<host>` (or
 `ORCH_WORKER_ID` and `<it>-control` if the caller set it), the names Flower and `celery inspect` show too.
 
-Like `cli.py`, this module is a composition root: it starts `api/` and `workers/`, it is not the core.
+Like `cli.py`, a composition root: it starts `api/` and `workers/`; it is not the core.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import signal
 import socket
 from pathlib import Path
 
-from orchestrator import dev_processes
 from orchestrator.embedded_redis import EmbeddedRedis
 from orchestrator.migrate import upgrade
+from orchestrator_cli import dev_processes
 
 # Snappier than production defaults, so a demo shows recovery in seconds, not minutes.
 DEV_DEFAULTS = {

@@ -1,5 +1,5 @@
-"""The `orchestrator` command. This module is the composition root: the only part of `orchestrator/`
-that reaches into `api/` and `workers/`, and only inside the command that needs them."""
+"""The `orchestrator` command: the composition root. It reaches into `api/` and `workers/` only inside
+the command that needs them, so that a client command loads neither Flask nor Celery."""
 
 from __future__ import annotations
 
@@ -132,7 +132,7 @@ def _beat(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _dev(args: argparse.Namespace) -> int:
-    from orchestrator.devserver import run
+    from orchestrator_cli.devserver import run
 
     return run(host=args.host, port=args.port, flower_port=None if args.no_flower else args.flower_port)
 
