@@ -7,7 +7,7 @@ from typing import Any
 
 import requests
 
-from orchestrator import egress, outbound
+from orchestrator import egress, outbound, storable
 from orchestrator.context import ExecutionContext
 from orchestrator.errors import EgressDenied, Fatal, Retryable, StopRequested
 from orchestrator.executors import executor
@@ -84,7 +84,9 @@ def http(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
                 json=config.get("json"),
                 data=config.get("body"),
                 timeout=timeout,
+                stream=True,  # read below under a cap: an answer of gigabytes must not fill the worker
             )
+            content = _capped_body(response, shown)
     except EgressDenied as exc:
         raise Fatal(f"http: {shown}: {exc.message}", code=exc.code) from None
     except requests.TooManyRedirects:
@@ -98,8 +100,23 @@ def http(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
         if response.status_code >= 500:
             raise Retryable(message, status=response.status_code)
         raise Fatal(message, status=response.status_code)
+    response._content = content  # the capped body, for requests' own decoding below
     try:
         body: Any = response.json()
     except ValueError:
         body = response.text
     return {"status": response.status_code, "headers": dict(response.headers), "body": body}
+
+
+def _capped_body(response: requests.Response, shown: str) -> bytes:
+    """The response body, read in chunks; Fatal past `storable.MAX_BYTES` (no output could hold it)."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(64 * 1024):
+        size += len(chunk)
+        if size > storable.MAX_BYTES:
+            response.close()
+            too_big = f"http: {shown}: the answer is over {storable.MAX_BYTES} bytes"
+            raise Fatal(too_big, code="OUTPUT_NOT_STORABLE")
+        chunks.append(chunk)
+    return b"".join(chunks)

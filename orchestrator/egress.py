@@ -54,6 +54,7 @@ BUILT_IN_DENY: tuple[tuple[str, str], ...] = (
     ("203.0.113.0/24", "documentation"),
     ("2001:db8::/32", "documentation"),
     ("100::/64", "discard"),
+    ("64:ff9b:1::/48", "local-use NAT64 (may translate to any IPv4 address, metadata included)"),
     ("fec0::/10", "site-local (deprecated)"),
 )
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")

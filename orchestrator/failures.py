@@ -13,6 +13,8 @@ import logging
 import traceback
 from typing import Any
 
+from orchestrator.redaction import redact_text
+
 log = logging.getLogger(__name__)
 
 # where the exception classes of the database layers live: SQLAlchemy and the DB-API drivers
@@ -37,7 +39,8 @@ def unexpected(exc: BaseException, where: str) -> dict[str, Any]:
         return {"code": "STORE_ERROR", "message": message, "type": kind}
     return {
         "code": "EXECUTOR_ERROR",
-        "message": f"{kind}: {exc}",
+        # an executor's own error may quote a URL with its credentials (requests' errors do)
+        "message": redact_text(f"{kind}: {exc}"),
         "type": kind,
-        "traceback": "".join(traceback.format_exception(exc, limit=8, chain=False)),
+        "traceback": redact_text("".join(traceback.format_exception(exc, limit=8, chain=False))),
     }

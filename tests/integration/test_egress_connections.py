@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator import builtin_executors, callbacks, egress, outbound
+from orchestrator import builtin_executors, callbacks, egress, outbound, storable
 from orchestrator.context import ExecutionContext
 from orchestrator.errors import EgressDenied, Fatal
 from tests.support.listeners import Listener
@@ -106,6 +106,16 @@ def test_the_http_executor_fails_a_denied_url_for_good_with_egress_denied():
         assert target.requests == []
     assert failed.value.retryable is False and failed.value.details == {"code": "EGRESS_DENIED"}
     assert "apikey=***" in failed.value.message and "SECRET" not in failed.value.message
+
+
+def test_the_http_executor_reads_an_answer_only_up_to_what_an_output_can_hold(monkeypatch):
+    monkeypatch.setenv("ORCH_EGRESS_ALLOW", "127.0.0.1/32")
+    with Listener("127.0.0.1", body_bytes=storable.MAX_BYTES + 1) as target, pytest.raises(Fatal) as failed:
+        builtin_executors.http(_running_ctx(), {"url": target.url + "/big"})
+    assert failed.value.details == {"code": "OUTPUT_NOT_STORABLE"} and failed.value.retryable is False
+    with Listener("127.0.0.1", body_bytes=1000) as target:
+        output = builtin_executors.http(_running_ctx(), {"url": target.url + "/small"})
+    assert output["status"] == 200 and output["body"] == "a" * 1000
 
 
 def test_a_callback_is_denied_by_the_policy_and_the_listener_gets_nothing():

@@ -12,9 +12,12 @@ from typing import Any
 class Listener:
     """`with Listener("127.0.0.2") as target:` serves on a free port (or `port`) of that loopback
     address until the block ends. Every request is recorded in `requests` as (method, path). It
-    answers 200 with `{"hello": "from <host>"}`, or, with `redirect_to`, 302 to that URL."""
+    answers 200 with `{"hello": "from <host>"}`, or, with `redirect_to`, 302 to that URL, or, with
+    `body_bytes`, 200 with that many bytes of text."""
 
-    def __init__(self, host: str = "127.0.0.1", redirect_to: str | None = None, port: int = 0) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", redirect_to: str | None = None, port: int = 0, body_bytes: int = 0
+    ) -> None:
         assert host.startswith("127."), "egress tests call loopback addresses only"
         self.requests: list[tuple[str, str]] = []
         listener = self
@@ -30,6 +33,18 @@ class Listener:
                     self.send_header("Location", redirect_to)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
+                    return
+                if body_bytes:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/plain")
+                    self.send_header("Content-Length", str(body_bytes))
+                    self.end_headers()
+                    block = b"a" * 65536
+                    try:
+                        for start in range(0, body_bytes, len(block)):
+                            self.wfile.write(block[: body_bytes - start])
+                    except OSError:
+                        pass  # the client stopped reading: that is what a cap does
                     return
                 payload = json.dumps({"hello": f"from {host}"}).encode()
                 self.send_response(200)

@@ -23,6 +23,7 @@ DEFAULTS = egress.policy()
         "100.100.100.200",  # Alibaba's metadata
         "::ffff:169.254.169.254",  # the same, written as IPv4-mapped IPv6
         "64:ff9b::a9fe:a9fe",  # ... through NAT64
+        "64:ff9b:1::a9fe:a9fe",  # ... through a local-use NAT64 prefix
         "2002:a9fe:a9fe::1",  # ... through 6to4
         "127.0.0.1",
         "127.10.20.30",

@@ -34,3 +34,15 @@ def test_urls_and_request_lines_inside_a_message_are_redacted():
     assert "SECRET" not in redacted and "hunter2" not in redacted
     assert "/hook?apikey=***" in redacted and "https://bob:***@example.com/x?token=***" in redacted
     assert redacted.startswith("HTTPConnectionPool(host='127.0.0.1', port=9)")
+
+
+def test_an_executor_error_is_recorded_without_the_secrets_of_a_url_it_quotes():
+    from orchestrator import failures
+
+    try:
+        raise ConnectionError("failed: https://bob:hunter2@hooks.example/x?apikey=SECRET")
+    except ConnectionError as exc:
+        error = failures.unexpected(exc, "i/n")
+    assert error["code"] == "EXECUTOR_ERROR" and "hooks.example" in error["message"]
+    for field in ("message", "traceback"):
+        assert "hunter2" not in error[field] and "SECRET" not in error[field]
