@@ -15,6 +15,11 @@ The reason tells these apart from a node skipped by its own `when` (which has no
 
 A retry of the instance (`lifecycle.retry`) resets both kinds to pending; a node skipped by its
 `when` keeps its decision.
+
+A node still running when its instance fails is not touched here: it finishes on its own (a failure
+of it is final), or, if its executor stops because it was asked to (`should_stop` turns true once the
+instance no longer runs), it is handed back `queued` and waits there, unsent, for a retry of the
+instance to send it, as a paused instance's node waits for its resume.
 """
 
 from __future__ import annotations
