@@ -21,6 +21,7 @@ SETTINGS: dict[str, str] = {
     "ORCH_API_TOKEN": "bearer token sent as `Authorization: Bearer ...` (one of the API's ORCH_API_TOKENS)",
     "ORCH_DATABASE_URL": f"SQLAlchemy URL of the database (default {_DEFAULTS.database_url})",
     "ORCH_BROKER_URL": f"Celery broker URL (default {_DEFAULTS.broker_url})",
+    "ORCH_METRICS_URL": "Redis URL of the metrics store (default: the broker when it is Redis, else none)",
     "ORCH_EXECUTOR_MODULES": "comma-separated modules whose @executor functions are loaded",
     "ORCH_API_TOKENS": "comma-separated bearer tokens required on /api/ (default: none, the API is open)",
     "ORCH_API_WORKERS": "default of --workers (2)",
@@ -69,6 +70,7 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
     ),
     "api": (
         *_SERVER_COMMON,
+        "ORCH_METRICS_URL",
         "ORCH_API_TOKENS",
         "ORCH_API_WORKERS",
         "ORCH_MAX_BODY_BYTES",
@@ -81,6 +83,7 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
     ),
     "worker": (
         *_SERVER_COMMON,
+        "ORCH_METRICS_URL",
         "ORCH_WORKER_ID",
         "ORCH_WORKER_CONCURRENCY",
         "ORCH_HEARTBEAT_INTERVAL",
