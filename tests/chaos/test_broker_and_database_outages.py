@@ -69,6 +69,25 @@ def _next_commit(db, instance_ids: list[str], last: int, nodes: int) -> int:
     return done if done > last or done == nodes else 0
 
 
+def _restart_when_every_worker_lost_it(
+    db, broker, workers, instance_ids, lost: re.Pattern, name: str
+) -> float:
+    """Start the killed broker again once every worker has run into it (not merely after a while);
+    record and return the seconds until a node is claimed again."""
+    every_worker_lost_it = lambda: all(lost.search(w.log_text()) for w in workers.values())  # noqa: E731
+    wait_for(every_worker_lost_it, 30, "both workers to lose the broker")
+    broker.start()
+    restarted_at = helpers.now()
+
+    def claimed_since_restart() -> list:
+        return [r for r in helpers.log_rows(db, instance_ids, "node running") if r.created_at > restarted_at]
+
+    first = wait_for(claimed_since_restart, 60, "a node to be claimed after the broker restart")[0]
+    progress_in = (first.created_at - restarted_at).total_seconds()
+    helpers.record_recovery(f"{name} restart -> a node is claimed again", progress_in)
+    return progress_in
+
+
 def test_redis_restart_and_killed_mysql_connections_mid_run_lose_nothing(db, live_api, processes):
     """Two workers and a beat on a private Redis run 16 chains (fetch -> copy, 10 checkpointed
     steps -> store). Mid-run Redis is SIGKILLed (queued and unacknowledged messages are gone), stays
@@ -89,21 +108,9 @@ def test_redis_restart_and_killed_mysql_connections_mid_run_lose_nothing(db, liv
     broker.kill()
     before = _completed_nodes(db, instance_ids)
     running = sum(1 for r in helpers.node_rows(db, instance_ids).values() if r.status == "running")
-    # the broker stays down until every worker has run into it (not merely for a while)
-    wait_for(
-        lambda: all(TRIED_DEAD_BROKER.search(w.log_text()) for w in workers.values()),
-        30,
-        "both workers to lose the broker",
+    progress_in = _restart_when_every_worker_lost_it(
+        db, broker, workers, instance_ids, TRIED_DEAD_BROKER, "redis"
     )
-    broker.start()
-    restarted_at = helpers.now()
-
-    def claimed_since_restart() -> list:
-        return [r for r in helpers.log_rows(db, instance_ids, "node running") if r.created_at > restarted_at]
-
-    first = wait_for(claimed_since_restart, 60, "a node to be claimed after the broker restart")[0]
-    progress_in = (first.created_at - restarted_at).total_seconds()
-    helpers.record_recovery("redis restart -> a node is claimed again", progress_in)
 
     killed = []
     mark = _completed_nodes(db, instance_ids)
@@ -173,20 +180,9 @@ def test_a_rabbitmq_restart_mid_run_loses_no_instance(db, live_api, processes):
 
     broker.kill()
     before = _completed_nodes(db, instance_ids)
-    wait_for(
-        lambda: all(TRIED_DEAD_RABBIT.search(w.log_text()) for w in workers.values()),
-        30,
-        "both workers to lose the broker",
+    progress_in = _restart_when_every_worker_lost_it(
+        db, broker, workers, instance_ids, TRIED_DEAD_RABBIT, "rabbitmq"
     )
-    broker.start()
-    restarted_at = helpers.now()
-
-    def claimed_since_restart() -> list:
-        return [r for r in helpers.log_rows(db, instance_ids, "node running") if r.created_at > restarted_at]
-
-    first = wait_for(claimed_since_restart, 60, "a node to be claimed after the broker restart")[0]
-    progress_in = (first.created_at - restarted_at).total_seconds()
-    helpers.record_recovery("rabbitmq restart -> a node is claimed again", progress_in)
     helpers.wait_all_completed(db, instance_ids, timeout=120)
 
     counts = helpers.assert_each_node_committed_once(db, instance_ids)
