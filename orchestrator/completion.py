@@ -163,7 +163,9 @@ def _release_successors(
         return []
     if moved != len(ready):  # cannot happen while the rows are locked; read back rather than assume
         return queued_rows(conn, instance_id, NodeRow.id.in_(ids))
-    return [QueuedNode(r.id, r.instance_id, r.node_id, r.attempt + 1, r.queue, r.executor) for r in ready]
+    return [
+        QueuedNode(r.id, r.instance_id, r.node_id, r.attempt + 1, r.queue, r.executor, r.type) for r in ready
+    ]
 
 
 @retrying()

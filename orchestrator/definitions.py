@@ -6,16 +6,19 @@ Unknown keys (top level and per node) are accepted and kept in `raw`, as the see
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import dataclasses
 import functools
 import hashlib
 import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from orchestrator import dag, executors, semver, templates
+from orchestrator import dag, errors, executors, semver, templates
 from orchestrator.errors import Problem, ValidationError
 from orchestrator.inputs import InputSpec, parse_input_specs
 
@@ -23,10 +26,18 @@ __all__ = ["InputSpec", "NodeSpec", "WorkflowDefinition", "parse_definition", "D
 
 DEFAULT_VERSION = "1.0.0"  # a definition posted without `version`
 DEFAULT_RETRY_DELAY_MS = 1000
-NODE_TYPES = ("task", "subworkflow")
+NODE_TYPES = ("task", "subworkflow", "map", "wait", "sleep")
+# what a map's `node` may be: one execution per item
+ITEM_TYPES = ("task", "subworkflow")
+MAX_MAP_ITEMS = 10_000
+ON_ITEM_FAILURE = ("fail", "continue")
 _INVALID = "workflow definition is invalid"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", re.ASCII)
 _NODE_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,127}", re.ASCII)
+# a map's item `<map>[<index>]` is a node row of its own: its id must fit the same column
+_MAX_MAP_ID_LENGTH = 120
+_ITEM_ID = re.compile(r"([A-Za-z0-9_][A-Za-z0-9_-]{0,119})\[([0-9]{1,5})\]", re.ASCII)
+_SIGNAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}", re.ASCII)
 _QUEUE = re.compile(r"[A-Za-z0-9_.-]{1,64}", re.ASCII)
 _MAX_VERSION_LENGTH = 64  # the store's column
 _MAX_EXECUTOR_LENGTH = 255
@@ -54,17 +65,35 @@ class NodeSpec:
     when: str | None = None
     subworkflow_name: str | None = None
     subworkflow_version: str | None = None
+    # map: the template of the list, the body run once per item, and how items are run
+    over: str | None = None
+    item: NodeSpec | None = None
+    max_concurrency: int | None = None
+    on_item_failure: str = "fail"
+    # wait: the signal that completes it; `timeout_ms` is how long it waits (None: for ever), and
+    # `on_timeout` ({"output": ...}) completes it with that output instead of failing it
+    signal: str | None = None
+    on_timeout: dict[str, Any] | None = None
+    # sleep: how long, or until when (ISO 8601, or a template that renders to one)
+    duration_ms: int | None = None
+    until: str | None = None
+
+    def _templated(self) -> list[Any]:
+        # every value of the node a template may be in, the item body's included
+        own: list[Any] = [self.config, self.when or "", self.over or "", self.until or ""]
+        return own if self.item is None else [*own, self.item.config, self.item.when or ""]
 
     @functools.cached_property
     def node_refs(self) -> frozenset[str]:
-        """The nodes whose outputs this node's config and `when` read (worked out once per node)."""
-        return templates.node_refs(self.config) | templates.node_refs(self.when or "")
+        """The nodes whose outputs this node's templates read (worked out once per node)."""
+        return frozenset().union(*(templates.node_refs(value) for value in self._templated()))
 
     @functools.cached_property
     def reads_instance(self) -> bool:
-        """Whether the config or `when` names `input` or `instance`: if not, running this node needs
-        neither the instance's input nor its externalId."""
-        return bool((templates.roots(self.config) | templates.roots(self.when or "")) & {"input", "instance"})
+        """Whether the templates name `input` or `instance`: if not, running this node needs neither
+        the instance's input nor its externalId."""
+        found = frozenset().union(*(templates.roots(value) for value in self._templated()))
+        return bool(found & {"input", "instance"})
 
 
 @dataclass(frozen=True)
@@ -93,8 +122,17 @@ class WorkflowDefinition:
         object.__setattr__(self, "_successors", dag.successors(dependencies))
 
     def node(self, node_id: str) -> NodeSpec:
-        """The node with this id; raises KeyError if there is none."""
-        return self._by_id[node_id]
+        """The node with this id, or for a map's item `<map>[<index>]` the map's item body (its id is
+        the item's); raises KeyError if there is none."""
+        spec = self._by_id.get(node_id)
+        if spec is not None:
+            return spec
+        found = item_of(node_id)
+        if found is not None:
+            owner = self._by_id.get(found[0])
+            if owner is not None and owner.item is not None:
+                return dataclasses.replace(owner.item, id=node_id)
+        raise KeyError(node_id)
 
     @property
     def dependencies(self) -> dict[str, tuple[str, ...]]:
@@ -119,6 +157,17 @@ class WorkflowDefinition:
     def to_json(self) -> dict[str, Any]:
         """A copy of the body as it was posted."""
         return copy.deepcopy(self.raw)
+
+
+def item_id(map_node_id: str, index: int) -> str:
+    """The node id of a map's item."""
+    return f"{map_node_id}[{index}]"
+
+
+def item_of(node_id: str) -> tuple[str, int] | None:
+    """(map node id, index) of a map item's node id; None for any other node id."""
+    match = _ITEM_ID.fullmatch(node_id)
+    return None if match is None else (match.group(1), int(match.group(2)))
 
 
 def _canonical_json(value: Any) -> bytes:
@@ -248,7 +297,23 @@ def _parse_nodes(raw: Any, report: _Report, check_executors: bool) -> list[NodeS
     graph.pop("", None)
     _report_cycles(graph, report)
     _report_node_refs(nodes, graph, report)
+    _report_shared_signals(nodes, report)
     return nodes
+
+
+def _report_shared_signals(nodes: list[NodeSpec], report: _Report) -> None:
+    """A signal names one wait node: which node a signal completes must not depend on timing."""
+    first: dict[str, int] = {}
+    for i, node in enumerate(nodes):
+        if node.signal is None:
+            continue
+        if node.signal in first:
+            report.add(
+                f"nodes[{i}].signal",
+                f"signal {node.signal!r} is already waited for by nodes[{first[node.signal]}]",
+            )
+        else:
+            first[node.signal] = i
 
 
 def _node_ids(raw: list[Any], report: _Report) -> list[str]:
@@ -290,14 +355,36 @@ def _parse_node(
     where = f"nodes[{i}]"
     kind = "task" if body.get("type") is None else body["type"]
     if kind not in NODE_TYPES:
-        report.add(f"{where}.type", f"{kind!r} is not a node type; use task or subworkflow")
+        report.add(f"{where}.type", f"{kind!r} is not a node type; use one of {', '.join(NODE_TYPES)}")
+    depends_on = _depends_on(body.get("dependsOn"), where, node_id, known, report)
+    spec = _parse_body(
+        body, where, node_id, kind if isinstance(kind, str) else "task", report, check_executors
+    )
+    spec = dataclasses.replace(spec, depends_on=depends_on)
+    if kind == "map":
+        if len(node_id) > _MAX_MAP_ID_LENGTH:
+            report.add(f"{where}.id", f"a map node's id must be at most {_MAX_MAP_ID_LENGTH} characters")
+        spec = _map(body, where, spec, report, check_executors)
+    elif kind == "wait":
+        spec = _wait(body, where, spec, report)
+    elif kind == "sleep":
+        spec = _sleep(body, where, spec, report)
+    for at, value in [(f"{where}.config", spec.config), (f"{where}.when", spec.when)]:
+        _no_item_roots(value, at, report)
+    return spec
+
+
+def _parse_body(
+    body: dict[str, Any], where: str, node_id: str, kind: str, report: _Report, check_executors: bool
+) -> NodeSpec:
+    """The fields every node body has (a map's item body too): config, executor or sub-workflow,
+    `when`, retries, timeout, queue."""
     config = body.get("config")
     if config is None:
         config = {}
     elif not isinstance(config, dict):
         report.add(f"{where}.config", "must be an object", "TYPE_MISMATCH")
         config = {}
-    depends_on = _depends_on(body.get("dependsOn"), where, node_id, known, report)
     executor = _executor(body, where, report, check_executors) if kind == "task" else None
     sub_name, sub_version = _subworkflow(config, where, report) if kind == "subworkflow" else (None, None)
     when = _optional_str(body, "when", f"{where}.when", report)
@@ -312,9 +399,8 @@ def _parse_node(
     return NodeSpec(
         id=node_id,
         name=_optional_str(body, "name", f"{where}.name", report) or node_id,
-        type=kind if isinstance(kind, str) else "task",
+        type=kind,
         executor=executor,
-        depends_on=depends_on,
         config=copy.deepcopy(config),
         retries=_optional_int(body, "retries", f"{where}.retries", report, minimum=0, maximum=100),
         retry_delay_ms=DEFAULT_RETRY_DELAY_MS if retry_delay is None else retry_delay,
@@ -326,6 +412,113 @@ def _parse_node(
         subworkflow_name=sub_name,
         subworkflow_version=sub_version,
     )
+
+
+def _map(
+    body: dict[str, Any], where: str, spec: NodeSpec, report: _Report, check_executors: bool
+) -> NodeSpec:
+    over = body.get("over")
+    if over is None:
+        report.add(
+            f"{where}.over", "a map needs over: a template such as ${nodes.x.output.items}", "REQUIRED_FIELD"
+        )
+    elif not isinstance(over, str):
+        report.add(
+            f"{where}.over", "must be a template string such as ${nodes.x.output.items}", "TYPE_MISMATCH"
+        )
+        over = None
+    else:
+        try:
+            whole = templates.parse(over).is_whole_value
+        except errors.TemplateError as exc:
+            report.add(f"{where}.over", exc.message, "TEMPLATE_ERROR")
+            whole = True
+        if not whole:
+            report.add(f"{where}.over", "must be exactly one template, such as ${nodes.x.output.items}")
+        _no_item_roots(over, f"{where}.over", report)
+    item_body = body.get("node")
+    item: NodeSpec | None = None
+    if item_body is None:
+        report.add(
+            f"{where}.node", "a map needs node: the task or subworkflow run once per item", "REQUIRED_FIELD"
+        )
+    elif not isinstance(item_body, dict):
+        report.add(f"{where}.node", "must be an object: a task or subworkflow node body", "TYPE_MISMATCH")
+    else:
+        at = f"{where}.node"
+        kind = "task" if item_body.get("type") is None else item_body["type"]
+        if kind not in ITEM_TYPES:
+            report.add(f"{at}.type", f"{kind!r} cannot run per item; use task or subworkflow")
+            kind = "task"
+        for key in ("id", "dependsOn"):
+            if key in item_body:
+                report.add(f"{at}.{key}", "an item has the map's id and dependencies; remove it")
+        item = _parse_body(item_body, at, spec.id, kind, report, check_executors)
+    max_concurrency = _optional_int(
+        body, "maxConcurrency", f"{where}.maxConcurrency", report, minimum=1, maximum=MAX_MAP_ITEMS
+    )
+    on_failure = body.get("onItemFailure", "fail")
+    if on_failure not in ON_ITEM_FAILURE:
+        report.add(f"{where}.onItemFailure", f"must be one of {', '.join(ON_ITEM_FAILURE)}")
+        on_failure = "fail"
+    return dataclasses.replace(
+        spec, over=over, item=item, max_concurrency=max_concurrency, on_item_failure=on_failure
+    )
+
+
+def _wait(body: dict[str, Any], where: str, spec: NodeSpec, report: _Report) -> NodeSpec:
+    signal = _required_str(
+        body, "signal", f"{where}.signal", report, _SIGNAL, "a signal name of letters, digits, '_.:-'"
+    )
+    on_timeout = body.get("onTimeout")
+    if on_timeout is not None and (not isinstance(on_timeout, dict) or "output" not in on_timeout):
+        report.add(f"{where}.onTimeout", 'must be an object {"output": ...}', "TYPE_MISMATCH")
+        on_timeout = None
+    return dataclasses.replace(spec, signal=signal, on_timeout=copy.deepcopy(on_timeout))
+
+
+def _sleep(body: dict[str, Any], where: str, spec: NodeSpec, report: _Report) -> NodeSpec:
+    duration = _optional_int(
+        body, "duration", f"{where}.duration", report, minimum=0, maximum=MAX_DURATION_MS
+    )
+    until = _optional_str(body, "until", f"{where}.until", report)
+    if body.get("duration") is None and body.get("until") is None:
+        report.add(f"{where}.duration", "a sleep needs duration (ms) or until (ISO 8601)", "REQUIRED_FIELD")
+    elif body.get("duration") is not None and body.get("until") is not None:
+        report.add(f"{where}.until", "give duration or until, not both")
+    if until is not None:
+        try:
+            template = templates.parse(until)
+        except errors.TemplateError as exc:
+            report.add(f"{where}.until", exc.message, "TEMPLATE_ERROR")
+        else:
+            if not template.is_template and parse_instant(until) is None:
+                report.add(f"{where}.until", f"{until!r} is not an ISO 8601 date and time")
+        _no_item_roots(until, f"{where}.until", report)
+    return dataclasses.replace(spec, duration_ms=duration, until=until)
+
+
+def parse_instant(text: Any) -> datetime | None:
+    """An ISO 8601 date and time as naive UTC (one without an offset is taken as UTC); None if `text`
+    is not one."""
+    if not isinstance(text, str) or len(text) > 64:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def _no_item_roots(value: Any, where: str, report: _Report) -> None:
+    for location, text in templates.strings_in(value, where):
+        with contextlib.suppress(errors.TemplateError):
+            used = templates.parse(text).roots & templates.ITEM_ROOTS
+            if used:
+                names = " and ".join(sorted(used))
+                report.add(location, f"{names} exist only in the node body of a map", "TEMPLATE_ERROR")
 
 
 def _executor(body: dict[str, Any], where: str, report: _Report, check_executors: bool) -> str | None:
@@ -392,10 +585,7 @@ def _report_cycles(graph: dict[str, tuple[str, ...]], report: _Report) -> None:
 def _report_node_refs(nodes: list[NodeSpec], graph: dict[str, tuple[str, ...]], report: _Report) -> None:
     """A node may read `nodes.<id>.output` only of a node it (transitively) depends on: others may not
     have run yet, or may never run. One pass over the graph answers every read (see `dag.Ancestry`)."""
-    reads = [
-        (node, list(_refs(node.config, f"nodes[{i}].config", node.when, f"nodes[{i}].when")))
-        for i, node in enumerate(nodes)
-    ]
+    reads = [(node, list(_refs(node, f"nodes[{i}]"))) for i, node in enumerate(nodes)]
     ancestry = dag.Ancestry(graph, targets={ref for _, found in reads for _, ref in found if ref in graph})
     for node, found in reads:
         upstream = ancestry.through(node.depends_on)
@@ -411,7 +601,16 @@ def _report_node_refs(nodes: list[NodeSpec], graph: dict[str, tuple[str, ...]], 
                 )
 
 
-def _refs(config: Any, config_at: str, when: str | None, when_at: str) -> Iterator[tuple[str, str]]:
-    for location, text in [*templates.strings_in(config, config_at), *templates.strings_in(when, when_at)]:
-        for ref in sorted(templates.node_refs(text)):
-            yield location, ref
+def _refs(node: NodeSpec, where: str) -> Iterator[tuple[str, str]]:
+    located: list[tuple[Any, str]] = [
+        (node.config, f"{where}.config"),
+        (node.when, f"{where}.when"),
+        (node.over, f"{where}.over"),
+        (node.until, f"{where}.until"),
+    ]
+    if node.item is not None:
+        located += [(node.item.config, f"{where}.node.config"), (node.item.when, f"{where}.node.when")]
+    for value, at in located:
+        for location, text in templates.strings_in(value, at):
+            for ref in sorted(templates.node_refs(text)):
+                yield location, ref

@@ -142,6 +142,7 @@ def _rows(
         {
             "instance_id": instance_id,
             "node_id": node.id,
+            "type": node.type,
             "executor": node.executor,
             "queue": node.queue or request.queue or _default_queue(node.executor),
             "status": NodeStatus.PENDING.value,

@@ -96,7 +96,7 @@ def cancel_open_nodes(conn: Connection, instance_id: str) -> int:
         conn,
         N.CANCELLED,
         NodeRow.instance_id == instance_id,
-        sources=[N.PENDING, N.QUEUED, N.RUNNING],
+        sources=[N.PENDING, N.QUEUED, N.RUNNING, N.WAITING],
         finished_at=utcnow(),
         heartbeat_at=None,
     )

@@ -52,6 +52,8 @@ class InstanceRow(Base):
         Index("ix_instances_created", "created_at", "id"),
         # the sweep's search for callback deliveries that are overdue
         Index("ix_instances_callback_due", "callback_state", "callback_due_at"),
+        # the sweep's search for delayed instances (`startAt`) that are due
+        Index("ix_instances_status_start", "status", "start_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -88,6 +90,8 @@ class InstanceRow(Base):
     callback_state: Mapped[str | None] = mapped_column(String(16))
     callback_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     callback_due_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # `startAt` of the create: the instance stays pending until then (the sweep starts it)
+    start_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
 class NodeRow(Base):
@@ -96,14 +100,29 @@ class NodeRow(Base):
         UniqueConstraint("instance_id", "node_id", name="uq_node_instance_node"),
         Index("ix_nodes_status_heartbeat", "status", "heartbeat_at"),
         Index("ix_nodes_status_queued", "status", "queued_at"),
+        # the sweep's search for waiting nodes whose timer is due (sleep, a wait's timeout)
+        Index("ix_nodes_status_wake", "status", "wake_at"),
+        # a map's items in index order, by status: the next ones to queue, the failed ones
+        Index("ix_nodes_map_items", "instance_id", "map_node_id", "status", "item_index"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     instance_id: Mapped[str] = mapped_column(ForeignKey("workflow_instances.id", ondelete="CASCADE"))
     node_id: Mapped[str] = mapped_column(String(128))
+    # the node type (orchestrator/nodes/): task, subworkflow, map, wait, sleep
+    type: Mapped[str] = mapped_column(String(16), default="task", server_default="task")
     executor: Mapped[str | None] = mapped_column(String(255))
     queue: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))
+    # a map's item: the map node's id (the item's own node_id is `<map>[<index>]`), its index and value
+    map_node_id: Mapped[str | None] = mapped_column(String(128))
+    item_index: Mapped[int | None] = mapped_column(Integer)
+    item: Mapped[Any | None] = mapped_column(Json)
+    # a map node: its items, and those not yet ended (the item whose end takes it to 0 ends the map)
+    items_total: Mapped[int | None] = mapped_column(Integer)
+    items_left: Mapped[int | None] = mapped_column(Integer)
+    # a waiting node (wait, sleep): when its timer fires (the sweep fires it); None waits for ever
+    wake_at: Mapped[datetime | None] = mapped_column(Timestamp)
     # the fencing token: every write of a result names the attempt that claimed the node
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     # fan-in counter: dependencies not yet done; the transaction that takes it to 0 releases the node
@@ -125,6 +144,24 @@ class NodeRow(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(Timestamp)
     finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class SignalRow(Base):
+    """A signal sent to an instance (`POST .../signals/<name>`). One that arrives before its `wait`
+    node is reached is kept unconsumed (`consumed_at` None) until the node consumes it."""
+
+    __tablename__ = "instance_signals"
+    __table_args__ = (Index("ix_signals_instance_name", "instance_id", "name"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    instance_id: Mapped[str] = mapped_column(ForeignKey("workflow_instances.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(128))
+    payload: Mapped[Any | None] = mapped_column(Json)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    # the wait node (and its attempt) that took it
+    consumed_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    node_id: Mapped[str | None] = mapped_column(String(128))
+    attempt: Mapped[int | None] = mapped_column(Integer)
 
 
 class CheckpointRow(Base):

@@ -28,6 +28,7 @@ class Dispatch:
     priority: str
     executor: str | None
     workflow: str
+    node_type: str = "task"
     countdown: float = 0.0
     timeout_s: float | None = None
     # carried in the message so the claim need not read them back (they never change)
@@ -130,6 +131,7 @@ class QueuedNode(NamedTuple):
     attempt: int
     queue: str
     executor: str | None
+    type: str
 
 
 class Routing(Protocol):
@@ -162,8 +164,10 @@ def dispatch_for(
         priority=inst.priority,
         executor=node.executor,
         workflow=inst.workflow_name,
+        node_type=node.type,
         countdown=countdown,
-        timeout_s=None if spec.timeout_ms is None else spec.timeout_ms / 1000,
+        # a time limit for the executor's run; the other types' `timeout` (a wait's) is no such thing
+        timeout_s=None if spec.timeout_ms is None or spec.executor is None else spec.timeout_ms / 1000,
         row_id=node.id,
         definition_id=inst.definition_id,
     )

@@ -90,7 +90,7 @@ def _mark_gone(engine: Engine, report: SweepReport, settings: SweepSettings) -> 
 def _hand_back_expired(engine: Engine, report: SweepReport, settings: SweepSettings) -> None:
     timeout = settings.heartbeat_timeout
     for row in _expired_leases(engine, timeout):
-        stale = nodes.of_row(row.executor).untouched_since(utcnow() - timedelta(seconds=timeout))
+        stale = nodes.of_row(row.type).untouched_since(utcnow() - timedelta(seconds=timeout))
         outcome = hand_back(engine, row, reason="heartbeat expired or worker gone", untouched_since=stale)
         if outcome is not None:
             report.handed_back += 1
@@ -157,7 +157,7 @@ class RunningNode(NamedTuple):
     attempt: int
     handbacks: int
     worker_id: str | None
-    executor: str | None
+    type: str
 
 
 _LEASE = (
@@ -167,7 +167,7 @@ _LEASE = (
     NodeRow.attempt,
     NodeRow.handbacks,
     NodeRow.worker_id,
-    NodeRow.executor,
+    NodeRow.type,
 )
 
 

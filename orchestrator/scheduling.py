@@ -92,6 +92,7 @@ QUEUED_NODE = (
     NodeRow.attempt,
     NodeRow.queue,
     NodeRow.executor,
+    NodeRow.type,
 )
 _QUEUED = (
     select(*QUEUED_NODE)

@@ -22,6 +22,9 @@ class NodeStatus(StrEnum):
     PENDING = "pending"  # waiting for its dependencies
     QUEUED = "queued"  # its dependencies are done and a run_node message is (or will be) enqueued
     RUNNING = "running"  # claimed by a worker for the current attempt
+    # a wait or sleep node: no worker slot or lease is held; a signal, its timer or its timeout
+    # (`wake_at`, fired by the recovery sweep) ends it
+    WAITING = "waiting"
     COMPLETED = "completed"  # output stored
     FAILED = "failed"  # the last attempt failed and no retry is left
     # its `when` was false (successors treat it as done; no error), or it can no longer run because
@@ -48,7 +51,9 @@ NODE_TRANSITIONS: dict[NodeStatus, frozenset[NodeStatus]] = {
     # queued -> skipped: its instance failed before the node was claimed (unreachable.py)
     N.QUEUED: frozenset({N.RUNNING, N.SKIPPED, N.CANCELLED}),
     # running -> queued is a retry, a recovery hand-back or a graceful-shutdown hand-back (attempt + 1)
-    N.RUNNING: frozenset({N.COMPLETED, N.FAILED, N.SKIPPED, N.CANCELLED, N.QUEUED}),
+    N.RUNNING: frozenset({N.COMPLETED, N.FAILED, N.SKIPPED, N.CANCELLED, N.QUEUED, N.WAITING}),
+    # waiting -> queued: a wait's timeout failed it and it retries; -> skipped: its instance failed
+    N.WAITING: frozenset({N.COMPLETED, N.FAILED, N.SKIPPED, N.CANCELLED, N.QUEUED}),
     # an instance retry resets failed nodes, nodes skipped because of a failure (and, with fromNode,
     # finished downstream ones) to pending
     N.COMPLETED: frozenset({N.PENDING}),

@@ -7,6 +7,10 @@ Grammar of the text between `${` and `}`::
     unary   := '!' unary | '(' expr ')' | operand
     operand := path | "string" | 'string' | number | true | false | null
     path    := input ('.' seg)* | nodes '.' node-id '.' output ('.' seg)* | instance '.' (id | externalId)
+             | item ('.' seg)* | index
+
+`item` and `index` name a map's item and its position; the definition validator accepts them only in
+the body of a map node.
 
 A segment is `[A-Za-z0-9_-]+`. Paths are looked up only in dicts (by key) and lists (by index), never as
 attributes, so `input.__class__` is merely a key that is not there; nothing here uses eval or getattr.
@@ -27,7 +31,9 @@ from typing import Any
 
 from orchestrator.errors import TemplateError
 
-ROOTS = ("input", "nodes", "instance")
+ROOTS = ("input", "nodes", "instance", "item", "index")
+# the roots a map's item body may use besides the others
+ITEM_ROOTS = frozenset({"item", "index"})
 _KEYWORDS: dict[str, Any] = {"true": True, "false": False, "null": None}
 _ESCAPES = {'"': '"', "'": "'", "\\": "\\", "n": "\n", "t": "\t"}
 _TOKEN = re.compile(
@@ -197,7 +203,8 @@ class _Parser:
             return LiteralNode(_KEYWORDS[token.value])
         if token.value not in ROOTS:
             raise self.error(
-                f"unknown name '{token.value}' (paths start with input, nodes or instance)", token
+                f"unknown name '{token.value}' (paths start with input, nodes, instance, item or index)",
+                token,
             )
         segments = [token.value]
         while self.accept("."):
@@ -213,6 +220,8 @@ class _Parser:
             self.node_refs.add(segments[1])
         if segments[0] == "instance" and segments[1:] not in (["id"], ["externalId"]):
             raise self.error(f"'{path.text}': only instance.id and instance.externalId exist", token)
+        if segments[0] == "index" and len(segments) > 1:
+            raise self.error(f"'{path.text}': index is a number and has no fields", token)
         return path
 
 

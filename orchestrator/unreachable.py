@@ -40,8 +40,9 @@ from orchestrator.transitions import move_nodes
 UPSTREAM_FAILED = "UPSTREAM_FAILED"
 INSTANCE_FAILED = "INSTANCE_FAILED"
 _REASONS = {UPSTREAM_FAILED: "upstream failed", INSTANCE_FAILED: "instance failed"}
-# the nodes a failure leaves behind: a claim needs a running instance, so none of these will start
-_OPEN = (N.PENDING, N.QUEUED)
+# the nodes a failure leaves behind: a claim needs a running instance, so none of these will start,
+# and a waiting node of an ended instance can no longer be signalled
+_OPEN = (N.PENDING, N.QUEUED, N.WAITING)
 
 
 def skipped_by_failure(error: Any) -> bool:

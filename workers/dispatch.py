@@ -75,7 +75,7 @@ def _send(d: Dispatch, producer: Any = None) -> None:
         routing_key=d.queue,
         priority=message_priority(d.priority),
         countdown=d.countdown or None,
-        shadow=f"{d.workflow}/{d.node_id} [{d.executor or 'subworkflow'}]",
+        shadow=f"{d.workflow}/{d.node_id} [{d.executor or d.node_type}]",
         argsrepr=f"instance={d.instance_id} node={d.node_id} attempt={d.attempt}",
         producer=producer,
         **options,

@@ -69,10 +69,9 @@ def of(name: str) -> NodeType:
     return TYPES[name]
 
 
-def of_row(executor: str | None) -> NodeType:
-    """The type of a node row. Rows store no type: a task's row names its executor, a sub-workflow
-    node's does not (`rows()` of each type says the same in SQL)."""
-    return task.TYPE if executor else subworkflow.TYPE
+def of_row(type_name: str) -> NodeType:
+    """The type of a node row (its `type` column; a map's item has its body's type)."""
+    return TYPES[type_name]
 
 
 def leased() -> ColumnElement[bool]:

@@ -192,7 +192,7 @@ class SubworkflowNode:
     runs_executor = False
 
     def rows(self) -> ColumnElement[bool]:
-        return NodeRow.executor.is_(None)
+        return NodeRow.type == self.name
 
     def start(self, engine: Engine, held: Claim, spec: NodeSpec, config: dict[str, Any]) -> Outcome:
         return start_child(engine, held, spec, config)

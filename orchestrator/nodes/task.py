@@ -23,7 +23,7 @@ class TaskNode:
     runs_executor = True
 
     def rows(self) -> ColumnElement[bool]:
-        return NodeRow.executor.is_not(None)
+        return NodeRow.type == self.name
 
     def start(self, engine: Engine, held: Claim, spec: NodeSpec, config: dict[str, Any]) -> Outcome:
         raise TypeError("a task node runs its executor in the worker's runtime; it is not handed off")

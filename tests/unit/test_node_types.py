@@ -12,9 +12,8 @@ def test_every_type_the_validator_accepts_is_registered_and_no_other() -> None:
     assert all(nodes.of(name).name == name for name in definitions.NODE_TYPES)
 
 
-def test_a_row_is_typed_by_whether_it_names_an_executor() -> None:
-    assert nodes.of_row("noop") is nodes.of("task")
-    assert nodes.of_row(None) is nodes.of("subworkflow")
+def test_a_row_is_typed_by_its_type_column() -> None:
+    assert all(nodes.of_row(name) is nodes.of(name) for name in definitions.NODE_TYPES)
 
 
 def test_only_a_type_that_runs_no_executor_is_handed_off_by_start() -> None:
