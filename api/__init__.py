@@ -15,9 +15,13 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None, **config: Any) -> Flask:
-    """Build the app. `settings` defaults to the `ORCH_*` environment."""
+    """Build the app. `settings` defaults to the `ORCH_*` environment.
+
+    The messages the API sends (`schedule`, lifecycle follow-ups) go through the process's Celery
+    sender, pointed here at `settings.broker_url`: one API process talks to one broker."""
     settings = settings or Settings.from_env()
     executors.load_modules(settings.executor_modules)
+    _send_to(settings.broker_url)
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False, **config)
     app.extensions["orchestrator.settings"] = settings
@@ -51,3 +55,11 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
     if not settings.api_tokens:
         log.warning("ORCH_API_TOKENS is not set: the API is open to anyone who can reach it")
     return app
+
+
+def _send_to(broker_url: str) -> None:
+    from workers.app import app as celery_app
+    from workers.app import use_broker
+
+    if celery_app.conf.broker_url != broker_url:
+        use_broker(broker_url)

@@ -18,6 +18,7 @@ from sqlalchemy import update
 from orchestrator import metrics
 from orchestrator.models import InstanceRow, NodeRow, utcnow
 from orchestrator.settings import Settings
+from tests.support.fixtures import REDIS_URL
 from tests.support.services import wait_for
 
 RETRYING = {
@@ -215,6 +216,7 @@ def test_recording_never_fails_the_node_path_when_redis_is_down(db, monkeypatch)
 def test_a_scrape_survives_a_metrics_store_that_is_down(db) -> None:
     from api import create_app
     from orchestrator.settings import Settings
+    from workers.app import use_broker
 
     app = create_app(Settings.from_env().with_overrides(broker_url="redis://127.0.0.1:1/0"))
     try:
@@ -224,6 +226,7 @@ def test_a_scrape_survives_a_metrics_store_that_is_down(db) -> None:
         assert "orchestrator_metrics_store_up 0.0" in text
         assert 'orchestrator_instances{status="completed"} 0.0' in text
     finally:
+        use_broker(REDIS_URL)  # the app pointed this process's sender at the dead broker
         app.extensions["orchestrator.engine"].dispose()
 
 
