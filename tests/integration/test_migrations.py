@@ -139,3 +139,57 @@ def test_0002_recounts_the_unfinished_sinks_of_instances_that_have_not_ended(mys
     command.downgrade(alembic_config(url), "0001")
     assert counts("unfinished_nodes") == {"running-1": 2, "ended-1": 0}
     engine.dispose()
+
+
+def test_0005_types_the_nodes_of_instances_running_on_the_old_shape(mysql_engine):
+    """Before 0005 a row's type was read off its executor (a sub-workflow node has none): an instance
+    left running by the old version keeps its task and sub-workflow nodes, typed (and back again)."""
+    from alembic import command
+
+    from orchestrator.migrate import alembic_config, upgrade
+
+    url = _fresh_mysql(make_url(MYSQL_URL).database + "_migration_0005")
+    upgrade(url, "0004")
+    now = "2026-12-01 10:00:00"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO workflow_definitions (id, name, version, body, content_hash, created_at)"
+                " VALUES (1, 'parent', '1.0.0', '{}', 'x', :now)"
+            ),
+            {"now": now},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO workflow_instances (id, definition_id, workflow_name, workflow_version,"
+                " status, input, priority, tags, unfinished_sinks, total_nodes, created_at, updated_at)"
+                " VALUES ('running-1', 1, 'parent', '1.0.0', 'running', '{}', 'normal', '{}', 1, 2,"
+                " :now, :now)"
+            ),
+            {"now": now},
+        )
+        for node, executor, status in (("fetch", "noop", "completed"), ("child", None, "running")):
+            conn.execute(
+                text(
+                    "INSERT INTO node_executions (instance_id, node_id, executor, queue, status, attempt,"
+                    " pending_deps, failures, handbacks, updated_at)"
+                    " VALUES ('running-1', :n, :e, 'default', :s, 1, 0, 0, 0, :now)"
+                ),
+                {"n": node, "e": executor, "s": status, "now": now},
+            )
+
+    def types() -> dict[str, str]:
+        with engine.connect() as conn:
+            return dict(conn.execute(text("SELECT node_id, type FROM node_executions")).all())
+
+    upgrade(url)
+    assert types() == {"fetch": "task", "child": "subworkflow"}
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM instance_signals")).scalar() == 0
+        assert conn.execute(text("SELECT start_at FROM workflow_instances")).scalar() is None
+    command.downgrade(alembic_config(url), "0004")
+    with engine.connect() as conn:
+        columns = {c["name"] for c in inspect(conn).get_columns("node_executions")}
+    assert "type" not in columns and "wake_at" not in columns
+    engine.dispose()
