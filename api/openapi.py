@@ -172,8 +172,12 @@ SCHEMAS: dict[str, Schema] = {
                 "minItems": 1,
                 "items": {
                     "type": "object",
-                    "description": "`id`, `type` (task or subworkflow), `executor`, `dependsOn`, `config`, "
-                    "`retries`, `retryDelay`, `timeout`, `queue`, `when`, `name`",
+                    "description": "`id`, `type` (task, subworkflow, map, wait or sleep), `executor`, "
+                    "`dependsOn`, `config`, `retries`, `retryDelay`, `timeout`, `queue`, `when`, `name`; "
+                    "a map: `over` (one template naming a list), `node` (the task or subworkflow body run "
+                    "once per item, `${item}` and `${index}` in its config), `maxConcurrency`, "
+                    "`onItemFailure` (fail or continue); a wait: `signal`, `timeout` (ms), "
+                    "`onTimeout` ({output}); a sleep: `duration` (ms) or `until` (ISO 8601 or a template)",
                 },
             },
         },
