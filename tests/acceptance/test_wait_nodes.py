@@ -51,7 +51,12 @@ def test_a_signal_before_or_after_the_node_is_reached_completes_it(db, live_api,
 
     answer = signal(live_api, early, {"by": "early"})
     assert answer.status_code == 202, answer.text
-    assert answer.json() == {"instanceId": early, "signal": "approval", "delivered": False, "nodeId": "approve"}
+    assert answer.json() == {
+        "instanceId": early,
+        "signal": "approval",
+        "delivered": False,
+        "nodeId": "approve",
+    }
     assert signal(live_api, early, {"by": "twice"}).status_code == 409  # one is stored already
     open_gate(gate)
     assert live_api.wait_status(early)["status"] == "completed"
