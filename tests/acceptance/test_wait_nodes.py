@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from orchestrator.client.http import parse_events
 from tests.acceptance.helpers import define, nodes, runs, start
 from tests.support import gates
 from tests.support.gates import open_gate
@@ -84,15 +85,24 @@ def test_a_timeout_fails_with_timeout_or_completes_with_on_timeout(db, live_api,
     assert nodes(db, given)["approve"].output == {"approved": False}
 
 
-def test_a_cancel_while_waiting_cancels_the_node(db, live_api, processes) -> None:
+def test_a_cancel_while_waiting_cancels_the_node_and_the_stream_shows_both(db, live_api, processes) -> None:
     processes.worker("w1")
     define(live_api, approval("wait-cancel"))
     instance_id = start(live_api, "wait-cancel")
     waiting(live_api, db, instance_id)
+    stream = live_api.get(f"/api/v1/instances/{instance_id}/events", stream=True)
+    events = parse_events(stream.iter_lines(decode_unicode=True))
+    first_status = next(data for name, data, _ in events if name == "status")  # after the node events
+    assert first_status["waitingNodes"] == ["approve"]
 
     assert live_api.post(f"/api/v1/instances/{instance_id}/cancel").status_code == 200
     assert nodes(db, instance_id)["approve"].status == "cancelled"
     assert signal(live_api, instance_id, {}).status_code == 409
+    rest = list(events)
+    assert [data["status"] for name, data, _ in rest if name == "node" and data["nodeId"] == "approve"] == [
+        "cancelled"
+    ]
+    assert rest[-1] == ("end", {"status": "cancelled"}, None)
 
 
 def test_a_waiting_node_holds_no_worker_slot(db, live_api, processes) -> None:

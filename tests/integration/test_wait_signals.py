@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from orchestrator import catalog, scheduling, signals, views
+from orchestrator import catalog, lifecycle, scheduling, signals, views
 from orchestrator.db import make_engine
 from orchestrator.instances import InstanceRequest, create_instance
 from orchestrator.migrate import upgrade
@@ -104,3 +104,15 @@ def test_a_timeout_completes_with_on_timeout_or_fails_with_timeout(engine: Engin
     row = nodes(engine, failing)["approve"]
     assert (row.status, row.error["code"]) == ("failed", "TIMEOUT")
     assert views.status(engine, failing)["status"] == "failed"
+
+
+def test_a_paused_instance_takes_a_signal_and_its_resume_sends_the_successor(engine: Engine) -> None:
+    instance_id = _waiting(engine, approval("wait-paused"))
+    lifecycle.pause(engine, instance_id)
+    assert nodes(engine, instance_id)["approve"].status == "waiting"  # a pause leaves it waiting
+
+    sent = signals.send(engine, instance_id, "approval", "yes")
+
+    assert sent.delivered and sent.outcome.dispatches == []
+    assert nodes(engine, instance_id)["after"].status == "queued"
+    assert [d.node_id for d in lifecycle.resume(engine, instance_id).dispatches] == ["after"]
