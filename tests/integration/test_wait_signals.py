@@ -5,6 +5,7 @@ is stored and consumed when the node is reached; a timeout completes or fails it
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -116,3 +117,35 @@ def test_a_paused_instance_takes_a_signal_and_its_resume_sends_the_successor(eng
     assert sent.delivered and sent.outcome.dispatches == []
     assert nodes(engine, instance_id)["after"].status == "queued"
     assert [d.node_id for d in lifecycle.resume(engine, instance_id).dispatches] == ["after"]
+
+
+def test_a_timed_out_wait_with_retries_waits_again_in_its_next_attempt(engine: Engine) -> None:
+    instance_id = _waiting(engine, approval("wait-retried", timeout=50, retries=1))
+    retried = wait_for(lambda: wait.time_out(engine, 0.0), 10, "the wait to time out")
+    (d,) = retried[0].dispatches
+    assert (d.node_id, d.attempt) == ("approve", 2)
+
+    held = scheduling.claim(engine, instance_id, "approve", d.attempt, "w", d.facts())
+    assert held is not None and run(engine, held, 30.0).ending is Ending.HANDED_OFF
+    row = nodes(engine, instance_id)["approve"]
+    assert (row.status, row.attempt, row.failures) == ("waiting", 2, 1)
+    assert signals.send(engine, instance_id, "approval", 1).delivered
+
+
+def test_a_signal_racing_the_nodes_start_is_never_missed(engine: Engine) -> None:
+    catalog.save_definition(engine, approval("wait-race"))
+    for _ in range(10):
+        instance_id = create_instance(engine, InstanceRequest("wait-race", start=False)).instance_id
+        (d,) = scheduling.start(engine, instance_id).dispatches
+        held = scheduling.claim(engine, instance_id, "approve", d.attempt, "w", d.facts())
+        assert held is not None
+        with ThreadPoolExecutor(2) as pool:
+            started = pool.submit(run, engine, held, 30.0)
+            sent = pool.submit(signals.send, engine, instance_id, "approval", "go")
+            started.result(), sent.result()
+        assert nodes(engine, instance_id)["approve"].output == "go"
+        with engine.connect() as conn:
+            consumed = conn.execute(
+                select(SignalRow.consumed_at).where(SignalRow.instance_id == instance_id)
+            ).scalars()
+            assert [at is not None for at in consumed] == [True]
