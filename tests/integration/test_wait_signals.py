@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from orchestrator import catalog, lifecycle, scheduling, signals, views
+from orchestrator import catalog, lifecycle, recovery, scheduling, signals, views
 from orchestrator.db import make_engine
 from orchestrator.instances import InstanceRequest, create_instance
 from orchestrator.migrate import upgrade
@@ -149,3 +149,15 @@ def test_a_signal_racing_the_nodes_start_is_never_missed(engine: Engine) -> None
                 select(SignalRow.consumed_at).where(SignalRow.instance_id == instance_id)
             ).scalars()
             assert [at is not None for at in consumed] == [True]
+
+
+def test_the_sweep_hands_back_a_claimed_wait_that_never_waited_not_a_waiting_one(engine: Engine) -> None:
+    waits = _waiting(engine, approval("wait-lost"))
+    lost = create_instance(engine, InstanceRequest("wait-lost", start=False)).instance_id
+    (d,) = scheduling.start(engine, lost).dispatches
+    assert scheduling.claim(engine, lost, "approve", d.attempt, "died", d.facts()) is not None
+
+    swept = wait_for(lambda: recovery.sweep(engine, heartbeat_timeout=0.001).handed_back, 10, "a hand-back")
+    assert swept == 1
+    assert (nodes(engine, lost)["approve"].status, nodes(engine, lost)["approve"].attempt) == ("queued", 2)
+    assert nodes(engine, waits)["approve"].status == "waiting"
