@@ -127,10 +127,11 @@ _CLAIM = _prepared(
     finished_at=None,
     updated_at=bindparam("b_now"),
 )
+# keyed (source, target): a wait node completes from `waiting` (a signal, its timeout), not `running`
 _FINISH = {
-    target: _prepared(
+    (source, target): _prepared(
         target,
-        [NodeStatus.RUNNING],
+        [source],
         NodeRow.id == bindparam("b_row"),
         NodeRow.attempt == bindparam("b_fence"),
     ).values(
@@ -141,7 +142,11 @@ _FINISH = {
         heartbeat_at=None,
         updated_at=bindparam("b_now"),
     )
-    for target in (NodeStatus.COMPLETED, NodeStatus.SKIPPED)
+    for source, target in (
+        (NodeStatus.RUNNING, NodeStatus.COMPLETED),
+        (NodeStatus.RUNNING, NodeStatus.SKIPPED),
+        (NodeStatus.WAITING, NodeStatus.COMPLETED),
+    )
 }
 _RELEASE_VALUES = {
     "status": NodeStatus.QUEUED.value,
@@ -201,11 +206,18 @@ def claim_node(
 
 
 def finish_node(
-    conn: Connection, row_id: int, attempt: int, target: NodeStatus, output: Any, now: datetime
+    conn: Connection,
+    row_id: int,
+    attempt: int,
+    target: NodeStatus,
+    output: Any,
+    now: datetime,
+    source: NodeStatus = NodeStatus.RUNNING,
 ) -> bool:
-    """running -> completed/skipped with its output, fenced on `attempt`; whether this call won."""
+    """running (or a wait's `waiting`) -> completed/skipped with its output, fenced on `attempt`;
+    whether this call won."""
     params = {"b_row": row_id, "b_fence": attempt, "b_output": output, "b_now": now}
-    return conn.execute(_FINISH[target], params).rowcount == 1
+    return conn.execute(_FINISH[source, target], params).rowcount == 1
 
 
 def queue_released(

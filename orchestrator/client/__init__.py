@@ -42,6 +42,7 @@ from orchestrator.client.models import (
     InstanceSummary,
     LogLine,
     NodeExecution,
+    SignalDelivery,
     Status,
 )
 from orchestrator.client.runs import Run
@@ -67,6 +68,7 @@ __all__ = [
     "NotFound",
     "Run",
     "ServerError",
+    "SignalDelivery",
     "Status",
     "TooManyStreams",
     "Unauthorized",

@@ -12,7 +12,13 @@ from urllib.parse import quote
 
 from orchestrator.client.errors import ClientError, api_error
 from orchestrator.client.http import Transport, settings_of
-from orchestrator.client.models import BatchResult, Definition, DefinitionSummary, InstanceSummary
+from orchestrator.client.models import (
+    BatchResult,
+    Definition,
+    DefinitionSummary,
+    InstanceSummary,
+    SignalDelivery,
+)
 from orchestrator.client.runs import Run
 
 MAX_BATCH = 100  # items per batch request, the API's limit
@@ -184,3 +190,11 @@ class Client:
     def run(self, instance_id: str) -> Run:
         """A handle on an existing instance (nothing is asked until it is used)."""
         return Run(self._http, instance_id)
+
+    def signal(self, instance_id: str, name: str, data: Any = None) -> SignalDelivery:
+        """Send the signal `name` with `data` (any JSON value) to the instance's wait node: it
+        completes the node if it waits, else is stored until the node is reached (`delivered`
+        False). Raises NotFound (no such instance, or no wait node for `name`) and Conflict (the
+        instance has ended, the node is done, or a signal `name` is already stored)."""
+        path = f"/api/v1/instances/{quote(instance_id, safe='')}/signals/{quote(name, safe='')}"
+        return SignalDelivery.from_json(self._http.call("POST", path, data))

@@ -230,7 +230,7 @@ def _help_of(command: str) -> str:
     return sub.choices[command].format_help()  # type: ignore[attr-defined, no-any-return]
 
 
-@pytest.mark.parametrize("command", ["submit", "status", "logs", "definitions"])
+@pytest.mark.parametrize("command", ["submit", "status", "logs", "signal", "definitions"])
 def test_the_help_of_every_client_command_names_the_api_settings(command):
     text = _help_of(command)
     assert "ORCH_API_URL" in text and "ORCH_API_TOKEN" in text and "http://127.0.0.1:8080" in text
