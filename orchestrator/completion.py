@@ -25,7 +25,7 @@ from orchestrator.scheduling import QUEUED_NODE, end_instance, instance_row, que
 from orchestrator.states import FINISHED_INSTANCE
 from orchestrator.states import InstanceStatus as I
 from orchestrator.states import NodeStatus as N
-from orchestrator.transitions import finish_node, move_node, queue_released
+from orchestrator.transitions import finish_node, finish_waiting, move_node, queue_released
 
 # the rows a finished node may release, locked in id order so concurrent finishers of a join decide
 # one by one; everything a Dispatch needs comes with them
@@ -100,6 +100,24 @@ def complete(
             ),
         ]
         return _node_done(conn, engine, held, now, entries)
+
+
+@retrying()
+def complete_waiting(engine: Engine, held: Claim, output: Any) -> Outcome:
+    """As `complete`, for a node that waits (waiting -> completed: a sleep's timer fired), fenced on
+    its attempt: of two callers, one completes it and the other gets LostClaim."""
+    now = utcnow()
+    with engine.begin() as conn:
+        if not finish_waiting(conn, held.row_id, held.attempt, output, now):
+            raise LostClaim(f"node {held.node_id} attempt {held.attempt} is no longer waiting")
+        entry = logs.LogEntry(
+            held.instance_id,
+            f"node {N.COMPLETED}",
+            node_id=held.node_id,
+            attempt=held.attempt,
+            details={"status": N.COMPLETED.value},
+        )
+        return _node_done(conn, engine, held, now, [entry])
 
 
 def _node_done(

@@ -10,7 +10,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Update, bindparam, func, select, update
+from sqlalchemy import Connection, Update, bindparam, func, or_, select, update
 
 from orchestrator.errors import InvalidTransition
 from orchestrator.models import InstanceRow, NodeRow, utcnow
@@ -143,6 +143,20 @@ _FINISH = {
     )
     for target in (NodeStatus.COMPLETED, NodeStatus.SKIPPED)
 }
+# a waiting node (a sleep's timer fired) ends: the same guards, from WAITING
+_FINISH_WAITING = _prepared(
+    NodeStatus.COMPLETED,
+    [NodeStatus.WAITING],
+    NodeRow.id == bindparam("b_row"),
+    NodeRow.attempt == bindparam("b_fence"),
+).values(
+    status=NodeStatus.COMPLETED.value,
+    output=bindparam("b_output"),
+    error=None,
+    finished_at=bindparam("b_now"),
+    heartbeat_at=None,
+    updated_at=bindparam("b_now"),
+)
 _RELEASE_VALUES = {
     "status": NodeStatus.QUEUED.value,
     "attempt": NodeRow.attempt + 1,
@@ -166,6 +180,8 @@ _START = (
         updated_at=bindparam("b_now"),
     )
 )
+# the same, only once its startAt (if any) has come
+_START_DUE = _START.where(or_(InstanceRow.start_at.is_(None), InstanceRow.start_at <= bindparam("b_now")))
 _QUEUE_READY = _prepared(
     NodeStatus.QUEUED,
     [NodeStatus.PENDING],
@@ -180,11 +196,13 @@ _QUEUE_READY = _prepared(
 )
 
 
-def start_instance(conn: Connection, instance_id: str, now: datetime) -> bool:
-    """pending -> running (keeping a `started_at` set before, as by a retry); whether this call won."""
+def start_instance(conn: Connection, instance_id: str, now: datetime, *, early: bool = False) -> bool:
+    """pending -> running (keeping a `started_at` set before, as by a retry), not before its startAt
+    unless `early`; whether this call won."""
     if not can_move_instance(InstanceStatus.PENDING, InstanceStatus.RUNNING):
         raise ValueError("instance transition pending -> running is not in the table")
-    return conn.execute(_START, {"b_instance": instance_id, "b_now": now}).rowcount == 1
+    statement = _START if early else _START_DUE
+    return conn.execute(statement, {"b_instance": instance_id, "b_now": now}).rowcount == 1
 
 
 def queue_ready(conn: Connection, instance_id: str, now: datetime) -> int:
@@ -206,6 +224,13 @@ def finish_node(
     """running -> completed/skipped with its output, fenced on `attempt`; whether this call won."""
     params = {"b_row": row_id, "b_fence": attempt, "b_output": output, "b_now": now}
     return conn.execute(_FINISH[target], params).rowcount == 1
+
+
+def finish_waiting(conn: Connection, row_id: int, attempt: int, output: Any, now: datetime) -> bool:
+    """waiting -> completed with its output, fenced on `attempt`; whether this call won (of two
+    sweeps firing one timer, one does)."""
+    params = {"b_row": row_id, "b_fence": attempt, "b_output": output, "b_now": now}
+    return conn.execute(_FINISH_WAITING, params).rowcount == 1
 
 
 def queue_released(
