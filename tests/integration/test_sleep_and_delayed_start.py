@@ -78,13 +78,17 @@ def test_a_delayed_instance_starts_at_its_start_at_and_a_manual_start_overrides_
     catalog.save_definition(engine, ONE)
     start_at = utcnow() + timedelta(seconds=0.5)
     delayed = create_instance(engine, InstanceRequest("one", start_at=start_at)).instance_id
-    manual = create_instance(engine, InstanceRequest("one", start_at=start_at + timedelta(days=1))).instance_id
+    manual = create_instance(
+        engine, InstanceRequest("one", start_at=start_at + timedelta(days=1))
+    ).instance_id
     assert scheduling.start(engine, delayed) == Outcome()  # an early `schedule` starts nothing
 
     report = wait_for(lambda: _sweep(engine).dispatches, 10, "the sweep to start it", interval=0.05)
 
     with engine.connect() as conn:
-        started_at = conn.execute(select(InstanceRow.started_at).where(InstanceRow.id == delayed)).scalar_one()
+        started_at = conn.execute(
+            select(InstanceRow.started_at).where(InstanceRow.id == delayed)
+        ).scalar_one()
     assert started_at >= start_at
     assert [(d.instance_id, d.node_id) for d in report] == [(delayed, "only")]
     assert [d.instance_id for d in lifecycle.start(engine, manual).dispatches] == [manual]
