@@ -52,6 +52,9 @@ def test_a_sleep_frees_its_slot_and_fires_at_its_rendered_until(db, live_api, pr
     assert live_api.wait_status(napping, timeout=30)["status"] == "completed"
     rows = nodes(db, napping)
     assert rows["nap"].output == {"sleptUntil": wake_at.isoformat() + "Z"}
+    late = (rows["nap"].finished_at - wake_at).total_seconds()
+    print(f"\nsleep until +3 s: fired {late:.3f}s after it (sweep interval {INTERVAL:g}s)")
+    assert 0 <= late <= INTERVAL + 0.5
     assert rows["after"].started_at >= wake_at and runs(db, napping) == {"after": 1}
     failed = live_api.wait_status(broken, timeout=30)
     error = nodes(db, broken)["nap"].error

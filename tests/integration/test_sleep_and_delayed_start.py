@@ -92,3 +92,18 @@ def test_a_delayed_instance_starts_at_its_start_at_and_a_manual_start_overrides_
     assert started_at >= start_at
     assert [(d.instance_id, d.node_id) for d in report] == [(delayed, "only")]
     assert [d.instance_id for d in lifecycle.start(engine, manual).dispatches] == [manual]
+
+
+def test_the_sleep_of_a_cancelled_instance_never_fires(engine: Engine) -> None:
+    catalog.save_definition(engine, NAP)
+    instance_id = create_instance(engine, InstanceRequest("nap")).instance_id
+    run_here(engine, instance_id)
+    wake_at = nodes(engine, instance_id)["nap"].wake_at
+    lifecycle.cancel(engine, instance_id)
+    wait_for(lambda: utcnow() > wake_at, 10, "the wake-up time to pass")
+
+    assert sleep.fire_due(engine) == []
+    assert {n: r.status for n, r in nodes(engine, instance_id).items()} == {
+        "nap": "cancelled",
+        "after": "cancelled",
+    }
