@@ -21,7 +21,7 @@ from orchestrator.states import InstanceStatus as I
 
 BATCH = 500
 # a start this close (s) also gets a `schedule` message with a countdown, for a prompt start; a later
-# one is left to the sweep, so workers do not hold many early messages
+# one is left to the sweep (as for a sleep: `nodes/sleep.py`, PROMPT_WAKE_UP_TO)
 PROMPT_START_UP_TO = 300.0
 
 

@@ -35,7 +35,8 @@ from orchestrator.transitions import move_node
 
 BATCH = 500
 # a sleep this short (s) is also woken by a message with a countdown: the sweep alone could fire it a
-# whole interval late. Longer ones are left to the sweep, so workers do not hold many early messages.
+# whole interval late. Longer ones are left to the sweep: a worker holds such a message unacknowledged
+# until its time, and should not hold many, nor any for as long as RabbitMQ's consumer timeout.
 PROMPT_WAKE_UP_TO = 300.0
 
 
