@@ -233,6 +233,13 @@ SCHEMAS: dict[str, Schema] = {
             "callbackUrl": _optional({"type": "string", "pattern": "^https?://", "maxLength": 2048}),
             "queue": _optional({"type": "string", "pattern": QUEUE_PATTERN}),
             "start": _optional({"type": "boolean", "default": True}),
+            "startAt": _optional(
+                {
+                    **_TIME,
+                    "description": "stay pending until this time (UTC without an offset; a past time "
+                    "is now); with `start: false` only recorded",
+                }
+            ),
         },
         "allOf": [
             {"anyOf": [_given("workflow"), _given("workflowName")]},
@@ -265,6 +272,7 @@ SCHEMAS: dict[str, Schema] = {
             "parentInstanceId": _nullable(_STR),
             "createdBy": _nullable(_STR),
             "createdAt": _TIME,
+            "startAt": _nullable(_TIME),
             "startedAt": _nullable(_TIME),
             "updatedAt": _TIME,
             "finishedAt": _nullable(_TIME),
@@ -537,6 +545,11 @@ PATHS: dict[str, Schema] = {
                     "`key:value`; repeatable, all must match",
                 ),
                 _query("externalId", _TEXT, "the idempotency key"),
+                _query(
+                    "delayed",
+                    {"type": "boolean"},
+                    "true: pending instances whose startAt is to come; false: the others",
+                ),
                 _query(
                     "limit",
                     {

@@ -47,6 +47,9 @@ def add_commands(sub: Any) -> None:
     submit.add_argument("--external-id", help="idempotency key: a repeat returns the existing instance")
     submit.add_argument("--priority", choices=["low", "normal", "high", "critical"])
     submit.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
+    submit.add_argument(
+        "--start-at", metavar="TIME", help="ISO 8601 (UTC without an offset): stay pending until then"
+    )
     submit.add_argument("--watch", action="store_true", help="show live progress until the instances end")
     status = sub.add_parser(
         "status", help="the status of an instance: a summary, and an exit status scripts can test"
@@ -149,7 +152,12 @@ def _submit(client: Client, args: argparse.Namespace) -> int:
     inputs = [_json_argument(text, "--input") for text in (args.input or ["{}"])]
     if args.external_id and len(inputs) > 1:
         raise UsageError("--external-id names one instance; give one --input with it")
-    options = {"version": args.version, "priority": args.priority, "tags": _tags(args.tag)}
+    options = {
+        "version": args.version,
+        "priority": args.priority,
+        "tags": _tags(args.tag),
+        "start_at": args.start_at,
+    }
     refused = 0
     if len(inputs) == 1:
         ids = [client.submit(args.workflow, inputs[0], external_id=args.external_id, **options).id]

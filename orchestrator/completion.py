@@ -81,7 +81,7 @@ def complete(
     duration_ms: float | None = None,
     source: N = N.RUNNING,
 ) -> Outcome:
-    """Store the output (running -> completed, or skipped; a wait node from `waiting`), release
+    """Store the output (running -> completed, or skipped; a wait or sleep node from `waiting`), release
     successors whose dependencies are now all done, and finish the instance when no node is left.
     Raises LostClaim (fencing), and NotStorable for an output the store cannot hold (`storable.py`):
     the caller fails the node."""

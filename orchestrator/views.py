@@ -49,6 +49,7 @@ def instance_summary(row: Any) -> dict[str, Any]:
         "parentInstanceId": row.parent_instance_id,
         "createdBy": row.created_by,
         "createdAt": iso(row.created_at),
+        "startAt": iso(row.start_at),
         "startedAt": iso(row.started_at),
         "updatedAt": iso(row.updated_at),
         "finishedAt": iso(row.finished_at),

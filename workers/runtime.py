@@ -166,7 +166,7 @@ class Ending(StrEnum):
     COMPLETED = "completed"
     SKIPPED = "skipped"  # its `when` was false
     # a node that runs no executor: started, it waits without the slot until what it handed off to
-    # completes it (a sub-workflow's child instance; a wait's signal or timeout)
+    # completes it (a sub-workflow's child instance; a wait's signal or timeout; a sleep's timer)
     HANDED_OFF = "handed off"
     RETRYING = "retrying"  # failed, and queued for another attempt
     FAILED = "failed"  # failed for good

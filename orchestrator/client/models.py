@@ -129,6 +129,7 @@ class InstanceSummary:
     parent_instance_id: str | None = None
     created_by: str | None = None
     created_at: datetime | None = _time()
+    start_at: datetime | None = _time()
     started_at: datetime | None = _time()
     updated_at: datetime | None = _time()
     finished_at: datetime | None = _time()
