@@ -6,6 +6,10 @@ the log rows and the successor rows (id order), or (a sink, and every failure) t
 only then the log rows. A log row's foreign key takes a shared lock on the instance row; a shared
 lock taken first and upgraded later is how two finishers of one instance would deadlock, so only a
 transaction that never writes the instance row may write its log rows before its other rows.
+
+A map's item (`map_items.py`) releases no successor: its end locks its map's row after its own (and,
+in a failure, before the instance row), counts the map down, and the end of the last item completes
+the map through the path above.
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
-from orchestrator import catalog, logs, storable, unreachable
+from orchestrator import catalog, logs, map_items, storable, unreachable
 from orchestrator.db import retrying
-from orchestrator.definitions import WorkflowDefinition
+from orchestrator.definitions import WorkflowDefinition, item_of
 from orchestrator.errors import LostClaim, NotStorable
 from orchestrator.models import InstanceRow, NodeRow, utcnow
 from orchestrator.outcomes import Claim, InstanceRouting, Outcome, QueuedNode, Routing, dispatch_for
@@ -99,7 +103,126 @@ def complete(
                 details={"status": target.value},
             ),
         ]
+        map_id = map_items.map_of(held.node_id)
+        if map_id is not None:
+            head = map_items.lock_map(conn, held.instance_id, map_id)
+            return _item_ended(conn, engine, held, head, now, entries)
         return _node_done(conn, engine, held, now, entries)
+
+
+def _item_ended(
+    conn: Connection,
+    engine: Engine,
+    held: Claim,
+    head: map_items.MapHead,
+    now: Any,
+    entries: list[logs.LogEntry],
+) -> Outcome:
+    """An item of the map `head` (locked) ended for good: count it, queue the next one the map's
+    `maxConcurrency` held back, or, for the last one, complete the map with its items' outputs."""
+    if not head.counting:  # the map ended before this item (it failed, was cancelled) or was reset
+        logs.write(conn, *entries)
+        return Outcome()
+    left = map_items.count_down(conn, head, now)
+    definition = catalog.load_definition(engine, held.definition_id, conn)
+    if left > 0:
+        logs.write(conn, *entries)
+        if definition.node(head.node_id).max_concurrency is None:
+            return Outcome()  # every item was queued when the map started
+        queued = map_items.queue_next(conn, held.instance_id, head.node_id, 1, now)
+        if not queued:
+            return Outcome()
+        inst = instance_row(conn, held.instance_id)
+        if inst.status != I.RUNNING.value:
+            return Outcome()  # queued all the same: resume sends it
+        return Outcome([dispatch_for(inst, definition, row) for row in queued])
+    output = map_items.output(conn, held.instance_id, head.node_id)
+    what = f"the output of map node {head.node_id}"
+    storable.check(engine, output, NotStorable, what)
+    with storable.refusals(NotStorable, what):
+        if not finish_node(conn, head.id, head.attempt, N.COMPLETED, output, now):
+            raise LostClaim(f"map node {head.node_id} moved on while its row was locked")
+    entries.append(
+        logs.LogEntry(
+            held.instance_id,
+            f"node {N.COMPLETED}",
+            node_id=head.node_id,
+            attempt=head.attempt,
+            details={"status": N.COMPLETED.value, "items": len(output["items"]), "failed": output["failed"]},
+        )
+    )
+    whole = Claim(
+        row_id=head.id,
+        instance_id=held.instance_id,
+        node_id=head.node_id,
+        attempt=head.attempt,
+        worker_id=head.worker_id or "map",
+        definition_id=held.definition_id,
+        workflow=held.workflow,
+        last_checkpoint=None,
+        outputs={},
+        priority=held.priority,
+    )
+    return _node_done(conn, engine, whole, now, entries)
+
+
+def _item_failed(
+    conn: Connection,
+    engine: Engine,
+    held: Claim,
+    head: map_items.MapHead,
+    inst: Any,
+    definition: WorkflowDefinition,
+    error: dict[str, Any],
+    now: Any,
+) -> Outcome:
+    """An item failed for good: with `onItemFailure` "continue" it is counted like any end (its index
+    goes to the map's `failed`); with "fail" it fails the map node, and so the instance."""
+    if not head.counting:
+        return Outcome()
+    if definition.node(head.node_id).on_item_failure == "continue":
+        return _item_ended(conn, engine, held, head, now, [])
+    found = item_of(held.node_id)
+    index = None if found is None else found[1]
+    map_error = {
+        "code": "ITEM_FAILED",
+        "message": f"item {index} ({held.node_id}) failed: {error.get('message')}",
+        "index": index,
+        "nodeId": held.node_id,
+        "details": error,
+    }
+    move_node(
+        conn,
+        head.id,
+        N.FAILED,
+        sources=[N.RUNNING],
+        fence=head.attempt,
+        finished_at=now,
+        heartbeat_at=None,
+        error=map_error,
+    )
+    logs.write(
+        conn,
+        logs.LogEntry(
+            held.instance_id,
+            f"node failed: {map_error['message']}",
+            level="error",
+            node_id=head.node_id,
+            attempt=head.attempt,
+            details={"status": N.FAILED.value, **map_error},
+        ),
+    )
+    if inst.status not in (I.RUNNING.value, I.PAUSED.value):
+        return Outcome()
+    failure = {
+        "code": "NODE_FAILED",
+        "nodeId": head.node_id,
+        "message": map_error["message"],
+        "details": map_error,
+    }
+    return Outcome(
+        finished=unreachable.fail_instance(conn, engine, held.instance_id, head.node_id, failure, now)
+    )
 
 
 def _node_done(
@@ -190,6 +313,9 @@ def fail(
         ).rowcount
         if not bumped:
             raise LostClaim(f"node {held.node_id} attempt {held.attempt} no longer holds its claim")
+        # an item locks its map's row before the instance row, as its completion does (module doc)
+        map_id = map_items.map_of(held.node_id)
+        head = None if map_id is None else map_items.lock_map(conn, held.instance_id, map_id)
         # lock the instance row before the log rows below take their shared lock on it (module doc)
         inst = instance_row(conn, held.instance_id, lock=True)
         failures = conn.execute(select(NodeRow.failures).where(NodeRow.id == held.row_id)).scalar_one()
@@ -247,6 +373,8 @@ def fail(
             finished_at=now,
             heartbeat_at=None,
         )
+        if head is not None:
+            return _item_failed(conn, engine, held, head, inst, definition, error, now)
         if inst.status not in (I.RUNNING.value, I.PAUSED.value):
             return Outcome()
         failure = {

@@ -30,6 +30,7 @@ from orchestrator import (
 from orchestrator.context import ExecutionContext
 from orchestrator.errors import LostClaim, NodeFailure, OrchestratorError
 from orchestrator.outcomes import Claim, Outcome
+from orchestrator.scope import node_scope
 from workers import observe, shutdown
 
 log = logging.getLogger(__name__)
@@ -210,12 +211,7 @@ def run(engine: Engine, held: Claim, heartbeat_interval: float) -> Attempt:
 
     try:
         spec = catalog.load_definition(engine, held.definition_id).node(held.node_id)
-        scope: dict[str, Any] = {"nodes": {node: {"output": out} for node, out in held.outputs.items()}}
-        instance: tuple[dict[str, Any], str | None] | None = None
-        if spec.reads_instance:
-            instance = scheduling.instance_data(engine, held.instance_id)
-            scope["input"] = instance[0]
-            scope["instance"] = {"id": held.instance_id, "externalId": instance[1]}
+        scope, instance = node_scope(engine, held, spec)
         if spec.when is not None and not templates.evaluate_condition(spec.when, scope):
             return ended(
                 completion.complete(engine, held, None, skipped=True, duration_ms=elapsed()), Ending.SKIPPED

@@ -59,9 +59,9 @@ class NodeType(Protocol):
         ...
 
 
-from orchestrator.nodes import subworkflow, task  # noqa: E402  (the types implement the interface above)
+from orchestrator.nodes import map, subworkflow, task  # noqa: E402  (the types implement the interface above)
 
-TYPES: dict[str, NodeType] = {t.name: t for t in (task.TYPE, subworkflow.TYPE)}
+TYPES: dict[str, NodeType] = {t.name: t for t in (task.TYPE, subworkflow.TYPE, map.TYPE)}
 
 
 def of(name: str) -> NodeType:

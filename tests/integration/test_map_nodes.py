@@ -1,0 +1,140 @@
+"""Map nodes in the node path, run in this process (`run_here`), on MySQL and on SQLite (the
+`orchestrator dev` profile): items rendered with `${item}`/`${index}`, the map's output in index order
+and its successor released once, `maxConcurrency` holding items back, empty and invalid lists."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select
+
+from orchestrator import catalog, scheduling
+from orchestrator.db import make_engine
+from orchestrator.instances import InstanceRequest, create_instance
+from orchestrator.migrate import upgrade
+from orchestrator.models import NodeRow
+from orchestrator.outcomes import Outcome
+from tests.acceptance.helpers import run_here
+from workers.runtime import run_attempt
+
+
+@pytest.fixture(params=["mysql", "sqlite"])
+def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:
+    if request.param == "mysql":
+        yield request.getfixturevalue("db")
+        return
+    url = f"sqlite:///{tmp_path / 'orchestrator.sqlite3'}"
+    upgrade(url)
+    other = make_engine(url)
+    yield other
+    other.dispose()
+
+
+def mapping(name: str, **map_fields: Any) -> dict[str, Any]:
+    """list -> map (a noop per item, echoing it) -> after (reads the map's output)."""
+    return {
+        "name": name,
+        "version": "1.0.0",
+        "nodes": [
+            {"id": "list", "executor": "noop", "config": {"items": "${input.list}"}},
+            {
+                "id": "m",
+                "type": "map",
+                "dependsOn": ["list"],
+                "over": "${nodes.list.output.items}",
+                "node": {
+                    "executor": "noop",
+                    "config": {"value": "${item}", "at": "${index}", "text": "#${index}"},
+                },
+                **map_fields,
+            },
+            {"id": "after", "executor": "noop", "dependsOn": ["m"], "config": {"got": "${nodes.m.output}"}},
+        ],
+    }
+
+
+def _run(engine: Engine, body: dict[str, Any], values: Any) -> tuple[str, Any]:
+    catalog.save_definition(engine, body)
+    instance_id = create_instance(engine, InstanceRequest(body["name"], input={"list": values})).instance_id
+    return instance_id, run_here(engine, instance_id)
+
+
+def _rows(engine: Engine, instance_id: str) -> dict[str, Any]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(NodeRow.__table__).where(NodeRow.instance_id == instance_id)).all()
+    return {row.node_id: row for row in rows}
+
+
+def test_a_map_runs_each_item_and_completes_once_with_outputs_in_index_order(engine: Engine) -> None:
+    values = [{"n": i} for i in range(25)]
+    instance_id, last = _run(engine, mapping("map-order"), values)
+
+    assert last.finished is not None and last.finished.status == "completed"
+    rows = _rows(engine, instance_id)
+    expected = [{"value": {"n": i}, "at": i, "text": f"#{i}"} for i in range(25)]
+    assert rows["m"].output == {"items": expected, "failed": []}
+    assert rows["after"].output == {"got": {"items": expected, "failed": []}}
+    items = [rows[f"m[{i}]"] for i in range(25)]
+    assert {(r.status, r.attempt, r.map_node_id) for r in items} == {("completed", 1, "m")}
+    assert rows["m"].items_total == 25 and rows["m"].items_left == 0
+
+
+def _step(engine: Engine, dispatch: Any) -> Outcome:
+    """Claim and run one message's attempt here."""
+    d = dispatch
+    held = scheduling.claim(engine, d.instance_id, d.node_id, d.attempt, "w", d.facts())
+    assert held is not None
+    return run_attempt(engine, held, 30.0)
+
+
+def test_max_concurrency_queues_only_that_many_items_at_a_time(engine: Engine) -> None:
+    body = mapping("map-capped", maxConcurrency=3)
+    catalog.save_definition(engine, body)
+    request = InstanceRequest(body["name"], input={"list": list(range(10))})
+    instance_id = create_instance(engine, request).instance_id
+    (first,) = scheduling.start(engine, instance_id).dispatches
+    (map_message,) = _step(engine, first).dispatches
+
+    started = _step(engine, map_message)
+
+    assert [d.node_id for d in started.dispatches] == ["m[0]", "m[1]", "m[2]"]
+    queued = sorted(
+        k for k, r in _rows(engine, instance_id).items() if r.map_node_id and r.status == "queued"
+    )
+    assert queued == ["m[0]", "m[1]", "m[2]"]
+    # an item's end queues the next pending one, by index
+    (next_item,) = _step(engine, started.dispatches[1]).dispatches
+    assert next_item.node_id == "m[3]"
+    last = run_here(
+        engine, instance_id, first=Outcome([started.dispatches[0], started.dispatches[2], next_item])
+    )
+    assert last.finished is not None and last.finished.status == "completed"
+    assert [x["at"] for x in _rows(engine, instance_id)["m"].output["items"]] == list(range(10))
+
+
+def test_an_empty_list_completes_the_map_at_once(engine: Engine) -> None:
+    instance_id, last = _run(engine, mapping("map-empty"), [])
+    assert last.finished is not None and last.finished.status == "completed"
+    rows = _rows(engine, instance_id)
+    assert rows["m"].output == {"items": [], "failed": []}
+    assert rows["after"].status == "completed" and not any(r.map_node_id for r in rows.values())
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"a": 1}, "over (${nodes.list.output.items}) must be a list; it is an object"),
+        (list(range(10_001)), "over (${nodes.list.output.items}) has 10001 items; a map runs at most 10000"),
+    ],
+)
+def test_a_map_over_no_list_or_too_long_a_list_fails_clearly_without_retry(
+    engine: Engine, values: Any, message: str
+) -> None:
+    instance_id, last = _run(engine, mapping("map-bad-over", retries=3), values)
+    assert last.finished is not None and last.finished.status == "failed"
+    rows = _rows(engine, instance_id)
+    assert rows["m"].status == "failed" and rows["m"].failures == 1
+    assert rows["m"].error["code"] == "MAP_OVER_INVALID" and rows["m"].error["message"] == message
+    assert not any(r.map_node_id for r in rows.values())
