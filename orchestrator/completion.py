@@ -225,6 +225,31 @@ def _item_failed(
     )
 
 
+def item_failed_for_good(
+    conn: Connection, engine: Engine, instance_id: str, node_id: str, error: dict[str, Any], now: Any
+) -> Outcome:
+    """An item the sweep has just failed (it lost its worker too often) ends as an item that fails for
+    good in `fail` does. Call it in the transaction that failed the item's row."""
+    map_id = map_items.map_of(node_id)
+    assert map_id is not None
+    head = map_items.lock_map(conn, instance_id, map_id)
+    inst = instance_row(conn, instance_id, lock=True)
+    definition = catalog.load_definition(engine, inst.definition_id, conn)
+    held = Claim(
+        row_id=0,
+        instance_id=instance_id,
+        node_id=node_id,
+        attempt=0,
+        worker_id="recovery",
+        definition_id=inst.definition_id,
+        workflow=inst.workflow_name,
+        last_checkpoint=None,
+        outputs={},
+        priority=inst.priority,
+    )
+    return _item_failed(conn, engine, held, head, inst, definition, error, now)
+
+
 def _node_done(
     conn: Connection, engine: Engine, held: Claim, now: Any, entries: list[logs.LogEntry]
 ) -> Outcome:

@@ -16,7 +16,18 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, or_, select, update
 
-from orchestrator import callbacks, catalog, lifecycle, logs, nodes, resends, scheduling, unreachable
+from orchestrator import (
+    callbacks,
+    catalog,
+    completion,
+    lifecycle,
+    logs,
+    map_items,
+    nodes,
+    resends,
+    scheduling,
+    unreachable,
+)
 from orchestrator.db import retrying
 from orchestrator.errors import LostClaim
 from orchestrator.models import InstanceRow, NodeRow, WorkerRow, utcnow
@@ -213,6 +224,8 @@ def hand_back(
             )
             if not failed:
                 return None
+            if map_items.map_of(row.node_id) is not None:  # a map's item fails its map's way
+                return completion.item_failed_for_good(conn, engine, row.instance_id, row.node_id, error, now)
             failure = {
                 "code": "NODE_FAILED",
                 "nodeId": row.node_id,

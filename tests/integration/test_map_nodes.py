@@ -5,18 +5,20 @@ and its successor released once, `maxConcurrency` holding items back, empty and 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
-from orchestrator import catalog, scheduling
+from orchestrator import catalog, lifecycle, recovery, scheduling
 from orchestrator.db import make_engine
 from orchestrator.instances import InstanceRequest, create_instance
 from orchestrator.migrate import upgrade
-from orchestrator.models import NodeRow
+from orchestrator.models import NodeRow, utcnow
 from orchestrator.outcomes import Outcome
 from tests.acceptance.helpers import run_here
+from tests.support.executors import MAP_FIXED_GATE, map_runs, open_gate
 from workers.runtime import run_attempt
 
 
@@ -25,6 +27,7 @@ def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:
     if request.param == "mysql":
         yield request.getfixturevalue("db")
         return
+    request.getfixturevalue("redis_client").flushdb()  # the gates, as the `db` fixture does for MySQL
     url = f"sqlite:///{tmp_path / 'orchestrator.sqlite3'}"
     upgrade(url)
     other = make_engine(url)
@@ -138,3 +141,109 @@ def test_a_map_over_no_list_or_too_long_a_list_fails_clearly_without_retry(
     assert rows["m"].status == "failed" and rows["m"].failures == 1
     assert rows["m"].error["code"] == "MAP_OVER_INVALID" and rows["m"].error["message"] == message
     assert not any(r.map_node_id for r in rows.values())
+
+
+def _claimed_map(engine: Engine, body: dict[str, Any], values: Any) -> tuple[str, Any]:
+    """An instance whose map node `m` is claimed (its `list` ran), and the claim."""
+    catalog.save_definition(engine, body)
+    instance_id = create_instance(engine, InstanceRequest(body["name"], input={"list": values})).instance_id
+    (first,) = scheduling.start(engine, instance_id).dispatches
+    (map_message,) = _step(engine, first).dispatches
+    d = map_message
+    held = scheduling.claim(engine, instance_id, "m", d.attempt, "gone-worker", d.facts())
+    assert held is not None
+    return instance_id, held
+
+
+def _age(engine: Engine, instance_id: str, node_id: str, seconds: float) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(NodeRow)
+            .where(NodeRow.instance_id == instance_id, NodeRow.node_id == node_id)
+            .values(heartbeat_at=utcnow() - timedelta(seconds=seconds))
+        )
+
+
+def test_the_sweep_hands_back_a_map_claimed_but_never_started_and_leaves_a_started_one(
+    engine: Engine,
+) -> None:
+    instance_id, _ = _claimed_map(engine, mapping("map-lost"), [1, 2])
+    _age(engine, instance_id, "m", 10)
+    report = recovery.sweep(engine, heartbeat_timeout=3.0)
+    assert report.handed_back == 1 and [d.node_id for d in report.dispatches] == ["m"]
+    assert (_rows(engine, instance_id)["m"].status, _rows(engine, instance_id)["m"].attempt) == ("queued", 2)
+
+    other, held = _claimed_map(engine, mapping("map-started"), [1, 2])
+    started = run_attempt(engine, held, 30.0)
+    assert len(started.dispatches) == 2
+    _age(engine, other, "m", 10)
+    assert recovery.sweep(engine, heartbeat_timeout=3.0).handed_back == 0
+    assert _rows(engine, other)["m"].status == "running"
+
+
+def test_an_item_that_loses_its_worker_too_often_fails_its_map_and_instance(engine: Engine) -> None:
+    instance_id, held = _claimed_map(engine, mapping("map-handbacks"), [1, 2, 3])
+    item = run_attempt(engine, held, 30.0).dispatches[1]
+    assert scheduling.claim(engine, instance_id, item.node_id, item.attempt, "gone-worker", item.facts())
+    with engine.begin() as conn:
+        conn.execute(
+            update(NodeRow)
+            .where(NodeRow.instance_id == instance_id, NodeRow.node_id == "m[1]")
+            .values(handbacks=recovery.MAX_HANDBACKS)
+        )
+    _age(engine, instance_id, "m[1]", 10)
+
+    report = recovery.sweep(engine, heartbeat_timeout=3.0)
+
+    assert [f.status for f in report.finished] == ["failed"]
+    rows = _rows(engine, instance_id)
+    assert rows["m[1]"].status == "failed" and rows["m"].status == "failed"
+    assert rows["m"].error["code"] == "ITEM_FAILED" and rows["m"].error["index"] == 1
+    assert {rows["m[0]"].status, rows["m[2]"].status} == {"skipped"} and rows["after"].status == "skipped"
+
+
+def test_pause_holds_back_the_next_items_resume_sends_them_and_cancel_cancels_every_open_item(
+    engine: Engine,
+) -> None:
+    instance_id, held = _claimed_map(engine, mapping("map-pause", maxConcurrency=2), list(range(5)))
+    first, _ = run_attempt(engine, held, 30.0).dispatches
+    item = scheduling.claim(engine, instance_id, first.node_id, first.attempt, "w", first.facts())
+    assert item is not None
+    lifecycle.pause(engine, instance_id)
+
+    assert run_attempt(engine, item, 30.0).dispatches == []  # m[2] is queued, not sent
+    assert _rows(engine, instance_id)["m[2]"].status == "queued"
+    resumed = lifecycle.resume(engine, instance_id)
+    assert sorted(d.node_id for d in resumed.dispatches) == ["m[1]", "m[2]"]
+
+    lifecycle.cancel(engine, instance_id)
+    rows = _rows(engine, instance_id)
+    assert {rows[f"m[{i}]"].status for i in range(1, 5)} == {"cancelled"} and rows["m"].status == "cancelled"
+
+
+FAILING = {
+    "executor": "tests.map_item",
+    "config": {"index": "${index}", "item": "${item}", "fail": "${item.fail}"},
+}
+
+
+@pytest.mark.parametrize("all_items", [False, True])
+def test_a_retry_reruns_the_items_that_did_not_complete_or_with_all_every_item(
+    engine: Engine, redis_client: Any, all_items: bool
+) -> None:
+    body = {**mapping(f"map-retry-{all_items}"), "nodes": [dict(n) for n in mapping("x")["nodes"]]}
+    body["nodes"][1] = {**body["nodes"][1], "node": FAILING, "maxConcurrency": 1}
+    values = [{"fail": i == 2} for i in range(5)]
+    instance_id, last = _run(engine, body, values)
+    assert last.finished is not None and last.finished.status == "failed"
+    assert map_runs(redis_client, instance_id) == {0: 1, 1: 1, 2: 1}  # 3 and 4 never started
+    open_gate(redis_client, MAP_FIXED_GATE)
+
+    last = run_here(engine, instance_id, first=lifecycle.retry(engine, instance_id, None, all_items))
+
+    assert last.finished is not None and last.finished.status == "completed"
+    again = {i: 2 for i in range(3)} if all_items else {0: 1, 1: 1, 2: 2}
+    assert map_runs(redis_client, instance_id) == {**again, 3: 1, 4: 1}
+    assert _rows(engine, instance_id)["m"].output["items"] == [
+        {"index": i, "item": v} for i, v in enumerate(values)
+    ]
