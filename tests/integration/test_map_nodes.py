@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 
 from orchestrator import catalog, lifecycle, recovery, scheduling
 from orchestrator.db import make_engine
@@ -247,3 +247,25 @@ def test_a_retry_reruns_the_items_that_did_not_complete_or_with_all_every_item(
     assert _rows(engine, instance_id)["m"].output["items"] == [
         {"index": i, "item": v} for i, v in enumerate(values)
     ]
+
+
+def test_a_map_of_10000_items_starts_in_one_transaction_and_sends_each_item_as_its_own_task(
+    engine: Engine,
+) -> None:
+    instance_id, held = _claimed_map(engine, mapping("map-10000"), list(range(10_000)))
+
+    started = run_attempt(engine, held, 30.0)
+
+    assert len(started.dispatches) == 10_000
+    d = started.dispatches[1234]
+    # Flower names the task `<workflow>/<node> [<executor>]`: here `map-10000/m[1234] [noop]`
+    assert (d.workflow, d.node_id, d.executor, d.attempt) == ("map-10000", "m[1234]", "noop", 1)
+    with engine.connect() as conn:
+        counted = conn.execute(
+            select(NodeRow.status, func.count())
+            .where(NodeRow.instance_id == instance_id, NodeRow.map_node_id == "m")
+            .group_by(NodeRow.status)
+        ).all()
+    assert dict(counted) == {"queued": 10_000}
+    item = scheduling.claim(engine, instance_id, d.node_id, d.attempt, "w", d.facts())
+    assert item is not None and (item.map_item.index, item.map_item.value) == (1234, 1234)
