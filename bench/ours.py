@@ -46,6 +46,22 @@ def fan_definition(width: int) -> dict[str, Any]:
     return {"name": f"bench-fan-{width}", "version": "1.0.0", "nodes": nodes}
 
 
+def map_definition(width: int) -> dict[str, Any]:
+    """1 -> a map of `width` `noop` items -> 1: `source` (the list), `items`, `join`."""
+    nodes = [
+        {"id": "source", "type": "task", "executor": "noop", "config": {"items": list(range(width))}},
+        {
+            "id": "items",
+            "type": "map",
+            "dependsOn": ["source"],
+            "over": "${nodes.source.output.items}",
+            "node": {"executor": "noop", "config": {"i": "${index}"}},
+        },
+        {"id": "join", "type": "task", "executor": "noop", "dependsOn": ["items"]},
+    ]
+    return {"name": f"bench-map-{width}", "version": "1.0.0", "nodes": nodes}
+
+
 DIAMOND = {
     "name": "bench-diamond",
     "version": "1.0.0",
