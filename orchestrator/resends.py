@@ -173,7 +173,11 @@ def _resend(
         ).all()
         logs.write(conn, *(_line(row, waiting[row.queue]) for row in rows))
         return [
-            dispatch_for(r, catalog.load_definition(engine, r.definition_id, conn), QueuedNode._make(r[:6]))
+            dispatch_for(
+                r,
+                catalog.load_definition(engine, r.definition_id, conn),
+                QueuedNode._make(r[: len(QUEUED_NODE)]),
+            )
             for r in rows
         ]
 
