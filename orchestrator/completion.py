@@ -137,11 +137,15 @@ def _item_ended(
             return Outcome()  # queued all the same: resume sends it
         return Outcome([dispatch_for(inst, definition, row) for row in queued])
     output = map_items.output(conn, held.instance_id, head.node_id)
-    what = f"the output of map node {head.node_id}"
-    storable.check(engine, output, NotStorable, what)
-    with storable.refusals(NotStorable, what):
-        if not finish_node(conn, head.id, head.attempt, N.COMPLETED, output, now):
-            raise LostClaim(f"map node {head.node_id} moved on while its row was locked")
+    reason = storable.problem(output, storable.max_depth(engine))
+    if reason is not None:  # the map's, not the item's: the item keeps its own output
+        unstorable = {
+            "code": NotStorable.code,
+            "message": f"the output of the map cannot be stored: {reason}",
+        }
+        return _fail_map(conn, engine, held.instance_id, head, unstorable, now, entries)
+    if not finish_node(conn, head.id, head.attempt, N.COMPLETED, output, now):
+        raise LostClaim(f"map node {head.node_id} moved on while its row was locked")
     entries.append(
         logs.LogEntry(
             held.instance_id,
@@ -171,7 +175,6 @@ def _item_failed(
     engine: Engine,
     held: Claim,
     head: map_items.MapHead,
-    inst: Any,
     definition: WorkflowDefinition,
     error: dict[str, Any],
     now: Any,
@@ -191,6 +194,20 @@ def _item_failed(
         "nodeId": held.node_id,
         "details": error,
     }
+    return _fail_map(conn, engine, held.instance_id, head, map_error, now, [])
+
+
+def _fail_map(
+    conn: Connection,
+    engine: Engine,
+    instance_id: str,
+    head: map_items.MapHead,
+    map_error: dict[str, Any],
+    now: Any,
+    entries: list[logs.LogEntry],
+) -> Outcome:
+    """Fail the map node `head` (locked) and its instance; `entries` are written after the instance
+    row is locked (module doc)."""
     move_node(
         conn,
         head.id,
@@ -201,28 +218,24 @@ def _item_failed(
         heartbeat_at=None,
         error=map_error,
     )
-    logs.write(
-        conn,
-        logs.LogEntry(
-            held.instance_id,
-            f"node failed: {map_error['message']}",
-            level="error",
-            node_id=head.node_id,
-            attempt=head.attempt,
-            details={"status": N.FAILED.value, **map_error},
-        ),
-    )
-    if inst.status not in (I.RUNNING.value, I.PAUSED.value):
-        return Outcome()
     failure = {
         "code": "NODE_FAILED",
         "nodeId": head.node_id,
         "message": map_error["message"],
         "details": map_error,
     }
-    return Outcome(
-        finished=unreachable.fail_instance(conn, engine, held.instance_id, head.node_id, failure, now)
+    # None when the instance had ended already (another node failed it, it was cancelled)
+    finished = unreachable.fail_instance(conn, engine, instance_id, head.node_id, failure, now)
+    failed = logs.LogEntry(
+        instance_id,
+        f"node failed: {map_error['message']}",
+        level="error",
+        node_id=head.node_id,
+        attempt=head.attempt,
+        details={"status": N.FAILED.value, **map_error},
     )
+    logs.write(conn, *entries, failed)
+    return Outcome(finished=finished)
 
 
 def item_failed_for_good(
@@ -247,7 +260,7 @@ def item_failed_for_good(
         outputs={},
         priority=inst.priority,
     )
-    return _item_failed(conn, engine, held, head, inst, definition, error, now)
+    return _item_failed(conn, engine, held, head, definition, error, now)
 
 
 def _node_done(
@@ -399,7 +412,7 @@ def fail(
             heartbeat_at=None,
         )
         if head is not None:
-            return _item_failed(conn, engine, held, head, inst, definition, error, now)
+            return _item_failed(conn, engine, held, head, definition, error, now)
         if inst.status not in (I.RUNNING.value, I.PAUSED.value):
             return Outcome()
         failure = {

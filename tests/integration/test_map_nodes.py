@@ -11,13 +11,15 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select, update
 
-from orchestrator import catalog, lifecycle, recovery, scheduling
+from orchestrator import catalog, lifecycle, recovery, scheduling, storable
 from orchestrator.db import make_engine
 from orchestrator.instances import InstanceRequest, create_instance
 from orchestrator.migrate import upgrade
 from orchestrator.models import NodeRow, utcnow
+from orchestrator.nodes import subworkflow
 from orchestrator.outcomes import Outcome
 from tests.acceptance.helpers import run_here
+from tests.support import output_executors  # noqa: F401  (registers tests.deep_output)
 from tests.support.executors import MAP_FIXED_GATE, map_runs, open_gate
 from workers.runtime import run_attempt
 
@@ -269,3 +271,42 @@ def test_a_map_of_10000_items_starts_in_one_transaction_and_sends_each_item_as_i
     assert dict(counted) == {"queued": 10_000}
     item = scheduling.claim(engine, instance_id, d.node_id, d.attempt, "w", d.facts())
     assert item is not None and (item.map_item.index, item.map_item.value) == (1234, 1234)
+
+
+def test_an_item_whose_body_is_a_sub_workflow_is_completed_by_its_child(engine: Engine) -> None:
+    child = {
+        "name": "map-child",
+        "version": "1.0.0",
+        "nodes": [{"id": "only", "executor": "noop", "config": {"got": "${input.x}"}}],
+    }
+    body = mapping("map-of-children")
+    body["nodes"][1]["node"] = {
+        "type": "subworkflow",
+        "config": {"workflow": {"name": "map-child"}, "input": {"x": "${item}"}},
+    }
+    catalog.save_definition(engine, child)
+    instance_id, held = _claimed_map(engine, body, ["a", "b"])
+    items = run_attempt(engine, held, 30.0).dispatches
+    assert [(d.node_id, d.node_type) for d in items] == [("m[0]", "subworkflow"), ("m[1]", "subworkflow")]
+
+    children = [_step(engine, d).starts[0].instance_id for d in items]
+    for child_id in children:
+        run_here(engine, child_id)
+    released = [subworkflow.child_finished(engine, child_id) for child_id in children]
+
+    assert released[0].dispatches == [] and [d.node_id for d in released[1].dispatches] == ["after"]
+    assert _rows(engine, instance_id)["m"].output == {"items": [{"got": "a"}, {"got": "b"}], "failed": []}
+
+
+def test_a_map_whose_output_the_store_cannot_hold_fails_and_its_items_keep_theirs(engine: Engine) -> None:
+    body = mapping("map-too-deep")
+    body["nodes"][1]["node"] = {
+        "executor": "tests.deep_output",
+        "config": {"depth": storable.max_depth(engine)},
+    }
+    instance_id, last = _run(engine, body, [1])
+
+    assert last.finished is not None and last.finished.status == "failed"
+    rows = _rows(engine, instance_id)
+    assert rows["m[0]"].status == "completed" and rows["m"].status == "failed"
+    assert rows["m"].error["code"] == "OUTPUT_NOT_STORABLE" and rows["after"].status == "skipped"
