@@ -39,6 +39,11 @@ def mapping(name: str, **map_fields: Any) -> dict[str, Any]:
     }
 
 
+def page_item(api: Any, url: str, index: int) -> dict[str, Any]:
+    (item,) = api.get(url, params={"after": index - 1, "limit": 1}).json()["items"]
+    return item
+
+
 def items(count: int, failing: tuple[int, ...] = ()) -> list[dict[str, Any]]:
     return [{"n": i, "fail": i in failing} for i in range(count)]
 
@@ -63,6 +68,17 @@ def test_a_map_over_1000_items_runs_each_once_and_completes_with_outputs_in_orde
     listed = live_api.get(f"/api/v1/instances/{instance_id}/nodes").json()["nodes"]
     assert [(n["nodeId"], n["type"]) for n in listed] == [("list", "task"), ("m", "map"), ("after", "task")]
     assert listed[1]["items"] == {"total": 1000, "done": 1000, "byStatus": {"completed": 1000}}
+    url = f"/api/v1/instances/{instance_id}/nodes/m/items"
+    page = live_api.get(url, params={"limit": 2, "after": 10}).json()
+    assert [(x["index"], x["nodeId"], x["output"]["index"]) for x in page["items"]] == [
+        (11, "m[11]", 11),
+        (12, "m[12]", 12),
+    ]
+    assert page["next"] == 12
+    assert live_api.get(url, params={"after": 998}).json() == {
+        "items": [page_item(live_api, url, 999)],
+        "next": None,
+    }
     status = live_api.get(f"/api/v1/instances/{instance_id}/status").json()
     assert status["progress"] == 100 and status["completedNodes"] == ["list", "m", "after"]
 
@@ -168,5 +184,6 @@ def test_the_api_refuses_bad_map_definitions_and_unknown_map_nodes(db, live_api)
     }
     for node in ("nope", "list"):
         assert live_api.get(f"/api/v1/instances/{instance_id}/nodes/{node}/items").status_code == 404
-    bad = live_api.get(f"/api/v1/instances/{instance_id}/nodes/m/items", params={"limit": 0})
-    assert bad.status_code == 422 and bad.json()["error"]["details"][0]["field"] == "limit"
+    for name, value in (("limit", 0), ("limit", 1001), ("status", "done"), ("after", "x")):
+        bad = live_api.get(f"/api/v1/instances/{instance_id}/nodes/m/items", params={name: value})
+        assert bad.status_code == 422 and bad.json()["error"]["details"][0]["field"] == name
