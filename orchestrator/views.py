@@ -150,9 +150,12 @@ def status(engine: Engine, instance_id: str) -> dict[str, Any]:
     by_status: dict[str, list[str]] = {}
     for n in nodes:
         by_status.setdefault(n.status, []).append(n.node_id)
-    items = _ItemCounts(engine, instance_id)
-    finished = sum(1 for n in nodes if _finished(n)) + sum(items.finished.values())
-    total = len(nodes) + items.total()
+    finished = sum(1 for n in nodes if _finished(n))
+    total = len(nodes)
+    if any(n.type == "map" for n in nodes):  # a map's items count, one by one
+        items = _ItemCounts(engine, instance_id)
+        finished += sum(items.finished.values())
+        total += items.total()
     running = by_status.get(NodeStatus.RUNNING.value, [])
     end = row.finished_at
     started = row.started_at

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select, update
 
-from orchestrator import catalog, lifecycle, recovery, scheduling, storable
+from orchestrator import catalog, lifecycle, recovery, scheduling, storable, views
 from orchestrator.db import make_engine
 from orchestrator.instances import InstanceRequest, create_instance
 from orchestrator.migrate import upgrade
@@ -310,3 +310,21 @@ def test_a_map_whose_output_the_store_cannot_hold_fails_and_its_items_keep_their
     rows = _rows(engine, instance_id)
     assert rows["m[0]"].status == "completed" and rows["m"].status == "failed"
     assert rows["m"].error["code"] == "OUTPUT_NOT_STORABLE" and rows["after"].status == "skipped"
+
+
+def test_progress_counts_items_and_the_nodes_view_shows_a_map_with_its_item_counts(engine: Engine) -> None:
+    instance_id, held = _claimed_map(engine, mapping("map-progress", maxConcurrency=2), ["a", "b", "c", "d"])
+    first = run_attempt(engine, held, 30.0).dispatches[0]
+    _step(engine, first)
+
+    status = views.status(engine, instance_id)
+    # 3 nodes and 4 items; `list` and one item finished
+    assert status["progress"] == round(100 * 2 / 7) and status["currentNodes"] == ["m"]
+    listed = {n["nodeId"]: n for n in views.nodes(engine, instance_id)}
+    assert list(listed) == ["list", "m", "after"]
+    assert listed["m"]["items"] == {
+        "total": 4,
+        "done": 1,
+        "byStatus": {"completed": 1, "queued": 2, "pending": 1},
+    }
+    assert "items" not in listed["list"] and listed["m"]["type"] == "map"
