@@ -105,9 +105,36 @@ def complete(
         ]
         map_id = map_items.map_of(held.node_id)
         if map_id is not None:
-            head = map_items.lock_map(conn, held.instance_id, map_id)
-            return _item_ended(conn, engine, held, head, now, entries)
+            return _item_completed(conn, engine, held, map_id, now, entries)
         return _node_done(conn, engine, held, now, entries)
+
+
+def _item_completed(
+    conn: Connection, engine: Engine, held: Claim, map_id: str, now: Any, entries: list[logs.LogEntry]
+) -> Outcome:
+    """An item completed (or its `when` skipped it). The common case, an item of a running map with
+    others left, is one statement that counts it (as a join's `_JOIN_COUNTED`); the last one, or one
+    of a map that ended, takes the locking path."""
+    if map_items.count_down_running(conn, held.instance_id, map_id, now):
+        logs.write(conn, *entries)
+        return _next_item(conn, engine, held, map_id, now)
+    head = map_items.lock_map(conn, held.instance_id, map_id)
+    return _item_ended(conn, engine, held, head, now, entries)
+
+
+def _next_item(conn: Connection, engine: Engine, held: Claim, map_id: str, now: Any) -> Outcome:
+    """Queue the next pending item of a map whose `maxConcurrency` holds items back (its row locked),
+    and return it to be sent if the instance runs (else resume sends it)."""
+    definition = catalog.load_definition(engine, held.definition_id, conn)
+    if definition.node(map_id).max_concurrency is None:
+        return Outcome()  # every item was queued when the map started
+    queued = map_items.queue_next(conn, held.instance_id, map_id, 1, now)
+    if not queued:
+        return Outcome()
+    inst = instance_row(conn, held.instance_id)
+    if inst.status != I.RUNNING.value:
+        return Outcome()  # queued all the same: resume sends it
+    return Outcome([dispatch_for(inst, definition, row) for row in queued])
 
 
 def _item_ended(
@@ -124,18 +151,9 @@ def _item_ended(
         logs.write(conn, *entries)
         return Outcome()
     left = map_items.count_down(conn, head, now)
-    definition = catalog.load_definition(engine, held.definition_id, conn)
     if left > 0:
         logs.write(conn, *entries)
-        if definition.node(head.node_id).max_concurrency is None:
-            return Outcome()  # every item was queued when the map started
-        queued = map_items.queue_next(conn, held.instance_id, head.node_id, 1, now)
-        if not queued:
-            return Outcome()
-        inst = instance_row(conn, held.instance_id)
-        if inst.status != I.RUNNING.value:
-            return Outcome()  # queued all the same: resume sends it
-        return Outcome([dispatch_for(inst, definition, row) for row in queued])
+        return _next_item(conn, engine, held, head.node_id, now)
     output = map_items.output(conn, held.instance_id, head.node_id)
     reason = storable.problem(output, storable.max_depth(engine))
     if reason is not None:  # the map's, not the item's: the item keeps its own output

@@ -55,6 +55,17 @@ _MAP = (
     .where(NodeRow.instance_id == bindparam("instance_id"), NodeRow.node_id == bindparam("node_id"))
     .with_for_update()
 )
+# the common end of an item: its map runs and other items are left; the row count says so
+_COUNTED = (
+    update(NodeRow)
+    .where(
+        NodeRow.instance_id == bindparam("b_instance"),
+        NodeRow.node_id == bindparam("b_map"),
+        NodeRow.status == N.RUNNING.value,
+        NodeRow.items_left > 1,
+    )
+    .values(items_left=NodeRow.items_left - 1, updated_at=bindparam("b_now"))
+)
 _ITEMS = (NodeRow.instance_id == bindparam("instance_id"), NodeRow.map_node_id == bindparam("map_id"))
 _NEXT = select(NodeRow.id).where(*_ITEMS, NodeRow.status == N.PENDING.value).order_by(NodeRow.item_index)
 _COUNT_DOWN = (
@@ -71,6 +82,13 @@ def map_of(node_id: str) -> str | None:
         return None
     found = item_of(node_id)
     return None if found is None else found[0]
+
+
+def count_down_running(conn: Connection, instance_id: str, map_id: str, now: datetime) -> bool:
+    """Count one item of a running map ended when it is not the last one; whether it was (the map's
+    row is then locked, as `lock_map` would)."""
+    params = {"b_instance": instance_id, "b_map": map_id, "b_now": now}
+    return conn.execute(_COUNTED, params).rowcount == 1
 
 
 def lock_map(conn: Connection, instance_id: str, map_id: str) -> MapHead:
