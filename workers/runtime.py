@@ -166,9 +166,9 @@ class Ending(StrEnum):
 
     COMPLETED = "completed"
     SKIPPED = "skipped"  # its `when` was false
-    # a node that runs no executor (a sub-workflow's): started, it stays running until what it
-    # handed off to (its child instance) completes it
-    HANDED_OFF = "child started"
+    # a node that runs no executor (a sub-workflow's, a map's): started, it stays running until what
+    # it handed off to (its child instance, its items) completes it
+    HANDED_OFF = "handed off"
     RETRYING = "retrying"  # failed, and queued for another attempt
     FAILED = "failed"  # failed for good
     HANDED_BACK = "handed back"  # stopped on request: queued for another attempt, no failure counted

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.acceptance.helpers import define, nodes, start
+from tests.acceptance.helpers import define, effects, nodes, runs, start
 from tests.support.executors import MAP_FIXED_GATE, map_runs, open_gate
 from tests.support.services import wait_for
 
@@ -187,3 +187,48 @@ def test_the_api_refuses_bad_map_definitions_and_unknown_map_nodes(db, live_api)
     for name, value in (("limit", 0), ("limit", 1001), ("status", "done"), ("after", "x")):
         bad = live_api.get(f"/api/v1/instances/{instance_id}/nodes/m/items", params={name: value})
         assert bad.status_code == 422 and bad.json()["error"]["details"][0]["field"] == name
+
+
+def gated_map(name: str) -> dict[str, Any]:
+    body = mapping(name, maxConcurrency=2)
+    body["nodes"][1]["node"] = {"executor": "tests.gated", "config": {"gate": name, "i": "${index}"}}
+    return body
+
+
+def _items_by_status(db, instance_id: str) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for key, row in nodes(db, instance_id).items():
+        if row.map_node_id:
+            found.setdefault(row.status, set()).add(key)
+    return found
+
+
+def test_pause_sends_no_item_until_resume_and_cancel_cancels_every_open_item(
+    db, live_api, processes, redis_client
+):
+    processes.worker("w1", concurrency=4)  # two items of each map at once
+    define(live_api, gated_map("map-paused"))
+    define(live_api, gated_map("map-cancelled"))
+    paused = start(live_api, "map-paused", {"list": items(6)})
+    cancelled = start(live_api, "map-cancelled", {"list": items(6)})
+    for instance_id in (paused, cancelled):
+        wait_for(lambda i=instance_id: len(effects(db, i, "gate")) == 2, 60, "two items held at the gate")
+
+    assert live_api.post(f"/api/v1/instances/{paused}/pause").status_code == 200
+    # the held items stop at their next beat and wait, queued, as do the items not started
+    wait_for(lambda: "running" not in _items_by_status(db, paused), 30, "the paused map's items to stop")
+    open_gate(redis_client, "map-paused")
+    assert _items_by_status(db, paused) == {
+        "queued": {"m[0]", "m[1]"},
+        "pending": {"m[2]", "m[3]", "m[4]", "m[5]"},
+    }
+    assert live_api.post(f"/api/v1/instances/{paused}/resume").status_code == 200
+    assert live_api.wait_status(paused, timeout=60)["status"] == "completed"
+    assert {k: v for k, v in runs(db, paused).items() if k.startswith("m[")} == {
+        f"m[{i}]": 1 for i in range(6)
+    }
+
+    assert live_api.post(f"/api/v1/instances/{cancelled}/cancel").status_code == 200
+    wait_for(lambda: set(_items_by_status(db, cancelled)) == {"cancelled"}, 30, "every item cancelled")
+    assert nodes(db, cancelled)["m"].status == "cancelled"
+    assert not runs(db, cancelled)
