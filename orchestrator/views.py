@@ -120,8 +120,23 @@ def instance(engine: Engine, instance_id: str) -> dict[str, Any]:
         "callbackUrl": None if row.callback_url is None else redact_url(row.callback_url),
         "queue": row.queue,
         "output": output_of(catalog.load_definition(engine, row.definition_id), nodes),
-        "workers": sorted({n.worker_id for n in nodes if n.worker_id}),
+        "workers": _workers(engine, instance_id, nodes),
     }
+
+
+def _workers(engine: Engine, instance_id: str, nodes: list[Any]) -> list[str]:
+    """The workers that ran the instance's nodes, and its maps' items."""
+    found = {n.worker_id for n in nodes if n.worker_id}
+    if any(n.type == "map" for n in nodes):
+        with engine.connect() as conn:
+            found |= set(
+                conn.execute(
+                    select(NodeRow.worker_id)
+                    .distinct()
+                    .where(NodeRow.instance_id == instance_id, NodeRow.map_node_id.is_not(None))
+                ).scalars()
+            )
+    return sorted(w for w in found if w)
 
 
 def output_of(definition: WorkflowDefinition, nodes: list[Any]) -> Any:

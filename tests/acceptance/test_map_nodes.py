@@ -59,6 +59,7 @@ def test_a_map_over_1000_items_runs_each_once_and_completes_with_outputs_in_orde
     assert live_api.wait_status(instance_id, timeout=180)["status"] == "completed"
 
     assert map_runs(redis_client, instance_id) == {i: 1 for i in range(1000)}
+    assert live_api.get(f"/api/v1/instances/{instance_id}").json()["workers"] == ["w1", "w2"]
     rows = nodes(db, instance_id)
     assert rows["m"].output == {
         "items": [{"index": i, "item": item} for i, item in enumerate(items(1000))],
