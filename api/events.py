@@ -52,7 +52,13 @@ _LOG_BATCH = 500
 LOG_SETTLE_S = 5.0  # a log line that commits this long after its timestamp is still sent
 _RETRY_MS = 2000
 _FINISHED = {s.value for s in FINISHED_INSTANCE}
-_COMPARED = ("status", "attempt", "workerId", "error")  # a node event is sent when one of these changes
+_COMPARED = (
+    "status",
+    "attempt",
+    "workerId",
+    "error",
+    "itemsLeft",
+)  # a node event is sent when one of these changes
 _SLOTS = "orchestrator.stream_slots"
 _WATCH = "orchestrator.instance_watch"
 RETRY_AFTER_S = 10  # what a refused stream is told; the UI polls meanwhile

@@ -130,6 +130,13 @@ def nodes(instance_id: str) -> Response:
     return jsonify({"nodes": views.nodes(engine(), instance_id)})
 
 
+@bp.get("/<instance_id>/nodes/<map_node_id>/items")
+def map_items(instance_id: str, map_node_id: str) -> Response:
+    """A page of a map node's items: `?status=&limit=&after=<index>`."""
+    status, limit, after = query.item_page()
+    return jsonify(views.items(engine(), instance_id, map_node_id, status, limit, after))
+
+
 @bp.get("/<instance_id>/logs")
 def instance_logs(instance_id: str) -> Response:
     filters = query.log_filter()

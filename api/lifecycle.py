@@ -51,6 +51,8 @@ def cancel(instance_id: str) -> Response:
 
 @bp.post("/<instance_id>/retry")
 def retry(instance_id: str) -> Response:
-    """Optional body `{"fromNode": "..."}`: also rerun that node and everything downstream of it."""
-    body = optional_object({"fromNode": str})
-    return _answer(instance_id, lifecycle.retry(engine(), instance_id, body.get("fromNode")))
+    """Optional body `{"fromNode": "...", "all": false}`: also rerun that node and everything
+    downstream of it; `all`: a map node rerun runs all its items, not only those that did not complete."""
+    body = optional_object({"fromNode": str, "all": bool})
+    outcome = lifecycle.retry(engine(), instance_id, body.get("fromNode"), bool(body.get("all", False)))
+    return _answer(instance_id, outcome)

@@ -16,10 +16,11 @@ from api.instances import MAX_BATCH
 from api.query import DEFAULT_INSTANCE_PAGE, DEFAULT_LOG_PAGE, MAX_INSTANCE_PAGE, MAX_LOG_PAGE
 from api.requests import ALIASES, MAX_TIMEOUT_MS
 from orchestrator import waiting
-from orchestrator.definitions import MAX_DURATION_MS, NODE_TYPES
+from orchestrator.definitions import MAX_DURATION_MS, MAX_MAP_ITEMS, NODE_TYPES
 from orchestrator.instances import PRIORITIES
 from orchestrator.logs import LEVELS
 from orchestrator.states import InstanceStatus, NodeStatus
+from orchestrator.views import MAX_ITEMS_PAGE
 
 bp = Blueprint("openapi", __name__, url_prefix="/api/v1")
 
@@ -381,6 +382,28 @@ SCHEMAS: dict[str, Schema] = {
             "skipReason": _nullable({"enum": ["upstream failed", "instance failed", "condition false"]}),
             "waitingFor": _nullable(_ref("WaitingFor")),
             "lastCheckpoint": _ANY,
+            "items": {
+                "type": "object",
+                "description": "a map node's items: how many, how many ended, and how many per status",
+                "properties": {
+                    "total": {"type": "integer"},
+                    "done": {"type": "integer"},
+                    "byStatus": {"type": "object", "additionalProperties": {"type": "integer"}},
+                },
+            },
+        },
+    },
+    "MapItem": {
+        "type": "object",
+        "properties": {
+            "index": {"type": "integer"},
+            "nodeId": _STR,
+            "status": {"enum": [s.value for s in NodeStatus]},
+            "attempt": {"type": "integer"},
+            "output": _ANY,
+            "error": _nullable({"type": "object"}),
+            "startedAt": _nullable(_TIME),
+            "finishedAt": _nullable(_TIME),
         },
     },
     "WaitingFor": {
@@ -606,6 +629,37 @@ PATHS: dict[str, Schema] = {
             "404",
         ),
     },
+    "/api/v1/instances/{instance_id}/nodes/{map_node_id}/items": {
+        "parameters": [_INSTANCE_ID, {"name": "map_node_id", "in": "path", "required": True, "schema": _STR}],
+        "get": _op(
+            "a map node's items in index order, a page at a time",
+            {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "items": {"type": "array", "items": _ref("MapItem")},
+                            "next": _nullable({"type": "integer"}),
+                        },
+                    },
+                    "a page of items, and the index to pass as `after` for the next one (null: no more)",
+                )
+            },
+            "404",
+            "422",
+            parameters=[
+                _query("status", {"enum": [s.value for s in NodeStatus]}, "only items in this status"),
+                _query(
+                    "limit", {"type": "integer", "minimum": 1, "maximum": MAX_ITEMS_PAGE}, "page size (100)"
+                ),
+                _query(
+                    "after",
+                    {"type": "integer", "minimum": -1, "maximum": MAX_MAP_ITEMS},
+                    "items after this index",
+                ),
+            ],
+        ),
+    },
     "/api/v1/instances/{instance_id}/logs": {
         "parameters": [_INSTANCE_ID],
         "get": _op(
@@ -675,10 +729,13 @@ PATHS: dict[str, Schema] = {
     "/api/v1/instances/{instance_id}/retry": {
         "parameters": [_INSTANCE_ID],
         "post": _op(
-            "rerun a failed instance's failed nodes (and with fromNode, that node and its downstream)",
+            "rerun a failed instance's failed nodes (and with fromNode, that node and its downstream); "
+            "a map node reruns only its items that did not complete, unless `all` is true",
             _STATUS_OK,
             *_ACTION_ERRORS,
-            requestBody=_body(_action_body({"fromNode": _optional(_STR)}), False),
+            requestBody=_body(
+                _action_body({"fromNode": _optional(_STR), "all": _optional({"type": "boolean"})}), False
+            ),
         ),
     },
     "/api/v1/instances/{instance_id}/signals/{name}": {
@@ -740,6 +797,7 @@ _OPERATION_IDS = {
     ("get", "/api/v1/instances/{instance_id}"): "getInstance",
     ("get", "/api/v1/instances/{instance_id}/status"): "getInstanceStatus",
     ("get", "/api/v1/instances/{instance_id}/nodes"): "getInstanceNodes",
+    ("get", "/api/v1/instances/{instance_id}/nodes/{map_node_id}/items"): "getMapNodeItems",
     ("get", "/api/v1/instances/{instance_id}/logs"): "getInstanceLogs",
     ("get", "/api/v1/instances/{instance_id}/events"): "streamInstanceEvents",
     **{

@@ -13,9 +13,11 @@ from flask import request
 
 from api.requests import TAG_KEY
 from orchestrator import logs
+from orchestrator.definitions import MAX_MAP_ITEMS
 from orchestrator.errors import Problem, ValidationError
 from orchestrator.queries import Cursor, InstanceFilter
-from orchestrator.states import InstanceStatus
+from orchestrator.states import InstanceStatus, NodeStatus
+from orchestrator.views import MAX_ITEMS_PAGE
 
 MAX_INSTANCE_PAGE = 500
 DEFAULT_INSTANCE_PAGE = 50
@@ -133,3 +135,13 @@ def log_filter() -> dict[str, Any]:
         "after_id": integer("afterId", None, 0, _MAX_ID),
         "limit": integer("limit", DEFAULT_LOG_PAGE, 1, MAX_LOG_PAGE),
     }
+
+
+def item_page() -> tuple[str | None, int, int | None]:
+    """`status`, `limit` and `after` of a map node's items (GET .../nodes/<map>/items)."""
+    status = text("status")
+    if status is not None and status not in {s.value for s in NodeStatus}:
+        raise _invalid("status", f"must be one of {', '.join(s.value for s in NodeStatus)}")
+    limit = integer("limit", 100, 1, MAX_ITEMS_PAGE)
+    after = integer("after", None, -1, MAX_MAP_ITEMS)
+    return status, int(limit or 100), after

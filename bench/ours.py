@@ -47,22 +47,19 @@ def fan_definition(width: int) -> dict[str, Any]:
 
 
 def map_definition(width: int) -> dict[str, Any]:
-    """1 -> map of `width` `noop` items -> 1: `source` outputs the list, `each` maps it, `join` reads it."""
-    return {
-        "name": f"bench-map-{width}",
-        "version": "1.0.0",
-        "nodes": [
-            {"id": "source", "type": "task", "executor": "noop", "config": {"items": list(range(width))}},
-            {
-                "id": "each",
-                "type": "map",
-                "dependsOn": ["source"],
-                "over": "${nodes.source.output.items}",
-                "node": {"type": "task", "executor": "noop", "config": {"n": "${item}"}},
-            },
-            {"id": "join", "type": "task", "executor": "noop", "dependsOn": ["each"]},
-        ],
-    }
+    """1 -> a map of `width` `noop` items -> 1: `source` (the list), `items`, `join`."""
+    nodes = [
+        {"id": "source", "type": "task", "executor": "noop", "config": {"items": list(range(width))}},
+        {
+            "id": "items",
+            "type": "map",
+            "dependsOn": ["source"],
+            "over": "${nodes.source.output.items}",
+            "node": {"executor": "noop", "config": {"i": "${index}"}},
+        },
+        {"id": "join", "type": "task", "executor": "noop", "dependsOn": ["items"]},
+    ]
+    return {"name": f"bench-map-{width}", "version": "1.0.0", "nodes": nodes}
 
 
 DIAMOND = {

@@ -205,7 +205,7 @@ def _run(
     run = {
         "sequential": scenarios.sequential,
         "fan": scenarios.fan,
-        "map": scenarios.map_items,
+        "map": scenarios.mapped,
         "many": scenarios.many,
         "scale": scenarios.scale,
         "backlog": backlog,

@@ -6,6 +6,10 @@ the log rows and the successor rows (id order), or (a sink, and every failure) t
 only then the log rows. A log row's foreign key takes a shared lock on the instance row; a shared
 lock taken first and upgraded later is how two finishers of one instance would deadlock, so only a
 transaction that never writes the instance row may write its log rows before its other rows.
+
+A map's item (`map_items.py`) releases no successor: its end locks its map's row after its own (and,
+in a failure, before the instance row), counts the map down, and the end of the last item completes
+the map through the path above.
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
-from orchestrator import catalog, logs, storable, unreachable
+from orchestrator import catalog, logs, map_items, storable, unreachable
 from orchestrator.db import retrying
-from orchestrator.definitions import WorkflowDefinition
+from orchestrator.definitions import WorkflowDefinition, item_of
 from orchestrator.errors import LostClaim, NotStorable
 from orchestrator.models import InstanceRow, NodeRow, utcnow
 from orchestrator.outcomes import Claim, InstanceRouting, Outcome, QueuedNode, Routing, dispatch_for
@@ -130,7 +134,182 @@ def complete_in(
             details={"status": target.value},
         ),
     ]
+    map_id = map_items.map_of(held.node_id)
+    if map_id is not None:
+        return _item_completed(conn, engine, held, map_id, now, entries)
     return _node_done(conn, engine, held, now, entries)
+
+
+def _item_completed(
+    conn: Connection, engine: Engine, held: Claim, map_id: str, now: Any, entries: list[logs.LogEntry]
+) -> Outcome:
+    """An item completed (or its `when` skipped it). The common case, an item of a running map with
+    others left, is one statement that counts it (as a join's `_JOIN_COUNTED`); the last one, or one
+    of a map that ended, takes the locking path."""
+    if map_items.count_down_running(conn, held.instance_id, map_id, now):
+        logs.write(conn, *entries)
+        return _next_item(conn, engine, held, map_id, now)
+    head = map_items.lock_map(conn, held.instance_id, map_id)
+    return _item_ended(conn, engine, held, head, now, entries)
+
+
+def _next_item(conn: Connection, engine: Engine, held: Claim, map_id: str, now: Any) -> Outcome:
+    """Queue the next pending item of a map whose `maxConcurrency` holds items back (its row locked),
+    and return it to be sent if the instance runs (else resume sends it)."""
+    definition = catalog.load_definition(engine, held.definition_id, conn)
+    if definition.node(map_id).max_concurrency is None:
+        return Outcome()  # every item was queued when the map started
+    queued = map_items.queue_next(conn, held.instance_id, map_id, 1, now)
+    if not queued:
+        return Outcome()
+    inst = instance_row(conn, held.instance_id)
+    if inst.status != I.RUNNING.value:
+        return Outcome()  # queued all the same: resume sends it
+    return Outcome([dispatch_for(inst, definition, row) for row in queued])
+
+
+def _item_ended(
+    conn: Connection,
+    engine: Engine,
+    held: Claim,
+    head: map_items.MapHead,
+    now: Any,
+    entries: list[logs.LogEntry],
+) -> Outcome:
+    """An item of the map `head` (locked) ended for good: count it, queue the next one the map's
+    `maxConcurrency` held back, or, for the last one, complete the map with its items' outputs."""
+    if not head.counting:  # the map ended before this item (it failed, was cancelled) or was reset
+        logs.write(conn, *entries)
+        return Outcome()
+    left = map_items.count_down(conn, head, now)
+    if left > 0:
+        logs.write(conn, *entries)
+        return _next_item(conn, engine, held, head.node_id, now)
+    output = map_items.output(conn, held.instance_id, head.node_id)
+    reason = storable.problem(output, storable.max_depth(engine))
+    if reason is not None:  # the map's, not the item's: the item keeps its own output
+        unstorable = {
+            "code": NotStorable.code,
+            "message": f"the output of the map cannot be stored: {reason}",
+        }
+        return _fail_map(conn, engine, held.instance_id, head, unstorable, now, entries)
+    if not finish_node(conn, head.id, head.attempt, N.COMPLETED, output, now):
+        raise LostClaim(f"map node {head.node_id} moved on while its row was locked")
+    entries.append(
+        logs.LogEntry(
+            held.instance_id,
+            f"node {N.COMPLETED}",
+            node_id=head.node_id,
+            attempt=head.attempt,
+            details={"status": N.COMPLETED.value, "items": len(output["items"]), "failed": output["failed"]},
+        )
+    )
+    whole = Claim(
+        row_id=head.id,
+        instance_id=held.instance_id,
+        node_id=head.node_id,
+        attempt=head.attempt,
+        worker_id=head.worker_id or "map",
+        definition_id=held.definition_id,
+        workflow=held.workflow,
+        last_checkpoint=None,
+        outputs={},
+        priority=held.priority,
+    )
+    return _node_done(conn, engine, whole, now, entries)
+
+
+def _item_failed(
+    conn: Connection,
+    engine: Engine,
+    held: Claim,
+    head: map_items.MapHead,
+    definition: WorkflowDefinition,
+    error: dict[str, Any],
+    now: Any,
+) -> Outcome:
+    """An item failed for good: with `onItemFailure` "continue" it is counted like any end (its index
+    goes to the map's `failed`); with "fail" it fails the map node, and so the instance."""
+    if not head.counting:
+        return Outcome()
+    if definition.node(head.node_id).on_item_failure == "continue":
+        return _item_ended(conn, engine, held, head, now, [])
+    found = item_of(held.node_id)
+    index = None if found is None else found[1]
+    map_error = {
+        "code": "ITEM_FAILED",
+        "message": f"item {index} ({held.node_id}) failed: {error.get('message')}",
+        "index": index,
+        "nodeId": held.node_id,
+        "details": error,
+    }
+    return _fail_map(conn, engine, held.instance_id, head, map_error, now, [])
+
+
+def _fail_map(
+    conn: Connection,
+    engine: Engine,
+    instance_id: str,
+    head: map_items.MapHead,
+    map_error: dict[str, Any],
+    now: Any,
+    entries: list[logs.LogEntry],
+) -> Outcome:
+    """Fail the map node `head` (locked) and its instance; `entries` are written after the instance
+    row is locked (module doc)."""
+    move_node(
+        conn,
+        head.id,
+        N.FAILED,
+        sources=[N.RUNNING],
+        fence=head.attempt,
+        finished_at=now,
+        heartbeat_at=None,
+        error=map_error,
+    )
+    failure = {
+        "code": "NODE_FAILED",
+        "nodeId": head.node_id,
+        "message": map_error["message"],
+        "details": map_error,
+    }
+    # None when the instance had ended already (another node failed it, it was cancelled)
+    finished = unreachable.fail_instance(conn, engine, instance_id, head.node_id, failure, now)
+    failed = logs.LogEntry(
+        instance_id,
+        f"node failed: {map_error['message']}",
+        level="error",
+        node_id=head.node_id,
+        attempt=head.attempt,
+        details={"status": N.FAILED.value, **map_error},
+    )
+    logs.write(conn, *entries, failed)
+    return Outcome(finished=finished)
+
+
+def item_failed_for_good(
+    conn: Connection, engine: Engine, instance_id: str, node_id: str, error: dict[str, Any], now: Any
+) -> Outcome:
+    """An item the sweep has just failed (it lost its worker too often) ends as an item that fails for
+    good in `fail` does. Call it in the transaction that failed the item's row."""
+    map_id = map_items.map_of(node_id)
+    assert map_id is not None
+    head = map_items.lock_map(conn, instance_id, map_id)
+    inst = instance_row(conn, instance_id, lock=True)
+    definition = catalog.load_definition(engine, inst.definition_id, conn)
+    held = Claim(
+        row_id=0,
+        instance_id=instance_id,
+        node_id=node_id,
+        attempt=0,
+        worker_id="recovery",
+        definition_id=inst.definition_id,
+        workflow=inst.workflow_name,
+        last_checkpoint=None,
+        outputs={},
+        priority=inst.priority,
+    )
+    return _item_failed(conn, engine, held, head, definition, error, now)
 
 
 def _node_done(
@@ -221,6 +400,9 @@ def fail(
         ).rowcount
         if not bumped:
             raise LostClaim(f"node {held.node_id} attempt {held.attempt} no longer holds its claim")
+        # an item locks its map's row before the instance row, as its completion does (module doc)
+        map_id = map_items.map_of(held.node_id)
+        head = None if map_id is None else map_items.lock_map(conn, held.instance_id, map_id)
         # lock the instance row before the log rows below take their shared lock on it (module doc)
         inst = instance_row(conn, held.instance_id, lock=True)
         failures = conn.execute(select(NodeRow.failures).where(NodeRow.id == held.row_id)).scalar_one()
@@ -278,6 +460,8 @@ def fail(
             finished_at=now,
             heartbeat_at=None,
         )
+        if head is not None:
+            return _item_failed(conn, engine, held, head, definition, error, now)
         if inst.status not in (I.RUNNING.value, I.PAUSED.value):
             return Outcome()
         failure = {

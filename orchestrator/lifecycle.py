@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 
-from orchestrator import callbacks, catalog, dag, logs, scheduling, unreachable
+from orchestrator import callbacks, catalog, dag, logs, map_items, scheduling, unreachable
 from orchestrator.db import retrying
 from orchestrator.errors import InvalidTransition, NotFound, Problem, ValidationError
 from orchestrator.models import InstanceRow, NodeRow, utcnow
@@ -103,7 +103,7 @@ def cancel_open_nodes(conn: Connection, instance_id: str) -> int:
 
 
 @retrying()
-def _reset_for_retry(engine: Engine, instance_id: str, from_node: str | None) -> None:
+def _reset_for_retry(engine: Engine, instance_id: str, from_node: str | None, all_items: bool) -> None:
     now = utcnow()
     with engine.begin() as conn:
         current = _current(conn, instance_id)
@@ -117,6 +117,7 @@ def _reset_for_retry(engine: Engine, instance_id: str, from_node: str | None) ->
                 select(NodeRow.node_id, NodeRow.status, NodeRow.error).where(
                     NodeRow.instance_id == instance_id,
                     NodeRow.status.in_([N.FAILED.value, N.CANCELLED.value, N.SKIPPED.value]),
+                    NodeRow.map_node_id.is_(None),  # a map's items: its next run decides (nodes/map.py)
                 )
             )
             if n.status != N.SKIPPED.value or unreachable.skipped_by_failure(n.error)
@@ -127,6 +128,11 @@ def _reset_for_retry(engine: Engine, instance_id: str, from_node: str | None) ->
                     "unknown node", [Problem("fromNode", f"no node {from_node!r}", "VALIDATION_ERROR")]
                 )
             reset |= {from_node} | dag.downstream(definition.dependencies, from_node)
+        # a map reset keeps its items, and its next run reruns those that did not complete; with
+        # `all`, or reached from upstream (its list may change), it starts over from `over`
+        maps = sorted(node for node in reset if definition.node(node).type == "map")
+        below = set() if from_node is None else dag.downstream(definition.dependencies, from_node)
+        map_items.drop_items(conn, instance_id, [m for m in maps if all_items or m in below])
         move_nodes(
             conn,
             N.PENDING,
@@ -137,6 +143,7 @@ def _reset_for_retry(engine: Engine, instance_id: str, from_node: str | None) ->
             finished_at=None,
             heartbeat_at=None,
             output=None,
+            items_left=None,
         )
         statuses = dict(
             conn.execute(
@@ -168,9 +175,10 @@ def _reset_for_retry(engine: Engine, instance_id: str, from_node: str | None) ->
         _note(conn, instance_id, f"retried (nodes reset: {', '.join(sorted(reset)) or 'none'})", I.PENDING)
 
 
-def retry(engine: Engine, instance_id: str, from_node: str | None = None) -> Outcome:
+def retry(engine: Engine, instance_id: str, from_node: str | None = None, all_items: bool = False) -> Outcome:
     """Run a failed instance again: its failed nodes, the nodes the failure skipped (and with
     `from_node`, that node and everything downstream of it) start over; completed nodes keep their
-    outputs, and a node skipped by its own `when` stays skipped."""
-    _reset_for_retry(engine, instance_id, from_node)
+    outputs, and a node skipped by its own `when` stays skipped. A map node that starts over reruns
+    only its items that did not complete, unless `all_items` (or it is downstream of `from_node`)."""
+    _reset_for_retry(engine, instance_id, from_node, all_items)
     return scheduling.start(engine, instance_id, early=True)

@@ -132,6 +132,14 @@ class Claim:
     # the instance back; None (e.g. a sub-workflow's end) reads it
     priority: str | None = None
     unwritten: UnwrittenLog = field(default_factory=UnwrittenLog, compare=False)
+    # a map's item: its index and value (`${index}`, `${item}` in its config); None for other nodes
+    map_item: MapItem | None = None
+
+
+@dataclass(frozen=True)
+class MapItem:
+    index: int
+    value: Any
 
 
 class QueuedNode(NamedTuple):

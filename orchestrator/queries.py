@@ -119,8 +119,10 @@ def node_states(engine: Engine, instance_id: str) -> list[dict[str, Any]]:
                 NodeRow.started_at,
                 NodeRow.finished_at,
                 NodeRow.updated_at,
+                NodeRow.items_left,
             )
-            .where(NodeRow.instance_id == instance_id)
+            # a map's items are not nodes of the DAG: its `itemsLeft` tells their progress
+            .where(NodeRow.instance_id == instance_id, NodeRow.map_node_id.is_(None))
             .order_by(NodeRow.updated_at, NodeRow.id)
         ).all()
     return [
@@ -134,6 +136,7 @@ def node_states(engine: Engine, instance_id: str) -> list[dict[str, Any]]:
             "finishedAt": iso(r.finished_at),
             "updatedAt": iso(r.updated_at),
             "error": r.error,
+            "itemsLeft": r.items_left,
         }
         for r in rows
     ]

@@ -20,9 +20,11 @@ from sqlalchemy import Connection, Engine, or_, select, update
 from orchestrator import (
     callbacks,
     catalog,
+    completion,
     delayed_start,
     lifecycle,
     logs,
+    map_items,
     nodes,
     resends,
     scheduling,
@@ -231,6 +233,8 @@ def hand_back(
             )
             if not failed:
                 return None
+            if map_items.map_of(row.node_id) is not None:  # a map's item fails its map's way
+                return completion.item_failed_for_good(conn, engine, row.instance_id, row.node_id, error, now)
             failure = {
                 "code": "NODE_FAILED",
                 "nodeId": row.node_id,

@@ -27,6 +27,7 @@ from orchestrator.models import CheckpointRow, InstanceRow, NodeRow, utcnow
 from orchestrator.outcomes import (
     Claim,
     Finished,
+    MapItem,
     NodeFacts,
     Outcome,
     QueuedNode,
@@ -75,6 +76,7 @@ _CLAIMED = (
 )
 
 
+_ITEM = select(NodeRow.item_index, NodeRow.item).where(NodeRow.id == bindparam("row_id"))
 _INSTANCE_DATA = select(InstanceRow.input, InstanceRow.external_id).where(
     InstanceRow.id == bindparam("instance_id")
 )
@@ -202,6 +204,11 @@ def _held(
             outputs, checkpoint = _earlier_results(conn, instance_id, node_id, attempt, spec.node_refs)
     else:
         outputs, checkpoint = {}, None
+    map_item = None
+    if "[" in node_id:  # a map's item (ids of other nodes have no bracket): its value is in its row
+        with engine.connect() as conn:
+            row = conn.execute(_ITEM, {"row_id": facts.row_id}).one()
+        map_item = MapItem(row.item_index, row.item)
     running = logs.LogEntry(
         instance_id,
         "node running",
@@ -224,6 +231,7 @@ def _held(
         outputs=outputs,
         priority=facts.priority,
         unwritten=UnwrittenLog(running),
+        map_item=map_item,
     )
 
 

@@ -179,6 +179,7 @@ _QUEUE_READY = _prepared(
     [NodeStatus.PENDING],
     NodeRow.instance_id == bindparam("b_instance"),
     NodeRow.pending_deps == 0,
+    NodeRow.map_node_id.is_(None),  # a map's items are queued by their map, not by dependencies
 ).values(
     status=NodeStatus.QUEUED.value,
     attempt=NodeRow.attempt + 1,

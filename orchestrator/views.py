@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from orchestrator import catalog, unreachable, waiting
 from orchestrator.definitions import WorkflowDefinition
@@ -29,12 +29,60 @@ def _instance_row(engine: Engine, instance_id: str) -> Any:
 
 
 def _nodes(engine: Engine, instance_id: str) -> list[Any]:
+    """The instance's nodes, a map's items aside (`items`, `_item_counts`)."""
     with engine.connect() as conn:
         return list(
             conn.execute(
-                select(NodeRow.__table__).where(NodeRow.instance_id == instance_id).order_by(NodeRow.id)
+                select(NodeRow.__table__)
+                .where(NodeRow.instance_id == instance_id, NodeRow.map_node_id.is_(None))
+                .order_by(NodeRow.id)
             ).all()
         )
+
+
+class _ItemCounts:
+    """Per map node: its items by status, and how many reached an outcome of their own (the rule of
+    `progress`: an item a failure skipped did not)."""
+
+    def __init__(self, engine: Engine, instance_id: str) -> None:
+        self.by_status: dict[str, dict[str, int]] = {}
+        self.finished: dict[str, int] = {}
+        with engine.connect() as conn:
+            counted = conn.execute(
+                select(NodeRow.map_node_id, NodeRow.status, func.count())
+                .where(NodeRow.instance_id == instance_id, NodeRow.map_node_id.is_not(None))
+                .group_by(NodeRow.map_node_id, NodeRow.status)
+            ).all()
+            skipped_by_failure: dict[str, int] = {}
+            if any(status == NodeStatus.SKIPPED.value for _, status, _ in counted):
+                for map_id, error in conn.execute(
+                    select(NodeRow.map_node_id, NodeRow.error).where(
+                        NodeRow.instance_id == instance_id,
+                        NodeRow.map_node_id.is_not(None),
+                        NodeRow.status == NodeStatus.SKIPPED.value,
+                    )
+                ):
+                    if unreachable.skipped_by_failure(error):
+                        skipped_by_failure[map_id] = skipped_by_failure.get(map_id, 0) + 1
+        for owner, status, count in counted:
+            map_id = str(owner)
+            self.by_status.setdefault(map_id, {})[status] = count
+            if status in _FINISHED_ITEM:
+                self.finished[map_id] = self.finished.get(map_id, 0) + count
+        for map_id, count in skipped_by_failure.items():
+            self.finished[map_id] -= count
+
+    def total(self) -> int:
+        return sum(sum(counts.values()) for counts in self.by_status.values())
+
+    def view(self, map_id: str) -> dict[str, Any]:
+        counts = self.by_status.get(map_id, {})
+        done = sum(n for status, n in counts.items() if status in _ENDED_ITEM)
+        return {"total": sum(counts.values()), "done": done, "byStatus": counts}
+
+
+_FINISHED_ITEM = (NodeStatus.COMPLETED.value, NodeStatus.FAILED.value, NodeStatus.SKIPPED.value)
+_ENDED_ITEM = (*_FINISHED_ITEM, NodeStatus.CANCELLED.value)
 
 
 def instance_summary(row: Any) -> dict[str, Any]:
@@ -73,8 +121,23 @@ def instance(engine: Engine, instance_id: str) -> dict[str, Any]:
         "callbackUrl": None if row.callback_url is None else redact_url(row.callback_url),
         "queue": row.queue,
         "output": output_of(catalog.load_definition(engine, row.definition_id), nodes),
-        "workers": sorted({n.worker_id for n in nodes if n.worker_id}),
+        "workers": _workers(engine, instance_id, nodes),
     }
+
+
+def _workers(engine: Engine, instance_id: str, nodes: list[Any]) -> list[str]:
+    """The workers that ran the instance's nodes, and its maps' items."""
+    found = {n.worker_id for n in nodes if n.worker_id}
+    if any(n.type == "map" for n in nodes):
+        with engine.connect() as conn:
+            found |= set(
+                conn.execute(
+                    select(NodeRow.worker_id)
+                    .distinct()
+                    .where(NodeRow.instance_id == instance_id, NodeRow.map_node_id.is_not(None))
+                ).scalars()
+            )
+    return sorted(w for w in found if w)
 
 
 def output_of(definition: WorkflowDefinition, nodes: list[Any]) -> Any:
@@ -119,6 +182,11 @@ def status(engine: Engine, instance_id: str) -> dict[str, Any]:
     for n in nodes:
         by_status.setdefault(n.status, []).append(n.node_id)
     finished = sum(1 for n in nodes if _finished(n))
+    total = len(nodes)
+    if any(n.type == "map" for n in nodes):  # a map's items count, one by one
+        items = _ItemCounts(engine, instance_id)
+        finished += sum(items.finished.values())
+        total += items.total()
     running = by_status.get(NodeStatus.RUNNING.value, [])
     end = row.finished_at
     started = row.started_at
@@ -133,7 +201,7 @@ def status(engine: Engine, instance_id: str) -> dict[str, Any]:
     return {
         "id": row.id,
         "status": row.status,
-        "progress": round(100 * finished / len(nodes)) if nodes else 100,
+        "progress": round(100 * finished / total) if total else 100,
         "currentNode": running[0] if running else None,
         "currentNodes": running,
         "completedNodes": by_status.get(NodeStatus.COMPLETED.value, []),
@@ -168,10 +236,12 @@ def nodes(engine: Engine, instance_id: str) -> list[dict[str, Any]]:
             .order_by(CheckpointRow.id)
         ):
             checkpoints[node_id] = data
+    items = _ItemCounts(engine, instance_id) if any(n.type == "map" for n in rows) else None
     return [
         {
             "nodeId": n.node_id,
             "type": n.type,
+            **({"items": items.view(n.node_id)} if items is not None and n.type == "map" else {}),
             "executor": n.executor,
             "queue": n.queue,
             "status": n.status,
@@ -212,3 +282,51 @@ def created_summary(engine: Engine, created: Created) -> dict[str, Any]:
     if created.written is not None:
         return instance_summary(_Written(created.written))
     return instance_summary_by_id(engine, created.instance_id)
+
+
+MAX_ITEMS_PAGE = 1000
+
+
+def items(
+    engine: Engine, instance_id: str, map_id: str, status: str | None, limit: int, after: int | None
+) -> dict[str, Any]:
+    """A page of a map node's items in index order (those of `status`, after index `after`), and the
+    index to ask for the next page after (None: no more). Raises NotFound for an unknown instance, or
+    a node that is not one of its map nodes."""
+    _instance_row(engine, instance_id)
+    with engine.connect() as conn:
+        kind = conn.execute(
+            select(NodeRow.type).where(NodeRow.instance_id == instance_id, NodeRow.node_id == map_id)
+        ).scalar()
+        if kind is None:
+            raise NotFound(f"no node {map_id!r} in instance {instance_id!r}")
+        if kind != "map":
+            raise NotFound(f"node {map_id!r} is a {kind} node, not a map: it has no items")
+        statement = (
+            select(NodeRow.__table__)
+            .where(NodeRow.instance_id == instance_id, NodeRow.map_node_id == map_id)
+            .order_by(NodeRow.item_index)
+            .limit(limit + 1)
+        )
+        if status is not None:
+            statement = statement.where(NodeRow.status == status)
+        if after is not None:
+            statement = statement.where(NodeRow.item_index > after)
+        rows = conn.execute(statement).all()
+    page = rows[:limit]
+    return {
+        "items": [
+            {
+                "index": n.item_index,
+                "nodeId": n.node_id,
+                "status": n.status,
+                "attempt": n.attempt,
+                "output": n.output,
+                "error": n.error,
+                "startedAt": iso(n.started_at),
+                "finishedAt": iso(n.finished_at),
+            }
+            for n in page
+        ],
+        "next": page[-1].item_index if len(rows) > limit else None,
+    }

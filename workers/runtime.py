@@ -30,6 +30,7 @@ from orchestrator import (
 from orchestrator.context import ExecutionContext
 from orchestrator.errors import LostClaim, NodeFailure, OrchestratorError
 from orchestrator.outcomes import Claim, Outcome
+from orchestrator.scope import node_scope
 from workers import observe, shutdown
 
 log = logging.getLogger(__name__)
@@ -165,8 +166,9 @@ class Ending(StrEnum):
 
     COMPLETED = "completed"
     SKIPPED = "skipped"  # its `when` was false
-    # a node that runs no executor: started, it waits without the slot until what it handed off to
-    # completes it (a sub-workflow's child instance; a wait's signal or timeout; a sleep's timer)
+    # a node that runs no executor: started, it gives up the slot until what it handed off to
+    # completes it (a sub-workflow's child instance; a map's items; a wait's signal or timeout; a
+    # sleep's timer)
     HANDED_OFF = "handed off"
     RETRYING = "retrying"  # failed, and queued for another attempt
     FAILED = "failed"  # failed for good
@@ -210,12 +212,7 @@ def run(engine: Engine, held: Claim, heartbeat_interval: float) -> Attempt:
 
     try:
         spec = catalog.load_definition(engine, held.definition_id).node(held.node_id)
-        scope: dict[str, Any] = {"nodes": {node: {"output": out} for node, out in held.outputs.items()}}
-        instance: tuple[dict[str, Any], str | None] | None = None
-        if spec.reads_instance:
-            instance = scheduling.instance_data(engine, held.instance_id)
-            scope["input"] = instance[0]
-            scope["instance"] = {"id": held.instance_id, "externalId": instance[1]}
+        scope, instance = node_scope(engine, held, spec)
         if spec.when is not None and not templates.evaluate_condition(spec.when, scope):
             return ended(
                 completion.complete(engine, held, None, skipped=True, duration_ms=elapsed()), Ending.SKIPPED

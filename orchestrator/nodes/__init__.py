@@ -59,9 +59,13 @@ class NodeType(Protocol):
         ...
 
 
-from orchestrator.nodes import sleep, subworkflow, task, wait  # noqa: E402  (the types implement the interface above)
+# (the types implement the interface above; `map` is the module, not the builtin)
+from orchestrator.nodes import map as map_type  # noqa: E402
+from orchestrator.nodes import sleep, subworkflow, task, wait  # noqa: E402
 
-TYPES: dict[str, NodeType] = {t.name: t for t in (task.TYPE, subworkflow.TYPE, wait.TYPE, sleep.TYPE)}
+TYPES: dict[str, NodeType] = {
+    t.name: t for t in (task.TYPE, subworkflow.TYPE, map_type.TYPE, wait.TYPE, sleep.TYPE)
+}
 
 
 def of(name: str) -> NodeType:

@@ -122,7 +122,15 @@ def test_the_documents_listing_filters_are_the_servers_rules(statuses, tags):
 
 def test_integer_parameters_are_bounded_as_documented(live_api):
     """Each documented bound is the server's: the bound itself is taken, one past it is a 422."""
-    response = live_api.post("/api/v1/definitions", {"name": "w", "nodes": [{"id": "a", "executor": "noop"}]})
+    a_map = {
+        "id": "m",
+        "type": "map",
+        "dependsOn": ["a"],
+        "over": "${nodes.a.output.x}",
+        "node": {"executor": "noop"},
+    }
+    nodes = [{"id": "a", "executor": "noop"}, a_map]
+    response = live_api.post("/api/v1/definitions", {"name": "w", "nodes": nodes})
     assert response.status_code == 201, response.text
     instance_id = live_api.post("/api/v1/instances", {"workflow": "w", "start": False}).json()["id"]
     assert live_api.post(f"/api/v1/instances/{instance_id}/cancel").status_code == 200  # ends the stream
@@ -132,7 +140,7 @@ def test_integer_parameters_are_bounded_as_documented(live_api):
             schema = parameter["schema"]
             if schema.get("type") != "integer":
                 continue
-            url = path.replace("{instance_id}", instance_id)
+            url = path.replace("{instance_id}", instance_id).replace("{map_node_id}", "m")
             for value in (schema["minimum"], schema["maximum"]):
                 answer = live_api.get(url, params={parameter["name"]: value})
                 assert answer.status_code == 200, (url, parameter["name"], value, answer.text)
@@ -140,7 +148,7 @@ def test_integer_parameters_are_bounded_as_documented(live_api):
                 answer = live_api.get(url, params={parameter["name"]: value})
                 assert answer.status_code == 422, (url, parameter["name"], value, answer.text)
             checked.append(f"{path}?{parameter['name']}")
-    assert len(checked) == 4, checked  # limit twice, afterId twice
+    assert len(checked) == 6, checked  # limit three times, afterId twice, a map's items' after
 
 
 def test_every_request_body_documents_415_and_lifecycle_bodies_take_only_their_fields(live_api):

@@ -157,11 +157,29 @@ def _children_once_up(dev: Dev, expected_workers: int) -> set[int]:
     return _tree(dev.proc.pid)
 
 
+MAPPED = {  # a map node: its items are node rows of the SQLite store, each its own task
+    "name": "dev-map",
+    "version": "1.0.0",
+    "nodes": [
+        {"id": "list", "executor": "noop", "config": {"items": "${input.items}"}},
+        {
+            "id": "m",
+            "type": "map",
+            "dependsOn": ["list"],
+            "over": "${nodes.list.output.items}",
+            "maxConcurrency": 3,
+            "node": {"executor": "noop", "config": {"twice": "${item}${item}"}},
+        },
+    ],
+}
+
+
 def test_orchestrator_dev_runs_workflows_on_sqlite_and_the_embedded_broker(tmp_path):
     with dev_server(tmp_path, "--no-flower") as dev:
         started = {}
         for body, data in (
             (LINEAR, {"greeting": "hi"}),
+            (MAPPED, {"items": [str(i) for i in range(30)]}),
             (
                 json.loads((WORKFLOWS_DIR / "data-sync-pipeline.json").read_text()),
                 json.loads((WORKFLOWS_DIR / "sample-inputs.json").read_text())["data-sync-pipeline"],
@@ -186,6 +204,8 @@ def test_orchestrator_dev_runs_workflows_on_sqlite_and_the_embedded_broker(tmp_p
         nodes = dev.get(f"/api/v1/instances/{started['linear-three']}/nodes")
         assert [n["output"] for n in nodes["nodes"]][1] == {"heard": "hi", "n": 2}
         assert (tmp_path / "dev" / "orchestrator.sqlite3").exists()
+        mapped = dev.get(f"/api/v1/instances/{started['dev-map']}/nodes")["nodes"][1]
+        assert mapped["output"] == {"items": [{"twice": f"{i}{i}"} for i in range(30)], "failed": []}
         # no ids set: the dev workers are known by their node names, as any worker started by a user
         workers = dev.get("/api/v1/workers")["workers"]
         by_id = {w["id"]: w for w in workers}

@@ -170,3 +170,22 @@ def work(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
     worker = os.environ.get("ORCH_WORKER_ID", "")
     record(ctx, "run", worker)
     return {"node": ctx.node_id, "attempt": ctx.attempt, "worker": worker}
+
+
+MAP_RUNS = "tests:map:runs:"  # + instance id: a Redis hash, item index -> runs of `tests.map_item`
+MAP_FIXED_GATE = "map-fixed"
+
+
+@executor("tests.map_item")
+def map_item(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
+    """A map's item: counts its run per `index` in Redis (outside the product's store), then fails
+    for good when `fail` is true until the test opens gate `map-fixed`; returns its index and item."""
+    _gates().hincrby(MAP_RUNS + ctx.instance_id, str(config["index"]), 1)
+    if config.get("fail") and not _gates().exists(GATE_PREFIX + MAP_FIXED_GATE):
+        raise Fatal(f"planned failure of item {config['index']}")
+    return {"index": config["index"], "item": config.get("item")}
+
+
+def map_runs(client: redis.Redis, instance_id: str) -> dict[int, int]:
+    """How often `tests.map_item` ran per item index of an instance."""
+    return {int(k): int(v) for k, v in client.hgetall(MAP_RUNS + instance_id).items()}

@@ -1,0 +1,330 @@
+"""Map nodes in the node path, run in this process (`run_here`), on MySQL and on SQLite (the
+`orchestrator dev` profile): items rendered with `${item}`/`${index}`, the map's output in index order
+and its successor released once, `maxConcurrency` holding items back, empty and invalid lists."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func, select, update
+
+from orchestrator import catalog, lifecycle, recovery, scheduling, storable, views
+from orchestrator.db import make_engine
+from orchestrator.instances import InstanceRequest, create_instance
+from orchestrator.migrate import upgrade
+from orchestrator.models import NodeRow, utcnow
+from orchestrator.nodes import subworkflow
+from orchestrator.outcomes import Outcome
+from tests.acceptance.helpers import run_here
+from tests.support import output_executors  # noqa: F401  (registers tests.deep_output)
+from tests.support.executors import MAP_FIXED_GATE, map_runs, open_gate
+from workers.runtime import run_attempt
+
+
+@pytest.fixture(params=["mysql", "sqlite"])
+def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:
+    if request.param == "mysql":
+        yield request.getfixturevalue("db")
+        return
+    request.getfixturevalue("redis_client").flushdb()  # the gates, as the `db` fixture does for MySQL
+    url = f"sqlite:///{tmp_path / 'orchestrator.sqlite3'}"
+    upgrade(url)
+    other = make_engine(url)
+    yield other
+    other.dispose()
+
+
+def mapping(name: str, **map_fields: Any) -> dict[str, Any]:
+    """list -> map (a noop per item, echoing it) -> after (reads the map's output)."""
+    return {
+        "name": name,
+        "version": "1.0.0",
+        "nodes": [
+            {"id": "list", "executor": "noop", "config": {"items": "${input.list}"}},
+            {
+                "id": "m",
+                "type": "map",
+                "dependsOn": ["list"],
+                "over": "${nodes.list.output.items}",
+                "node": {
+                    "executor": "noop",
+                    "config": {"value": "${item}", "at": "${index}", "text": "#${index}"},
+                },
+                **map_fields,
+            },
+            {"id": "after", "executor": "noop", "dependsOn": ["m"], "config": {"got": "${nodes.m.output}"}},
+        ],
+    }
+
+
+def _run(engine: Engine, body: dict[str, Any], values: Any) -> tuple[str, Any]:
+    catalog.save_definition(engine, body)
+    instance_id = create_instance(engine, InstanceRequest(body["name"], input={"list": values})).instance_id
+    return instance_id, run_here(engine, instance_id)
+
+
+def _rows(engine: Engine, instance_id: str) -> dict[str, Any]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(NodeRow.__table__).where(NodeRow.instance_id == instance_id)).all()
+    return {row.node_id: row for row in rows}
+
+
+def test_a_map_runs_each_item_and_completes_once_with_outputs_in_index_order(engine: Engine) -> None:
+    values = [{"n": i} for i in range(25)]
+    instance_id, last = _run(engine, mapping("map-order"), values)
+
+    assert last.finished is not None and last.finished.status == "completed"
+    rows = _rows(engine, instance_id)
+    expected = [{"value": {"n": i}, "at": i, "text": f"#{i}"} for i in range(25)]
+    assert rows["m"].output == {"items": expected, "failed": []}
+    assert rows["after"].output == {"got": {"items": expected, "failed": []}}
+    items = [rows[f"m[{i}]"] for i in range(25)]
+    assert {(r.status, r.attempt, r.map_node_id) for r in items} == {("completed", 1, "m")}
+    assert rows["m"].items_total == 25 and rows["m"].items_left == 0
+
+
+def _step(engine: Engine, dispatch: Any) -> Outcome:
+    """Claim and run one message's attempt here."""
+    d = dispatch
+    held = scheduling.claim(engine, d.instance_id, d.node_id, d.attempt, "w", d.facts())
+    assert held is not None
+    return run_attempt(engine, held, 30.0)
+
+
+def test_max_concurrency_queues_only_that_many_items_at_a_time(engine: Engine) -> None:
+    body = mapping("map-capped", maxConcurrency=3)
+    catalog.save_definition(engine, body)
+    request = InstanceRequest(body["name"], input={"list": list(range(10))})
+    instance_id = create_instance(engine, request).instance_id
+    (first,) = scheduling.start(engine, instance_id).dispatches
+    (map_message,) = _step(engine, first).dispatches
+
+    started = _step(engine, map_message)
+
+    assert [d.node_id for d in started.dispatches] == ["m[0]", "m[1]", "m[2]"]
+    queued = sorted(
+        k for k, r in _rows(engine, instance_id).items() if r.map_node_id and r.status == "queued"
+    )
+    assert queued == ["m[0]", "m[1]", "m[2]"]
+    # an item's end queues the next pending one, by index
+    (next_item,) = _step(engine, started.dispatches[1]).dispatches
+    assert next_item.node_id == "m[3]"
+    last = run_here(
+        engine, instance_id, first=Outcome([started.dispatches[0], started.dispatches[2], next_item])
+    )
+    assert last.finished is not None and last.finished.status == "completed"
+    assert [x["at"] for x in _rows(engine, instance_id)["m"].output["items"]] == list(range(10))
+
+
+def test_an_empty_list_completes_the_map_at_once(engine: Engine) -> None:
+    instance_id, last = _run(engine, mapping("map-empty"), [])
+    assert last.finished is not None and last.finished.status == "completed"
+    rows = _rows(engine, instance_id)
+    assert rows["m"].output == {"items": [], "failed": []}
+    assert rows["after"].status == "completed" and not any(r.map_node_id for r in rows.values())
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"a": 1}, "over (${nodes.list.output.items}) must be a list; it is an object"),
+        (list(range(10_001)), "over (${nodes.list.output.items}) has 10001 items; a map runs at most 10000"),
+    ],
+)
+def test_a_map_over_no_list_or_too_long_a_list_fails_clearly_without_retry(
+    engine: Engine, values: Any, message: str
+) -> None:
+    instance_id, last = _run(engine, mapping("map-bad-over", retries=3), values)
+    assert last.finished is not None and last.finished.status == "failed"
+    rows = _rows(engine, instance_id)
+    assert rows["m"].status == "failed" and rows["m"].failures == 1
+    assert rows["m"].error["code"] == "MAP_OVER_INVALID" and rows["m"].error["message"] == message
+    assert not any(r.map_node_id for r in rows.values())
+
+
+def _claimed_map(engine: Engine, body: dict[str, Any], values: Any) -> tuple[str, Any]:
+    """An instance whose map node `m` is claimed (its `list` ran), and the claim."""
+    catalog.save_definition(engine, body)
+    instance_id = create_instance(engine, InstanceRequest(body["name"], input={"list": values})).instance_id
+    (first,) = scheduling.start(engine, instance_id).dispatches
+    (map_message,) = _step(engine, first).dispatches
+    d = map_message
+    held = scheduling.claim(engine, instance_id, "m", d.attempt, "gone-worker", d.facts())
+    assert held is not None
+    return instance_id, held
+
+
+def _age(engine: Engine, instance_id: str, node_id: str, seconds: float) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(NodeRow)
+            .where(NodeRow.instance_id == instance_id, NodeRow.node_id == node_id)
+            .values(heartbeat_at=utcnow() - timedelta(seconds=seconds))
+        )
+
+
+def test_the_sweep_hands_back_a_map_claimed_but_never_started_and_leaves_a_started_one(
+    engine: Engine,
+) -> None:
+    instance_id, _ = _claimed_map(engine, mapping("map-lost"), [1, 2])
+    _age(engine, instance_id, "m", 10)
+    report = recovery.sweep(engine, heartbeat_timeout=3.0)
+    assert report.handed_back == 1 and [d.node_id for d in report.dispatches] == ["m"]
+    assert (_rows(engine, instance_id)["m"].status, _rows(engine, instance_id)["m"].attempt) == ("queued", 2)
+
+    other, held = _claimed_map(engine, mapping("map-started"), [1, 2])
+    started = run_attempt(engine, held, 30.0)
+    assert len(started.dispatches) == 2
+    _age(engine, other, "m", 10)
+    assert recovery.sweep(engine, heartbeat_timeout=3.0).handed_back == 0
+    assert _rows(engine, other)["m"].status == "running"
+
+
+def test_an_item_that_loses_its_worker_too_often_fails_its_map_and_instance(engine: Engine) -> None:
+    instance_id, held = _claimed_map(engine, mapping("map-handbacks"), [1, 2, 3])
+    item = run_attempt(engine, held, 30.0).dispatches[1]
+    assert scheduling.claim(engine, instance_id, item.node_id, item.attempt, "gone-worker", item.facts())
+    with engine.begin() as conn:
+        conn.execute(
+            update(NodeRow)
+            .where(NodeRow.instance_id == instance_id, NodeRow.node_id == "m[1]")
+            .values(handbacks=recovery.MAX_HANDBACKS)
+        )
+    _age(engine, instance_id, "m[1]", 10)
+
+    report = recovery.sweep(engine, heartbeat_timeout=3.0)
+
+    assert [f.status for f in report.finished] == ["failed"]
+    rows = _rows(engine, instance_id)
+    assert rows["m[1]"].status == "failed" and rows["m"].status == "failed"
+    assert rows["m"].error["code"] == "ITEM_FAILED" and rows["m"].error["index"] == 1
+    assert {rows["m[0]"].status, rows["m[2]"].status} == {"skipped"} and rows["after"].status == "skipped"
+
+
+def test_pause_holds_back_the_next_items_resume_sends_them_and_cancel_cancels_every_open_item(
+    engine: Engine,
+) -> None:
+    instance_id, held = _claimed_map(engine, mapping("map-pause", maxConcurrency=2), list(range(5)))
+    first, _ = run_attempt(engine, held, 30.0).dispatches
+    item = scheduling.claim(engine, instance_id, first.node_id, first.attempt, "w", first.facts())
+    assert item is not None
+    lifecycle.pause(engine, instance_id)
+
+    assert run_attempt(engine, item, 30.0).dispatches == []  # m[2] is queued, not sent
+    assert _rows(engine, instance_id)["m[2]"].status == "queued"
+    resumed = lifecycle.resume(engine, instance_id)
+    assert sorted(d.node_id for d in resumed.dispatches) == ["m[1]", "m[2]"]
+
+    lifecycle.cancel(engine, instance_id)
+    rows = _rows(engine, instance_id)
+    assert {rows[f"m[{i}]"].status for i in range(1, 5)} == {"cancelled"} and rows["m"].status == "cancelled"
+
+
+FAILING = {
+    "executor": "tests.map_item",
+    "config": {"index": "${index}", "item": "${item}", "fail": "${item.fail}"},
+}
+
+
+@pytest.mark.parametrize("all_items", [False, True])
+def test_a_retry_reruns_the_items_that_did_not_complete_or_with_all_every_item(
+    engine: Engine, redis_client: Any, all_items: bool
+) -> None:
+    body = {**mapping(f"map-retry-{all_items}"), "nodes": [dict(n) for n in mapping("x")["nodes"]]}
+    body["nodes"][1] = {**body["nodes"][1], "node": FAILING, "maxConcurrency": 1}
+    values = [{"fail": i == 2} for i in range(5)]
+    instance_id, last = _run(engine, body, values)
+    assert last.finished is not None and last.finished.status == "failed"
+    assert map_runs(redis_client, instance_id) == {0: 1, 1: 1, 2: 1}  # 3 and 4 never started
+    open_gate(redis_client, MAP_FIXED_GATE)
+
+    last = run_here(engine, instance_id, first=lifecycle.retry(engine, instance_id, None, all_items))
+
+    assert last.finished is not None and last.finished.status == "completed"
+    again = {i: 2 for i in range(3)} if all_items else {0: 1, 1: 1, 2: 2}
+    assert map_runs(redis_client, instance_id) == {**again, 3: 1, 4: 1}
+    assert _rows(engine, instance_id)["m"].output["items"] == [
+        {"index": i, "item": v} for i, v in enumerate(values)
+    ]
+
+
+def test_a_map_of_10000_items_starts_in_one_transaction_and_sends_each_item_as_its_own_task(
+    engine: Engine,
+) -> None:
+    instance_id, held = _claimed_map(engine, mapping("map-10000"), list(range(10_000)))
+
+    started = run_attempt(engine, held, 30.0)
+
+    assert len(started.dispatches) == 10_000
+    d = started.dispatches[1234]
+    # Flower names the task `<workflow>/<node> [<executor>]`: here `map-10000/m[1234] [noop]`
+    assert (d.workflow, d.node_id, d.executor, d.attempt) == ("map-10000", "m[1234]", "noop", 1)
+    with engine.connect() as conn:
+        counted = conn.execute(
+            select(NodeRow.status, func.count())
+            .where(NodeRow.instance_id == instance_id, NodeRow.map_node_id == "m")
+            .group_by(NodeRow.status)
+        ).all()
+    assert dict(counted) == {"queued": 10_000}
+    item = scheduling.claim(engine, instance_id, d.node_id, d.attempt, "w", d.facts())
+    assert item is not None and (item.map_item.index, item.map_item.value) == (1234, 1234)
+
+
+def test_an_item_whose_body_is_a_sub_workflow_is_completed_by_its_child(engine: Engine) -> None:
+    child = {
+        "name": "map-child",
+        "version": "1.0.0",
+        "nodes": [{"id": "only", "executor": "noop", "config": {"got": "${input.x}"}}],
+    }
+    body = mapping("map-of-children")
+    body["nodes"][1]["node"] = {
+        "type": "subworkflow",
+        "config": {"workflow": {"name": "map-child"}, "input": {"x": "${item}"}},
+    }
+    catalog.save_definition(engine, child)
+    instance_id, held = _claimed_map(engine, body, ["a", "b"])
+    items = run_attempt(engine, held, 30.0).dispatches
+    assert [(d.node_id, d.node_type) for d in items] == [("m[0]", "subworkflow"), ("m[1]", "subworkflow")]
+
+    children = [_step(engine, d).starts[0].instance_id for d in items]
+    for child_id in children:
+        run_here(engine, child_id)
+    released = [subworkflow.child_finished(engine, child_id) for child_id in children]
+
+    assert released[0].dispatches == [] and [d.node_id for d in released[1].dispatches] == ["after"]
+    assert _rows(engine, instance_id)["m"].output == {"items": [{"got": "a"}, {"got": "b"}], "failed": []}
+
+
+def test_a_map_whose_output_the_store_cannot_hold_fails_and_its_items_keep_theirs(engine: Engine) -> None:
+    body = mapping("map-too-deep")
+    body["nodes"][1]["node"] = {
+        "executor": "tests.deep_output",
+        "config": {"depth": storable.max_depth(engine)},
+    }
+    instance_id, last = _run(engine, body, [1])
+
+    assert last.finished is not None and last.finished.status == "failed"
+    rows = _rows(engine, instance_id)
+    assert rows["m[0]"].status == "completed" and rows["m"].status == "failed"
+    assert rows["m"].error["code"] == "OUTPUT_NOT_STORABLE" and rows["after"].status == "skipped"
+
+
+def test_progress_counts_items_and_the_nodes_view_shows_a_map_with_its_item_counts(engine: Engine) -> None:
+    instance_id, held = _claimed_map(engine, mapping("map-progress", maxConcurrency=2), ["a", "b", "c", "d"])
+    first = run_attempt(engine, held, 30.0).dispatches[0]
+    _step(engine, first)
+
+    status = views.status(engine, instance_id)
+    # 3 nodes and 4 items; `list` and one item finished
+    assert status["progress"] == round(100 * 2 / 7) and status["currentNodes"] == ["m"]
+    listed = {n["nodeId"]: n for n in views.nodes(engine, instance_id)}
+    assert list(listed) == ["list", "m", "after"]
+    assert listed["m"]["items"] == {
+        "total": 4,
+        "done": 1,
+        "byStatus": {"completed": 1, "queued": 2, "pending": 1},
+    }
+    assert "items" not in listed["list"] and listed["m"]["type"] == "map"
