@@ -33,6 +33,9 @@ SETTINGS: dict[str, str] = {
         f"(default {_DEFAULTS.heartbeat_timeout:g})"
     ),
     "ORCH_RECOVERY_INTERVAL": f"seconds between recovery sweeps (default {_DEFAULTS.recovery_interval:g})",
+    "ORCH_SCHEDULE_INTERVAL": (
+        f"seconds between passes that fire due schedules (default {_DEFAULTS.schedule_interval:g})"
+    ),
     "ORCH_SHUTDOWN_GRACE": (
         f"seconds a stopping worker lets running nodes finish (default {_DEFAULTS.shutdown_grace:g})"
     ),
@@ -97,7 +100,13 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
         "ORCH_EGRESS_ALLOW",
     ),
     # beat only sends the sweeps' messages: the workers run them against the database
-    "beat": ("ORCH_BROKER_URL", "ORCH_RECOVERY_INTERVAL", "ORCH_EXECUTOR_MODULES", "ORCH_LOG_FORMAT"),
+    "beat": (
+        "ORCH_BROKER_URL",
+        "ORCH_RECOVERY_INTERVAL",
+        "ORCH_SCHEDULE_INTERVAL",
+        "ORCH_EXECUTOR_MODULES",
+        "ORCH_LOG_FORMAT",
+    ),
     "db": ("ORCH_DATABASE_URL",),
     "submit": _CLIENT,
     "status": _CLIENT,

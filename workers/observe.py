@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 RUN_NODE = "orchestrator.run_node"
 RECOVER = "orchestrator.recover"
+FIRE_SCHEDULES = "orchestrator.fire_schedules"
 SENT_AT_HEADER = "orch_sent_at"
 # after a failed write the store is left alone this long, so a Redis outage costs no node time
 BACKOFF_S = 30.0
@@ -251,6 +252,22 @@ def _sweep_done(sender: Any = None, result: Any = None, **_: Any) -> None:
     }
     if any(counts.values()):
         _record(metrics.increment, counts)
+
+
+@task_success.connect
+def _schedules_fired(sender: Any = None, result: Any = None, **_: Any) -> None:
+    if getattr(sender, "name", None) != FIRE_SCHEDULES or not isinstance(result, dict):
+        return
+    if "fired" not in result:  # a pass that found the lock taken
+        return
+    tally = metrics.Tally()
+    outcomes = {"fired": "fired", "skipped": "skippedFires", "missed": "missed", "failed": "failed"}
+    tally.schedule_pass(
+        {outcome: int(result.get(key, 0)) for outcome, key in outcomes.items()},
+        [(str(catchup), float(lag)) for catchup, lag in result.get("lags", [])],
+    )
+    if tally.pending():
+        _record(tally.flush)
 
 
 @after_setup_logger.connect
