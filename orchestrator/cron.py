@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cronsim import CronSim, CronSimError
+from cronsim import CronSim
 
 from orchestrator.errors import Problem
 
@@ -43,7 +43,7 @@ def problems(expression: str, timezone: str) -> list[Problem]:
         return [*found, Problem("cron", message, "INVALID_CRON")]
     try:
         first = next_after(expression, timezone, datetime.now(UTC))
-    except (CronSimError, ValueError) as exc:
+    except Exception as exc:  # CronSimError, and whatever else an odd expression makes the parser raise
         return [*found, Problem("cron", f"not a valid cron expression: {exc}", "INVALID_CRON")]
     if first is None:
         found.append(Problem("cron", "never fires (no matching time in the next 50 years)", "INVALID_CRON"))

@@ -16,7 +16,7 @@ from orchestrator.instances import PRIORITIES
 OVERLAPS = ("skip", "allow", "cancelPrevious")
 CATCHUPS = ("none", "last", "all")
 # a name is part of its instances' externalId (`schedule:<name>:<fire time>`) and of the API's paths
-NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}", re.ASCII)
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", re.ASCII)
 TAG_KEY = re.compile(r"[A-Za-z0-9_./-]{1,128}", re.ASCII)
 # the tags every fired instance carries; a schedule's own tags cannot claim them
 SCHEDULE_TAG, FIRE_TIME_TAG = "scheduleName", "scheduledFor"
@@ -75,7 +75,7 @@ def _typed(body: dict[str, Any], problems: list[Problem]) -> dict[str, Any]:
 def _range_problems(v: dict[str, Any]) -> list[Problem]:
     bad: list[tuple[str, str]] = []
     if "name" in v and not NAME.fullmatch(v["name"]):
-        bad.append(("name", "must be 1-128 letters, digits, '_', '.' or '-'"))
+        bad.append(("name", "must be 1-128 letters, digits, '_', '.' or '-', starting with a letter or digit"))
     if "workflow" in v and not 0 < len(v["workflow"]) <= 128:
         bad.append(("workflow", "must be 1 to 128 characters"))
     if "version" in v and not 0 < len(v["version"]) <= 64:
