@@ -112,6 +112,7 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
     "status": _CLIENT,
     "logs": _CLIENT,
     "definitions": _CLIENT,
+    "schedules": _CLIENT,
 }
 
 _NOTES: dict[str, str] = {
@@ -125,6 +126,7 @@ _NOTES: dict[str, str] = {
     "status": EXIT_CODES_HELP,
     "logs": "exit status: 0 done, 2 the API refused the request or did not answer",
     "definitions": "exit status: 0 stored (or identical), 2 refused (every problem is printed) or no answer",
+    "schedules": "exit status: 0 done, 2 refused (every problem is printed) or no answer",
 }
 
 

@@ -75,7 +75,7 @@ def _typed(body: dict[str, Any], problems: list[Problem]) -> dict[str, Any]:
 def _range_problems(v: dict[str, Any]) -> list[Problem]:
     bad: list[tuple[str, str]] = []
     if "name" in v and not NAME.fullmatch(v["name"]):
-        bad.append(("name", "must be 1-128 letters, digits, '_', '.' or '-', starting with a letter or digit"))
+        bad.append(("name", "must be 1-128 letters, digits, '_', '.' or '-', the first a letter or digit"))
     if "workflow" in v and not 0 < len(v["workflow"]) <= 128:
         bad.append(("workflow", "must be 1 to 128 characters"))
     if "version" in v and not 0 < len(v["version"]) <= 64:

@@ -45,6 +45,7 @@ from orchestrator.client.models import (
     Status,
 )
 from orchestrator.client.runs import Run
+from orchestrator.client.schedules import Schedule, Schedules
 
 __all__ = [
     "ApiError",
@@ -66,6 +67,8 @@ __all__ = [
     "NodeExecution",
     "NotFound",
     "Run",
+    "Schedule",
+    "Schedules",
     "ServerError",
     "Status",
     "TooManyStreams",
