@@ -164,9 +164,7 @@ PATHS: dict[str, Schema] = {
             *_WRITE_ERRORS,
             requestBody=_body(_ref("SchedulePatch")),
         ),
-        "delete": _op(
-            "delete a schedule (its instances stay)", {"204": {"description": "deleted"}}, "404", "405"
-        ),
+        "delete": _op("delete a schedule (its instances stay): the schedule as it was", _ONE, "404"),
     },
     "/api/v1/schedules/{name}/pause": {
         "parameters": [_NAME],

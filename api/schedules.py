@@ -34,9 +34,9 @@ def change(name: str) -> Response:
 
 
 @bp.delete("/<name>")
-def remove(name: str) -> tuple[str, int]:
-    schedules.remove(engine(), name)
-    return "", 204
+def remove(name: str) -> Response:
+    """200 with the schedule as it was; its instances stay."""
+    return jsonify(schedules.remove(engine(), name).as_dict())
 
 
 @bp.post("/<name>/pause")

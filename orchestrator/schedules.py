@@ -178,8 +178,10 @@ def set_paused(engine: Engine, name: str, paused: bool) -> Schedule:
     return get(engine, name)
 
 
-def remove(engine: Engine, name: str) -> None:
-    """Delete the schedule; its instances stay. Raises NotFound."""
+def remove(engine: Engine, name: str) -> Schedule:
+    """Delete the schedule (its instances stay); what it was. Raises NotFound."""
+    removed = get(engine, name)
     with engine.begin() as conn:
         if not conn.execute(delete(ScheduleRow).where(ScheduleRow.name == name)).rowcount:
             raise NotFound(f"no schedule named {name!r}")
+    return removed

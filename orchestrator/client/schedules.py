@@ -106,5 +106,6 @@ class Schedules:
         summary = InstanceSummary.from_json(answer["instance"])
         return Run(self._http, summary.id, summary)
 
-    def delete(self, name: str) -> None:
-        self._http.call("DELETE", self._path(name))
+    def delete(self, name: str) -> Schedule:
+        """Delete the schedule (its instances stay); what it was."""
+        return Schedule.from_json(self._http.call("DELETE", self._path(name)))
