@@ -54,15 +54,18 @@ def recover() -> dict[str, int]:
 
 
 @app.task(name="orchestrator.fire_schedules", acks_late=False)
-def fire_schedules() -> dict[str, object]:
-    """Start the instances of the schedules' due fire times (`orchestrator/schedule_firing.py`). The
-    lock only saves duplicate work: a fire time's instance is created once whoever fires it."""
+def fire_schedules() -> dict[str, object] | None:
+    """Start the instances of the schedules' due fire times (`orchestrator/schedule_firing.py`); what
+    the pass did, or None when it did nothing (its log lines are dropped: `observe.QuietSchedulePasses`).
+    The lock only saves duplicate work: a fire time's instance is created once whoever fires it."""
     engine = resources.engine()
     with advisory_lock(engine, SCHEDULES_LOCK, expire_after=resources.settings().heartbeat_timeout) as held:
         if not held:
-            return {"skipped": 1}
+            return None
         report = schedule_firing.fire_due(engine)
         _send_each([functools.partial(follow_up, outcome) for outcome in report.outcomes])
+    if not (report.fired or report.skipped or report.missed or report.failed):
+        return None
     return {
         "fired": report.fired,
         "skippedFires": report.skipped,

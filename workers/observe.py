@@ -256,9 +256,8 @@ def _sweep_done(sender: Any = None, result: Any = None, **_: Any) -> None:
 
 @task_success.connect
 def _schedules_fired(sender: Any = None, result: Any = None, **_: Any) -> None:
+    # a pass that did nothing, or found the lock taken, returns None
     if getattr(sender, "name", None) != FIRE_SCHEDULES or not isinstance(result, dict):
-        return
-    if "fired" not in result:  # a pass that found the lock taken
         return
     tally = metrics.Tally()
     outcomes = {"fired": "fired", "skipped": "skippedFires", "missed": "missed", "failed": "failed"}
@@ -268,6 +267,22 @@ def _schedules_fired(sender: Any = None, result: Any = None, **_: Any) -> None:
     )
     if tally.pending():
         _record(tally.flush)
+
+
+class QuietSchedulePasses(logging.Filter):
+    """Drops Celery's lines about schedule passes that did nothing: beat's "Sending due task", the
+    worker's "received", and "succeeded" with no result. A pass a second would otherwise fill the
+    beat and control worker logs; a pass that started, skipped or dropped something is still logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, dict) and args.get("name") == FIRE_SCHEDULES:
+            return args.get("return_value", "None") != "None"
+        return not (isinstance(args, tuple) and FIRE_SCHEDULES in args)
+
+
+for _name in ("celery.beat", "celery.worker.strategy", "celery.app.trace"):
+    logging.getLogger(_name).addFilter(QuietSchedulePasses())
 
 
 @after_setup_logger.connect
