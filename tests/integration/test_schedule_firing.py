@@ -1,10 +1,13 @@
 """The firing of schedules (`orchestrator/schedule_firing.py`), one pass at a time with a clock the
 test sets: `catchup` after an outage (simulated by a `next_fire_at` minutes in the past), `overlap`
-against a previous run still open, and one instance per fire time when a pass is repeated. On MySQL,
+against a previous run still open, and one instance per fire time when a pass is repeated or two
+run at once. On MySQL,
 and once on SQLite (the `orchestrator dev` profile)."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import pytest
@@ -72,6 +75,22 @@ def test_a_repeated_pass_over_the_same_fire_time_creates_no_second_instance(db):
     _outage(db, MINUTE)  # as if the pass had died before its compare-and-set
     again = schedule_firing.fire_due(db, NOW)
     assert _fired(db) == [(_iso(MINUTE), "pending")] and again.fired == 0
+
+
+def test_two_passes_at_once_without_the_lock_start_each_fire_time_once(db):
+    _schedule(db, catchup="all", overlap="allow")
+    _outage(db, MINUTE - timedelta(minutes=3))
+    barrier = threading.Barrier(2)
+
+    def one_pass() -> schedule_firing.FireReport:
+        barrier.wait()
+        return schedule_firing.fire_due(db, NOW)
+
+    with ThreadPoolExecutor(2) as pool:
+        reports = list(pool.map(lambda _: one_pass(), range(2)))
+    assert [when for when, _ in _fired(db)] == [_iso(MINUTE - timedelta(minutes=m)) for m in (3, 2, 1, 0)]
+    assert sum(r.fired for r in reports) == 4 and sum(r.failed for r in reports) == 0
+    assert schedules.get(db, "s").next_fire_at == MINUTE + timedelta(minutes=1)
 
 
 @pytest.mark.parametrize(
