@@ -1,8 +1,7 @@
 """The firing of schedules (`orchestrator/schedule_firing.py`), one pass at a time with a clock the
 test sets: `catchup` after an outage (simulated by a `next_fire_at` minutes in the past), `overlap`
 against a previous run still open, and one instance per fire time when a pass is repeated or two
-run at once. On MySQL,
-and once on SQLite (the `orchestrator dev` profile)."""
+run at once. On MySQL, and once on SQLite (the `orchestrator dev` profile)."""
 
 from __future__ import annotations
 
