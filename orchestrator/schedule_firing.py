@@ -78,7 +78,9 @@ def plan(schedule: Schedule, now: datetime) -> Plan:
             due.append(following)
             following = next(times, None)
         return Plan(due, 0, following)
-    latest = cron.last_at_or_before(spec.cron, spec.timezone, now) or first
+    latest = cron.last_at_or_before(spec.cron, spec.timezone, now)
+    if latest is None or latest < first:  # `first` is a fire time at or before now: never go back
+        latest = first
     following = cron.next_after(spec.cron, spec.timezone, latest)
     if spec.catchup == "none" and now - latest > MISSED_AFTER:
         return Plan([], 1 + (latest > first), following)
