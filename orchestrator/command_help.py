@@ -67,6 +67,7 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
         "ORCH_HEARTBEAT_INTERVAL",
         "ORCH_HEARTBEAT_TIMEOUT",
         "ORCH_RECOVERY_INTERVAL",
+        "ORCH_SCHEDULE_INTERVAL",
         "ORCH_SHUTDOWN_GRACE",
         "ORCH_EGRESS_ALLOW",
         "ORCH_LOG_FORMAT",
