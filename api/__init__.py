@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
         openapi,
         requests,
         schedules,
+        signals,
         workers,
     )
 
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
     app.register_blueprint(definitions.bp)
     app.register_blueprint(instances.bp)
     app.register_blueprint(lifecycle.bp)
+    app.register_blueprint(signals.bp)
     app.register_blueprint(events.bp)
     app.register_blueprint(workers.bp)
     app.register_blueprint(schedules.bp)

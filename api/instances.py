@@ -13,8 +13,9 @@ from api import query
 from api.context import engine, settings
 from api.errors import error_body, status_of
 from api.requests import instance_request, json_object, names_as_sent, rename_as_sent
-from orchestrator import egress, instances, logs, queries, views
+from orchestrator import delayed_start, egress, instances, logs, queries, views
 from orchestrator.errors import OrchestratorError, Problem, ValidationError
+from orchestrator.models import utcnow
 from orchestrator.states import InstanceStatus
 from workers.dispatch import send_schedule
 
@@ -48,9 +49,19 @@ def _create(body: Any) -> tuple[dict[str, Any], int]:
     # A repeat of a request whose first try died between its commit and its enqueue finds the
     # instance still pending: enqueue again, `schedule` is idempotent.
     if request.start and (created.created or created.status == InstanceStatus.PENDING.value):
-        send_schedule(created.instance_id, request.priority)
+        _schedule(created.instance_id, request)
     payload = views.created_summary(engine(), created)
     return payload, 201 if created.created else 200
+
+
+def _schedule(instance_id: str, request: instances.InstanceRequest) -> None:
+    """Send `schedule` now, or for a startAt to come with a countdown if it is close; a later one is
+    started by the sweep (`delayed_start`)."""
+    delay = 0.0 if request.start_at is None else (request.start_at - utcnow()).total_seconds()
+    if delay <= 0:
+        send_schedule(instance_id, request.priority)
+    elif delay <= delayed_start.PROMPT_START_UP_TO:
+        send_schedule(instance_id, request.priority, countdown=delay)
 
 
 def _check_callback_url(url: str | None) -> None:

@@ -17,7 +17,7 @@ from api.instances import MAX_BATCH
 from api.query import DEFAULT_INSTANCE_PAGE, DEFAULT_LOG_PAGE, MAX_INSTANCE_PAGE, MAX_LOG_PAGE
 from api.requests import ALIASES, MAX_TIMEOUT_MS
 from orchestrator import waiting
-from orchestrator.definitions import MAX_DURATION_MS
+from orchestrator.definitions import MAX_DURATION_MS, NODE_TYPES
 from orchestrator.instances import PRIORITIES
 from orchestrator.logs import LEVELS
 from orchestrator.states import InstanceStatus, NodeStatus
@@ -173,8 +173,12 @@ SCHEMAS: dict[str, Schema] = {
                 "minItems": 1,
                 "items": {
                     "type": "object",
-                    "description": "`id`, `type` (task or subworkflow), `executor`, `dependsOn`, `config`, "
-                    "`retries`, `retryDelay`, `timeout`, `queue`, `when`, `name`",
+                    "description": "`id`, `type` (task, subworkflow, map, wait or sleep), `executor`, "
+                    "`dependsOn`, `config`, `retries`, `retryDelay`, `timeout`, `queue`, `when`, `name`; "
+                    "a map: `over` (one template naming a list), `node` (the task or subworkflow body run "
+                    "once per item, `${item}` and `${index}` in its config), `maxConcurrency`, "
+                    "`onItemFailure` (fail or continue); a wait: `signal`, `timeout` (ms), "
+                    "`onTimeout` ({output}); a sleep: `duration` (ms) or `until` (ISO 8601 or a template)",
                 },
             },
         },
@@ -230,6 +234,13 @@ SCHEMAS: dict[str, Schema] = {
             "callbackUrl": _optional({"type": "string", "pattern": "^https?://", "maxLength": 2048}),
             "queue": _optional({"type": "string", "pattern": QUEUE_PATTERN}),
             "start": _optional({"type": "boolean", "default": True}),
+            "startAt": _optional(
+                {
+                    **_TIME,
+                    "description": "stay pending until this time (UTC without an offset; a past time "
+                    "is now); with `start: false` only recorded",
+                }
+            ),
         },
         "allOf": [
             {"anyOf": [_given("workflow"), _given("workflowName")]},
@@ -262,6 +273,7 @@ SCHEMAS: dict[str, Schema] = {
             "parentInstanceId": _nullable(_STR),
             "createdBy": _nullable(_STR),
             "createdAt": _TIME,
+            "startAt": _nullable(_TIME),
             "startedAt": _nullable(_TIME),
             "updatedAt": _TIME,
             "finishedAt": _nullable(_TIME),
@@ -329,13 +341,21 @@ SCHEMAS: dict[str, Schema] = {
             "currentNode": _nullable(_STR),
             **{
                 name: {"type": "array", "items": _STR}
-                for name in ("currentNodes", "completedNodes", "failedNodes", "skippedNodes", "queuedNodes")
+                for name in (
+                    "currentNodes",
+                    "completedNodes",
+                    "failedNodes",
+                    "skippedNodes",
+                    "queuedNodes",
+                    "waitingNodes",
+                )
             },
             "waitingFor": {
                 "type": "object",
-                "additionalProperties": {"enum": list(waiting.REASONS)},
+                "additionalProperties": _ref("WaitingFor"),
                 "description": "node id -> why that queued node is not running yet: `worker` (its message "
-                "is sent; no worker of its queue has a free slot) or `retryDelay` (a retry not yet due)",
+                "is sent; no worker of its queue has a free slot) or `retryDelay` (a retry not yet due); "
+                "or what that `waiting` node waits for",
             },
             "totalNodes": {"type": "integer"},
             "startedAt": _nullable(_TIME),
@@ -349,6 +369,7 @@ SCHEMAS: dict[str, Schema] = {
         "type": "object",
         "properties": {
             "nodeId": _STR,
+            "type": {"enum": list(NODE_TYPES)},
             "executor": _nullable(_STR),
             "queue": _STR,
             "status": {"enum": [s.value for s in NodeStatus]},
@@ -359,8 +380,34 @@ SCHEMAS: dict[str, Schema] = {
             "output": _ANY,
             "error": _nullable({"type": "object"}),
             "skipReason": _nullable({"enum": ["upstream failed", "instance failed", "condition false"]}),
-            "waitingFor": _nullable({"enum": list(waiting.REASONS)}),
+            "waitingFor": _nullable(_ref("WaitingFor")),
             "lastCheckpoint": _ANY,
+        },
+    },
+    "WaitingFor": {
+        "description": "a queued node: `worker` or `retryDelay`; a waiting wait node: its signal and "
+        "timeout (`until`, null: none); a waiting sleep node: when it wakes",
+        "anyOf": [
+            {"enum": list(waiting.REASONS)},
+            {
+                "type": "object",
+                "required": ["until"],
+                "properties": {"signal": _STR, "until": _nullable(_TIME)},
+            },
+        ],
+    },
+    "SignalDelivery": {
+        "type": "object",
+        "required": ["instanceId", "signal", "delivered", "nodeId"],
+        "properties": {
+            "instanceId": _STR,
+            "signal": _STR,
+            "delivered": {
+                "type": "boolean",
+                "description": "true: the waiting node completed with the body as its output; false: "
+                "the signal is stored until the node is reached",
+            },
+            "nodeId": {"type": "string", "description": "the wait node that waits for this signal"},
         },
     },
     "LogEntry": {
@@ -500,6 +547,11 @@ PATHS: dict[str, Schema] = {
                 ),
                 _query("externalId", _TEXT, "the idempotency key"),
                 _query(
+                    "delayed",
+                    {"type": "boolean"},
+                    "true: pending instances whose startAt is to come; false: the others",
+                ),
+                _query(
                     "limit",
                     {
                         "type": "integer",
@@ -630,6 +682,21 @@ PATHS: dict[str, Schema] = {
             requestBody=_body(_action_body({"fromNode": _optional(_STR)}), False),
         ),
     },
+    "/api/v1/instances/{instance_id}/signals/{name}": {
+        "parameters": [
+            _INSTANCE_ID,
+            {"name": "name", "in": "path", "required": True, "schema": _STR, "description": "the signal"},
+        ],
+        "post": _op(
+            "send a signal (any JSON body; none: null) to the instance's wait node waiting for `name`: "
+            "it completes the waiting node with the body as its output, or is stored until the node is "
+            "reached. 404: no such instance, or no wait node of it waits for `name`; 409: the instance "
+            "has ended, the node is done, or a signal `name` is already stored",
+            {"202": _json(_ref("SignalDelivery"), "delivered, or stored until the node is reached")},
+            *_ACTION_ERRORS,
+            requestBody=_body(_ANY, False),
+        ),
+    },
     "/api/v1/workers": {
         "get": _op(
             "every worker seen",
@@ -680,6 +747,7 @@ _OPERATION_IDS = {
         ("post", f"/api/v1/instances/{{instance_id}}/{action}"): f"{action}Instance"
         for action in (*_LIFECYCLE, "cancel", "retry")
     },
+    ("post", "/api/v1/instances/{instance_id}/signals/{name}"): "sendSignal",
     ("get", "/api/v1/workers"): "listWorkers",
     ("get", "/api/v1/openapi.json"): "getOpenApiDocument",
     ("get", "/health"): "getHealth",

@@ -76,7 +76,8 @@ def timestamp(name: str) -> datetime | None:
 
 
 def instance_filter() -> InstanceFilter:
-    """`status` (repeatable or comma-separated), `workflow`, `tag=key:value` (repeatable), `externalId`."""
+    """`status` (repeatable or comma-separated), `workflow`, `tag=key:value` (repeatable), `externalId`,
+    `delayed` (true: pending with a startAt to come; false: the others)."""
     statuses = [s.strip() for value in request.args.getlist("status") for s in value.split(",") if s.strip()]
     known = {s.value for s in InstanceStatus}
     unknown = [s for s in statuses if s not in known]
@@ -95,7 +96,18 @@ def instance_filter() -> InstanceFilter:
         workflow=text("workflow"),
         tags=tuple(tags),
         external_id=text("externalId"),
+        delayed=boolean("delayed"),
     )
+
+
+def boolean(name: str) -> bool | None:
+    """`true` or `false`; None when absent or empty."""
+    raw = request.args.get(name)
+    if not raw:
+        return None
+    if raw not in ("true", "false"):
+        raise _invalid(name, "must be true or false", "TYPE_MISMATCH")
+    return raw == "true"
 
 
 def instance_page() -> tuple[int, Cursor | None]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask, current_app, request
@@ -33,6 +34,9 @@ _READ_CHUNK = 64 * 1024
 TAG_KEY = re.compile(r"[A-Za-z0-9_./-]{1,128}", re.ASCII)
 _QUEUE = re.compile(r"[A-Za-z0-9_.-]{1,64}", re.ASCII)
 _STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_LEAP_SECOND = re.compile(r"(?<=T\d\d:\d\d):60(?=[.Z+-]|$)")
+_EARLIEST = datetime(1970, 1, 1)
+_LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999)
 
 
 def init_app(app: Flask) -> None:
@@ -208,6 +212,7 @@ _TYPES: dict[str, tuple[type, str]] = {
     "callbackUrl": (str, "a string"),
     "queue": (str, "a string"),
     "start": (bool, "a boolean"),
+    "startAt": (str, "an ISO 8601 date and time"),
 }
 # The seed's names for three of them (SPEC section 2c): one field under either name, never both.
 ALIASES = {"workflowName": "workflow", "workflowVersion": "version", "inputData": "input"}
@@ -281,7 +286,32 @@ def _constraints(v: dict[str, Any]) -> list[tuple[str, str]]:
         bad.append(("createdBy", "must be at most 255 characters"))
     if "queue" in v and not _QUEUE.fullmatch(v["queue"]):
         bad.append(("queue", "must be 1-64 letters, digits, '_', '.' or '-'"))
+    if "startAt" in v and instant(v["startAt"]) is None:
+        bad.append(("startAt", "must be an ISO 8601 date and time such as 2024-05-01T09:00:00Z"))
     return bad
+
+
+def instant(text: str) -> datetime | None:
+    """An ISO 8601 / RFC 3339 date and time as naive UTC (without an offset: UTC), held within the
+    times the store can hold (1970 to 9999: a time before is as past as 1970); None if not one."""
+    if len(text) > 64:
+        return None
+    normal = text.strip().upper()
+    leap = _LEAP_SECOND.search(normal)
+    if leap:  # RFC 3339 allows :60; it is taken as the last second of the minute
+        normal = normal[: leap.start()] + ":59" + normal[leap.end() :]
+    try:
+        parsed = datetime.fromisoformat(normal)
+    except ValueError:
+        return None
+    offset = parsed.utcoffset()
+    naive = parsed.replace(tzinfo=None)
+    if offset:
+        try:
+            naive -= offset
+        except OverflowError:  # moved before year 1 or past 9999
+            naive = _EARLIEST if offset > timedelta(0) else _LATEST
+    return min(max(naive, _EARLIEST), _LATEST)
 
 
 def instance_request(body: Any, prefix: str = "") -> InstanceRequest:
@@ -318,4 +348,5 @@ def instance_request(body: Any, prefix: str = "") -> InstanceRequest:
         callback_url=v.get("callbackUrl"),
         queue=v.get("queue"),
         start=v.get("start", True),
+        start_at=instant(v["startAt"]) if "startAt" in v else None,
     )

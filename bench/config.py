@@ -14,7 +14,7 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/11"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/orch_bench"
 BROKERS = ("redis", "amqp")
 # what a RabbitMQ pass runs unless `--only` says otherwise: the chain and the fan-out, ours and raw
-AMQP_SCENARIOS = ("sequential", "fan")
+AMQP_SCENARIOS = ("sequential", "fan", "map")
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,25 @@ def fan_definition(width: int) -> dict[str, Any]:
     return {"name": f"bench-fan-{width}", "version": "1.0.0", "nodes": nodes}
 
 
+def map_definition(width: int) -> dict[str, Any]:
+    """1 -> map of `width` `noop` items -> 1: `source` outputs the list, `each` maps it, `join` reads it."""
+    return {
+        "name": f"bench-map-{width}",
+        "version": "1.0.0",
+        "nodes": [
+            {"id": "source", "type": "task", "executor": "noop", "config": {"items": list(range(width))}},
+            {
+                "id": "each",
+                "type": "map",
+                "dependsOn": ["source"],
+                "over": "${nodes.source.output.items}",
+                "node": {"type": "task", "executor": "noop", "config": {"n": "${item}"}},
+            },
+            {"id": "join", "type": "task", "executor": "noop", "dependsOn": ["each"]},
+        ],
+    }
+
+
 DIAMOND = {
     "name": "bench-diamond",
     "version": "1.0.0",

@@ -19,7 +19,7 @@ from typing import Any
 from bench.config import AMQP_SCENARIOS, BROKERS, FULL, QUICK, ROOT, BenchConfig
 from bench.stats import Row
 
-SCENARIOS = ("sequential", "fan", "many", "scale", "backlog", "recovery")
+SCENARIOS = ("sequential", "fan", "map", "many", "scale", "backlog", "recovery")
 
 
 def parse(argv: Sequence[str] | None) -> BenchConfig:
@@ -205,6 +205,7 @@ def _run(
     run = {
         "sequential": scenarios.sequential,
         "fan": scenarios.fan,
+        "map": scenarios.map_items,
         "many": scenarios.many,
         "scale": scenarios.scale,
         "backlog": backlog,

@@ -66,6 +66,25 @@ def fan(ctx: Context) -> list[Row]:
     return [rate, wall]
 
 
+def map_items(ctx: Context) -> list[Row]:
+    """The fan-out again, written as a map node: 1 -> map of `fan` items -> 1, beside raw's chord."""
+    width = ctx.sizes.fan
+    nodes = width + 3  # source, the map node itself, its items, join
+    ctx.orchestrator.define(ours.map_definition(width))
+    name = f"map (1 -> map of {width} -> 1)"
+    rate = Row(name, "throughput", "nodes/s", target=Target("ratio", ">=", 0.6, ">= 0.6x raw chord"))
+    wall = Row(name, "wall time", "s")
+    for rep in range(ctx.sizes.repetitions):
+        run = ctx.orchestrator.run(f"bench-map-{width}")
+        rate.ours.append(nodes / run.total_s)
+        wall.ours.append(run.total_s)
+        baseline = raw.run_chord(ctx.redis, width)
+        rate.raw.append(nodes / baseline.total_s)
+        wall.raw.append(baseline.total_s)
+        ctx.say(f"  {name} #{rep + 1}: {rate.ours[-1]:.0f} nodes/s vs raw {rate.raw[-1]:.0f}")
+    return [rate, wall]
+
+
 def many(ctx: Context) -> list[Row]:
     count = ctx.sizes.instances
     ctx.orchestrator.define(ours.DIAMOND)

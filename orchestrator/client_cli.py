@@ -1,5 +1,5 @@
-"""`orchestrator submit | status | logs | definitions push | schedules ...`: the API's client commands, on
-`orchestrator.client`.
+"""`orchestrator submit | status | logs | signal | definitions push | schedules ...`: the API's client
+commands, on `orchestrator.client`.
 
 Reads `ORCH_API_URL` (default http://127.0.0.1:8080) and `ORCH_API_TOKEN`. Exit codes
 (`status_text.py`): 0 done (with `--watch`, every instance completed; `status`: completed or not
@@ -47,6 +47,9 @@ def add_commands(sub: Any) -> None:
     submit.add_argument("--external-id", help="idempotency key: a repeat returns the existing instance")
     submit.add_argument("--priority", choices=["low", "normal", "high", "critical"])
     submit.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
+    submit.add_argument(
+        "--start-at", metavar="TIME", help="ISO 8601 (UTC without an offset): stay pending until then"
+    )
     submit.add_argument("--watch", action="store_true", help="show live progress until the instances end")
     status = sub.add_parser(
         "status", help="the status of an instance: a summary, and an exit status scripts can test"
@@ -56,6 +59,16 @@ def add_commands(sub: Any) -> None:
     logs = sub.add_parser("logs", help="the execution log of an instance")
     logs.add_argument("instance_id")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing until the instance ends")
+    signal = sub.add_parser(
+        "signal",
+        help="send a signal to an instance: it completes the wait node waiting for it, or is kept "
+        "until that node is reached",
+    )
+    signal.add_argument("instance_id")
+    signal.add_argument("name", help="the signal's name (a wait node's `signal`)")
+    signal.add_argument(
+        "--data", help="the signal's data as JSON, or @file.json: the node's output (default null)"
+    )
     definitions = sub.add_parser("definitions", help="workflow definitions")
     definitions.add_argument("action", choices=["push"])
     definitions.add_argument("file")
@@ -72,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
                 return _status(client.run(args.instance_id), args.json)
             if args.command == "logs":
                 return _logs(client.run(args.instance_id), args.follow)
+            if args.command == "signal":
+                return _signal(client, args)
             if args.command == "definitions":
                 stored = client.definitions.put(_json_file(args.file, "definition file"))
                 print(f"{stored.name} {stored.version} stored (id {stored.id})")
@@ -95,6 +110,16 @@ def _status(instance: Run, raw: bool) -> int:
     else:
         print(status_text.summary(status.raw, instance.get().raw))
     return status_text.exit_code(status.status)
+
+
+def _signal(client: Client, args: argparse.Namespace) -> int:
+    data = None if args.data is None else _json_argument(args.data, "--data")
+    sent = client.signal(args.instance_id, args.name, data)
+    if sent.delivered:
+        print(f"signal {sent.signal} delivered: node {sent.node_id} completed")
+    else:
+        print(f"signal {sent.signal} stored until node {sent.node_id} is reached")
+    return 0
 
 
 def _json_file(path: str, what: str) -> Any:
@@ -131,7 +156,12 @@ def _submit(client: Client, args: argparse.Namespace) -> int:
     inputs = [_json_argument(text, "--input") for text in (args.input or ["{}"])]
     if args.external_id and len(inputs) > 1:
         raise UsageError("--external-id names one instance; give one --input with it")
-    options = {"version": args.version, "priority": args.priority, "tags": _tags(args.tag)}
+    options = {
+        "version": args.version,
+        "priority": args.priority,
+        "tags": _tags(args.tag),
+        "start_at": args.start_at,
+    }
     refused = 0
     if len(inputs) == 1:
         ids = [client.submit(args.workflow, inputs[0], external_id=args.external_id, **options).id]
@@ -185,4 +215,3 @@ def _logs(instance: Run, follow: bool) -> int:
         if event.log is not None:
             _print_log(event.log)
     return 0
-

@@ -112,6 +112,7 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
     "submit": _CLIENT,
     "status": _CLIENT,
     "logs": _CLIENT,
+    "signal": _CLIENT,
     "definitions": _CLIENT,
     "schedules": _CLIENT,
 }
@@ -126,6 +127,9 @@ _NOTES: dict[str, str] = {
     "submit": EXIT_CODES_HELP,
     "status": EXIT_CODES_HELP,
     "logs": "exit status: 0 done, 2 the API refused the request or did not answer",
+    "signal": "exit status: 0 delivered or stored until the wait node is reached, 2 the API refused it "
+    "(no such instance or signal name, the instance has ended, the node is done, a signal of that name "
+    "is already stored) or did not answer, or a wrong command line",
     "definitions": "exit status: 0 stored (or identical), 2 refused (every problem is printed) or no answer",
     "schedules": "exit status: 0 done, 2 refused (every problem is printed) or no answer",
 }

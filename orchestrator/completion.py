@@ -73,33 +73,64 @@ _COUNT_DOWN = (
 
 @retrying()
 def complete(
-    engine: Engine, held: Claim, output: Any, *, skipped: bool = False, duration_ms: float | None = None
+    engine: Engine,
+    held: Claim,
+    output: Any,
+    *,
+    skipped: bool = False,
+    duration_ms: float | None = None,
+    source: N = N.RUNNING,
 ) -> Outcome:
-    """Store the output (running -> completed, or skipped), release successors whose dependencies are
-    now all done, and finish the instance when no node is left. Raises LostClaim (fencing), and
-    NotStorable for an output the store cannot hold (`storable.py`): the caller fails the node."""
+    """Store the output (running -> completed, or skipped; a wait or sleep node from `waiting`), release
+    successors whose dependencies are now all done, and finish the instance when no node is left.
+    Raises LostClaim (fencing), and NotStorable for an output the store cannot hold (`storable.py`):
+    the caller fails the node."""
+    storable.check(engine, output, NotStorable, f"the output of node {held.node_id}")
+    with held.unwritten.taken() as earlier, engine.begin() as conn:
+        return complete_in(
+            conn,
+            engine,
+            held,
+            output,
+            skipped=skipped,
+            duration_ms=duration_ms,
+            source=source,
+            earlier=earlier,
+        )
+
+
+def complete_in(
+    conn: Connection,
+    engine: Engine,
+    held: Claim,
+    output: Any,
+    *,
+    skipped: bool = False,
+    duration_ms: float | None = None,
+    source: N = N.RUNNING,
+    earlier: list[logs.LogEntry] | tuple[logs.LogEntry, ...] = (),
+) -> Outcome:
+    """`complete` in the caller's transaction (whose first lock must be the node row, see the module
+    doc), with `earlier` log lines written before its own; the output is checked by the caller."""
     now = utcnow()
     target = N.SKIPPED if skipped else N.COMPLETED
-    what = f"the output of node {held.node_id}"
-    storable.check(engine, output, NotStorable, what)
-    with held.unwritten.taken() as earlier, engine.begin() as conn:
-        with storable.refusals(NotStorable, what):
-            finished = finish_node(conn, held.row_id, held.attempt, target, output, now)
-        if not finished:
-            raise LostClaim(f"node {held.node_id} attempt {held.attempt} no longer holds its claim")
-        entries = [
-            *earlier,
-            logs.LogEntry(
-                held.instance_id,
-                f"node {target}",
-                node_id=held.node_id,
-                worker_id=held.worker_id,
-                attempt=held.attempt,
-                duration_ms=duration_ms,
-                details={"status": target.value},
-            ),
-        ]
-        return _node_done(conn, engine, held, now, entries)
+    with storable.refusals(NotStorable, f"the output of node {held.node_id}"):
+        finished = finish_node(conn, held.row_id, held.attempt, target, output, now, source)
+    if not finished:
+        raise LostClaim(f"node {held.node_id} attempt {held.attempt} no longer holds its claim")
+    entries = [
+        *earlier,
+        logs.LogEntry(
+            held.instance_id,
+            f"node {target}",
+            node_id=held.node_id,
+            worker_id=held.worker_id,
+            attempt=held.attempt,
+            duration_ms=duration_ms,
+            details={"status": target.value},
+        ),
+    ]
+    return _node_done(conn, engine, held, now, entries)
 
 
 def _node_done(
@@ -176,16 +207,16 @@ def fail(
     *,
     retryable: bool = True,
     duration_ms: float | None = None,
+    source: N = N.RUNNING,
 ) -> Outcome:
-    """Record a failed attempt: queue the next attempt with backoff while retries are left, else fail
-    the node and its instance. Raises LostClaim (fencing)."""
+    """Record a failed attempt (of a running node; a wait's timeout fails it from `waiting`): queue
+    the next attempt with backoff while retries are left, else fail the node and its instance.
+    Raises LostClaim (fencing)."""
     now = utcnow()
     with held.unwritten.taken() as earlier, engine.begin() as conn:
         bumped = conn.execute(
             update(NodeRow)
-            .where(
-                NodeRow.id == held.row_id, NodeRow.status == N.RUNNING.value, NodeRow.attempt == held.attempt
-            )
+            .where(NodeRow.id == held.row_id, NodeRow.status == source.value, NodeRow.attempt == held.attempt)
             .values(failures=NodeRow.failures + 1, error=error, updated_at=now)
         ).rowcount
         if not bumped:
@@ -216,7 +247,7 @@ def fail(
                 conn,
                 held.row_id,
                 N.QUEUED,
-                sources=[N.RUNNING],
+                sources=[source],
                 fence=held.attempt,
                 attempt=held.attempt + 1,
                 queued_at=now,
@@ -242,7 +273,7 @@ def fail(
             conn,
             held.row_id,
             N.FAILED,
-            sources=[N.RUNNING],
+            sources=[source],
             fence=held.attempt,
             finished_at=now,
             heartbeat_at=None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, insert, select
@@ -40,6 +40,9 @@ class InstanceRequest:
     callback_url: str | None = None
     queue: str | None = None
     start: bool = True
+    # not started before this time (naive UTC; None or a past time: at once). With `start` false it
+    # is only recorded: a manual start starts such an instance
+    start_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,9 @@ def _rows(
     now = utcnow()
     instance_id = str(uuid.uuid4())
     timeout_ms = request.timeout_ms if request.timeout_ms is not None else definition.timeout_ms
+    # a delayed instance's start is requested for its startAt (`delayed_start`), and its timeout
+    # runs from then
+    begins = now if request.start_at is None else max(now, request.start_at)
     instance = {
         "id": instance_id,
         "definition_id": stored.id,
@@ -135,8 +141,9 @@ def _rows(
         "total_nodes": len(definition.nodes),
         "created_at": now,
         "updated_at": now,
-        "deadline_at": None if timeout_ms is None else now + timedelta(milliseconds=timeout_ms),
-        "start_requested_at": now if request.start else None,
+        "deadline_at": None if timeout_ms is None else _deadline(begins, timeout_ms),
+        "start_requested_at": begins if request.start else None,
+        "start_at": request.start_at,
     }
     nodes = [
         {
@@ -155,6 +162,14 @@ def _rows(
         for node in definition.nodes
     ]
     return instance, nodes
+
+
+_LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999)
+
+
+def _deadline(begins: datetime, timeout_ms: int) -> datetime:
+    timeout = timedelta(milliseconds=timeout_ms)
+    return begins + timeout if begins <= _LATEST - timeout else _LATEST
 
 
 def _hold_parent_node(conn: Connection, request: InstanceRequest, attempt: int) -> None:

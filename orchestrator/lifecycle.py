@@ -66,12 +66,12 @@ def _resume(engine: Engine, instance_id: str) -> None:
 
 
 def start(engine: Engine, instance_id: str) -> Outcome:
-    """Start an instance created with `start: false` (pending -> running)."""
+    """Start an instance created with `start: false` or a startAt to come (pending -> running)."""
     with engine.connect() as conn:
         current = I(_current(conn, instance_id).status)
     if current is not I.PENDING:
         raise InvalidTransition(f"only a pending instance can be started; this one is {current}")
-    return scheduling.start(engine, instance_id)
+    return scheduling.start(engine, instance_id, early=True)  # also one whose startAt is to come
 
 
 @retrying()
@@ -173,4 +173,4 @@ def retry(engine: Engine, instance_id: str, from_node: str | None = None) -> Out
     `from_node`, that node and everything downstream of it) start over; completed nodes keep their
     outputs, and a node skipped by its own `when` stays skipped."""
     _reset_for_retry(engine, instance_id, from_node)
-    return scheduling.start(engine, instance_id)
+    return scheduling.start(engine, instance_id, early=True)

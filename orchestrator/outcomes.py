@@ -69,6 +69,17 @@ class StartInstance:
     priority: str
 
 
+@dataclass(frozen=True)
+class Wakeup:
+    """A sleeping node to wake at `delay` seconds from now (a `wake` message with a countdown); only
+    a prompt copy of what the recovery sweep does in any case (`nodes/sleep.py`)."""
+
+    instance_id: str
+    node_id: str
+    attempt: int
+    delay: float
+
+
 @dataclass
 class Outcome:
     dispatches: list[Dispatch] = field(default_factory=list)
@@ -76,6 +87,7 @@ class Outcome:
     # a failed attempt whose node was queued again for a retry (sent now, or on resume if paused)
     retrying: bool = False
     starts: list[StartInstance] = field(default_factory=list)
+    wakeups: list[Wakeup] = field(default_factory=list)
 
 
 class UnwrittenLog:

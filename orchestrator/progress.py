@@ -81,4 +81,6 @@ def _draw(bar: Any, status: Status, skipped_by_failure: set[str]) -> None:
     if done != bar.n:
         bar.update(done - bar.n)
     running = ",".join(status.current_nodes)
-    bar.set_postfix_str(f"{status.status}{' ' + running[:40] if running else ''}", refresh=True)
+    waiting = ",".join(status.waiting_nodes)
+    shown = " ".join(part for part in (running[:40], f"waiting {waiting[:40]}" if waiting else "") if part)
+    bar.set_postfix_str(f"{status.status}{' ' + shown if shown else ''}", refresh=True)

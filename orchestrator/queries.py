@@ -17,8 +17,9 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, or_, select
 
+from orchestrator import delayed_start
 from orchestrator.errors import Problem, ValidationError
-from orchestrator.models import InstanceRow, NodeRow
+from orchestrator.models import InstanceRow, NodeRow, utcnow
 from orchestrator.views import instance_summary, iso
 
 
@@ -30,6 +31,8 @@ class InstanceFilter:
     workflow: str | None = None
     tags: tuple[tuple[str, str], ...] = ()  # (key, value): the instance's tag `key` equals `value`
     external_id: str | None = None
+    # True: pending instances whose startAt is to come; False: the others (`delayed_start`)
+    delayed: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,8 @@ def list_instances(engine: Engine, where: InstanceFilter, limit: int, after: Cur
         statement = statement.where(InstanceRow.workflow_name == where.workflow)
     if where.external_id is not None:
         statement = statement.where(InstanceRow.external_id == where.external_id)
+    if where.delayed is not None:
+        statement = statement.where(delayed_start.delayed(utcnow(), where.delayed))
     for key, value in where.tags:
         statement = statement.where(InstanceRow.tags[key].as_string() == value)
     if after is not None:

@@ -1,7 +1,8 @@
 """The recovery sweep: hand back nodes whose lease expired, resend queued nodes whose message was
-lost, start pending instances whose `schedule` message was lost, resend callbacks whose `notify`
-message was lost, apply workflow timeouts, mark silent workers gone, and run each node type's own
-recovery (`orchestrator/nodes/`: a child instance whose end never reached its parent node).
+lost, start pending instances whose `schedule` message was lost or whose startAt has come, resend
+callbacks whose `notify` message was lost, apply workflow timeouts, mark silent workers gone, and run
+each node type's own recovery (`orchestrator/nodes/`: a child instance whose end never reached its
+parent node, a sleep whose time has come).
 
 Every action is a compare-and-set, so a sweep racing another sweep (two beats) or a slow worker acts
 at most once per node attempt; the lock in `workers/beat.py` only saves the duplicate work.
@@ -16,7 +17,17 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, or_, select, update
 
-from orchestrator import callbacks, catalog, lifecycle, logs, nodes, resends, scheduling, unreachable
+from orchestrator import (
+    callbacks,
+    catalog,
+    delayed_start,
+    lifecycle,
+    logs,
+    nodes,
+    resends,
+    scheduling,
+    unreachable,
+)
 from orchestrator.db import retrying
 from orchestrator.errors import LostClaim
 from orchestrator.models import InstanceRow, NodeRow, WorkerRow, utcnow
@@ -117,6 +128,12 @@ def _start_pending(engine: Engine, report: SweepReport, settings: SweepSettings)
         report.outcomes.append(outcome)
 
 
+def _start_delayed(engine: Engine, report: SweepReport, _settings: SweepSettings) -> None:
+    for outcome in delayed_start.start_due(engine):
+        report.started += 1
+        report.outcomes.append(outcome)
+
+
 def _node_type_actions(engine: Engine, report: SweepReport, settings: SweepSettings) -> None:
     """Each node type's own recovery (`NodeType.sweep_actions`, e.g. a child's lost end reported
     again); one that raises is logged and named, and the others still run."""
@@ -143,6 +160,7 @@ _ACTIONS = (
     _time_out_expired,
     _resend_queued,
     _start_pending,
+    _start_delayed,
     _node_type_actions,
     _resend_callbacks,
 )

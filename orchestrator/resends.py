@@ -172,8 +172,11 @@ def _resend(
             .where(NodeRow.id.in_(ids), NodeRow.status == N.QUEUED.value, NodeRow.resent_at == now)
         ).all()
         logs.write(conn, *(_line(row, waiting[row.queue]) for row in rows))
+        width = len(QUEUED_NODE)
         return [
-            dispatch_for(r, catalog.load_definition(engine, r.definition_id, conn), QueuedNode._make(r[:6]))
+            dispatch_for(
+                r, catalog.load_definition(engine, r.definition_id, conn), QueuedNode._make(r[:width])
+            )
             for r in rows
         ]
 

@@ -39,6 +39,7 @@ from orchestrator.transitions import claim_node, move_instance, move_node, queue
 
 log = logging.getLogger(__name__)
 
+
 class InstanceHead(NamedTuple):
     """What the node path reads of an instance (`instance_row`)."""
 
@@ -108,17 +109,19 @@ def queued_rows(conn: Connection, instance_id: str, *where: Any) -> list[QueuedN
 
 
 @retrying()
-def start(engine: Engine, instance_id: str) -> Outcome:
+def start(engine: Engine, instance_id: str, *, early: bool = False) -> Outcome:
     """Run an instance: pending -> running, queue every ready node, and return every queued node.
 
-    Safe to call again at any time (resume, the recovery sweep): a node already enqueued is sent once
-    more, and the claim's compare-and-set makes the duplicate harmless.
+    A pending instance whose startAt has not come stays pending (nothing to send) unless `early` (a
+    manual start, a retry). Safe to call again at any time (resume, the recovery sweep): a node
+    already enqueued is sent once more, and the claim's compare-and-set makes the duplicate harmless.
     """
     now = utcnow()
     with engine.begin() as conn:
         inst = instance_row(conn, instance_id)
         if inst.status == I.PENDING.value:
-            start_instance(conn, instance_id, now)
+            if not start_instance(conn, instance_id, now, early=early):
+                return Outcome()  # not due yet; or started meanwhile by a caller that sends its nodes
             logs.write(conn, logs.LogEntry(instance_id, "instance running", details={"status": "running"}))
         elif inst.status != I.RUNNING.value:
             return Outcome()

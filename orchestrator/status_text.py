@@ -83,7 +83,8 @@ def _names(nodes: list[str], limit: int = 8) -> str:
 
 def summary(status: dict[str, Any], instance: dict[str, Any] | None = None) -> str:
     """A few aligned `label  value` lines: workflow, status, progress, the nodes running, queued,
-    failed and skipped, the error (code, node, message) and the elapsed time."""
+    waiting (for a signal or a timer), failed and skipped, the error (code, node, message) and the
+    elapsed time."""
     lines: list[tuple[str, str]] = [("instance", str(status.get("id")))]
     if instance is not None:
         lines.append(("workflow", f"{instance.get('workflow')} {instance.get('version')}"))
@@ -95,6 +96,7 @@ def summary(status: dict[str, Any], instance: dict[str, Any] | None = None) -> s
     for key, label in (
         ("currentNodes", "running"),
         ("queuedNodes", "queued"),
+        ("waitingNodes", "waiting"),
         ("failedNodes", "failed"),
         ("skippedNodes", "skipped"),
     ):

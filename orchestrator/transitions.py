@@ -10,7 +10,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Update, bindparam, func, select, update
+from sqlalchemy import Connection, Update, bindparam, func, or_, select, update
 
 from orchestrator.errors import InvalidTransition
 from orchestrator.models import InstanceRow, NodeRow, utcnow
@@ -127,10 +127,12 @@ _CLAIM = _prepared(
     finished_at=None,
     updated_at=bindparam("b_now"),
 )
+# keyed (source, target): a wait or sleep node completes from `waiting` (a signal, its timeout, its
+# timer), not `running`
 _FINISH = {
-    target: _prepared(
+    (source, target): _prepared(
         target,
-        [NodeStatus.RUNNING],
+        [source],
         NodeRow.id == bindparam("b_row"),
         NodeRow.attempt == bindparam("b_fence"),
     ).values(
@@ -141,7 +143,11 @@ _FINISH = {
         heartbeat_at=None,
         updated_at=bindparam("b_now"),
     )
-    for target in (NodeStatus.COMPLETED, NodeStatus.SKIPPED)
+    for source, target in (
+        (NodeStatus.RUNNING, NodeStatus.COMPLETED),
+        (NodeStatus.RUNNING, NodeStatus.SKIPPED),
+        (NodeStatus.WAITING, NodeStatus.COMPLETED),
+    )
 }
 _RELEASE_VALUES = {
     "status": NodeStatus.QUEUED.value,
@@ -166,6 +172,8 @@ _START = (
         updated_at=bindparam("b_now"),
     )
 )
+# the same, only once its startAt (if any) has come
+_START_DUE = _START.where(or_(InstanceRow.start_at.is_(None), InstanceRow.start_at <= bindparam("b_now")))
 _QUEUE_READY = _prepared(
     NodeStatus.QUEUED,
     [NodeStatus.PENDING],
@@ -180,11 +188,13 @@ _QUEUE_READY = _prepared(
 )
 
 
-def start_instance(conn: Connection, instance_id: str, now: datetime) -> bool:
-    """pending -> running (keeping a `started_at` set before, as by a retry); whether this call won."""
+def start_instance(conn: Connection, instance_id: str, now: datetime, *, early: bool = False) -> bool:
+    """pending -> running (keeping a `started_at` set before, as by a retry), not before its startAt
+    unless `early`; whether this call won."""
     if not can_move_instance(InstanceStatus.PENDING, InstanceStatus.RUNNING):
         raise ValueError("instance transition pending -> running is not in the table")
-    return conn.execute(_START, {"b_instance": instance_id, "b_now": now}).rowcount == 1
+    statement = _START if early else _START_DUE
+    return conn.execute(statement, {"b_instance": instance_id, "b_now": now}).rowcount == 1
 
 
 def queue_ready(conn: Connection, instance_id: str, now: datetime) -> int:
@@ -201,11 +211,18 @@ def claim_node(
 
 
 def finish_node(
-    conn: Connection, row_id: int, attempt: int, target: NodeStatus, output: Any, now: datetime
+    conn: Connection,
+    row_id: int,
+    attempt: int,
+    target: NodeStatus,
+    output: Any,
+    now: datetime,
+    source: NodeStatus = NodeStatus.RUNNING,
 ) -> bool:
-    """running -> completed/skipped with its output, fenced on `attempt`; whether this call won."""
+    """running (or a wait's or sleep's `waiting`) -> completed/skipped with its output, fenced on `attempt`;
+    whether this call won."""
     params = {"b_row": row_id, "b_fence": attempt, "b_output": output, "b_now": now}
-    return conn.execute(_FINISH[target], params).rowcount == 1
+    return conn.execute(_FINISH[source, target], params).rowcount == 1
 
 
 def queue_released(

@@ -49,6 +49,7 @@ def instance_summary(row: Any) -> dict[str, Any]:
         "parentInstanceId": row.parent_instance_id,
         "createdBy": row.created_by,
         "createdAt": iso(row.created_at),
+        "startAt": iso(row.start_at),
         "startedAt": iso(row.started_at),
         "updatedAt": iso(row.updated_at),
         "finishedAt": iso(row.finished_at),
@@ -86,6 +87,21 @@ def output_of(definition: WorkflowDefinition, nodes: list[Any]) -> Any:
     return {n.node_id: n.output for n in done}
 
 
+def _signals(engine: Engine, definition_id: int, nodes: list[Any]) -> dict[str, str]:
+    """The signal each waiting wait node waits for (read from its definition only when one waits)."""
+    waits = [n.node_id for n in nodes if n.status == NodeStatus.WAITING.value and n.type == "wait"]
+    if not waits:
+        return {}
+    definition = catalog.load_definition(engine, definition_id)
+    return {node_id: str(definition.node(node_id).signal) for node_id in waits}
+
+
+def _waiting_for(n: Any, instance_status: str, now: datetime, signals: dict[str, str]) -> Any:
+    return waiting.waiting_for(
+        n.status, n.not_before, instance_status, now, wake_at=n.wake_at, signal=signals.get(n.node_id)
+    )
+
+
 def _finished(node: Any) -> bool:
     """Whether a node counts towards `progress`: it reached an outcome of its own (completed, failed,
     or skipped by its `when`). A node cancelled, or skipped because a failure elsewhere ended its
@@ -110,10 +126,9 @@ def status(engine: Engine, instance_id: str) -> dict[str, Any]:
     if started is not None:
         elapsed = int(((end or row.updated_at) - started).total_seconds() * 1000)
     now = utcnow()
+    signals = _signals(engine, row.definition_id, nodes)
     waiting_for = {
-        n.node_id: reason
-        for n in nodes
-        if (reason := waiting.waiting_for(n.status, n.not_before, row.status, now)) is not None
+        n.node_id: reason for n in nodes if (reason := _waiting_for(n, row.status, now, signals)) is not None
     }
     return {
         "id": row.id,
@@ -125,7 +140,9 @@ def status(engine: Engine, instance_id: str) -> dict[str, Any]:
         "failedNodes": by_status.get(NodeStatus.FAILED.value, []),
         "skippedNodes": by_status.get(NodeStatus.SKIPPED.value, []),
         "queuedNodes": by_status.get(NodeStatus.QUEUED.value, []),
-        # node id -> why it is not running yet (`orchestrator/waiting.py`): "worker", "retryDelay"
+        "waitingNodes": by_status.get(NodeStatus.WAITING.value, []),
+        # node id -> why it is not running yet (`orchestrator/waiting.py`): "worker", "retryDelay",
+        # or what a waiting node waits for
         "waitingFor": waiting_for,
         "totalNodes": len(nodes),
         "startedAt": iso(started),
@@ -138,9 +155,11 @@ def status(engine: Engine, instance_id: str) -> dict[str, Any]:
 
 def nodes(engine: Engine, instance_id: str) -> list[dict[str, Any]]:
     """Every node execution with its newest checkpoint. Raises NotFound."""
-    instance_status = _instance_row(engine, instance_id).status
+    instance = _instance_row(engine, instance_id)
+    instance_status = instance.status
     rows = _nodes(engine, instance_id)
     now = utcnow()
+    signals = _signals(engine, instance.definition_id, rows)
     with engine.connect() as conn:
         checkpoints: dict[str, Any] = {}
         for node_id, data in conn.execute(
@@ -152,6 +171,7 @@ def nodes(engine: Engine, instance_id: str) -> list[dict[str, Any]]:
     return [
         {
             "nodeId": n.node_id,
+            "type": n.type,
             "executor": n.executor,
             "queue": n.queue,
             "status": n.status,
@@ -165,7 +185,7 @@ def nodes(engine: Engine, instance_id: str) -> list[dict[str, Any]]:
             "output": n.output,
             "error": n.error,
             "skipReason": unreachable.skip_reason(n.status, n.error),
-            "waitingFor": waiting.waiting_for(n.status, n.not_before, instance_status, now),
+            "waitingFor": _waiting_for(n, instance_status, now, signals),
             "lastCheckpoint": checkpoints.get(n.node_id),
         }
         for n in rows

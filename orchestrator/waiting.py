@@ -6,11 +6,16 @@ its retry delay (`not_before`, set when a failed attempt is retried with `retryD
 after that, for a worker with a free slot on its queue. A queued node of a paused (or ended)
 instance waits for nothing a worker could give it: its message is dropped at claim and the resume
 sends it again, so it has no `waitingFor`.
+
+A `waiting` node (a `wait` or a `sleep`) holds no worker slot and waits for what its type says, paused
+or not: a wait for its signal until its timeout, `{"signal": name, "until": ISO or null}`; a sleep
+for its timer, `{"until": ISO}`.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from orchestrator.states import InstanceStatus, NodeStatus
 
@@ -20,9 +25,19 @@ REASONS = (WORKER, RETRY_DELAY)
 
 
 def waiting_for(
-    node_status: str, not_before: datetime | None, instance_status: str, now: datetime
-) -> str | None:
-    """`worker`, `retryDelay`, or None for a node that is not waiting to be claimed."""
+    node_status: str,
+    not_before: datetime | None,
+    instance_status: str,
+    now: datetime,
+    *,
+    wake_at: datetime | None = None,
+    signal: str | None = None,
+) -> str | dict[str, Any] | None:
+    """`worker`, `retryDelay`, what a `waiting` node waits for (its `signal`, if a wait, and until
+    `wake_at`), or None for a node that waits for nothing."""
+    if node_status == NodeStatus.WAITING.value:
+        until = None if wake_at is None else wake_at.isoformat() + "Z"
+        return {"until": until} if signal is None else {"signal": signal, "until": until}
     if node_status != NodeStatus.QUEUED.value or instance_status != InstanceStatus.RUNNING.value:
         return None
     if not_before is not None and not_before > now:

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from orchestrator.outcomes import Dispatch
+from orchestrator.outcomes import Dispatch, Wakeup
 from workers.app import CONTROL_QUEUE, app
 from workers.delivery import priority_table
 
@@ -82,14 +82,28 @@ def _send(d: Dispatch, producer: Any = None) -> None:
     )
 
 
-def send_schedule(instance_id: str, priority: str = "normal") -> None:
+def send_schedule(instance_id: str, priority: str = "normal", countdown: float | None = None) -> None:
     app.send_task(
         "orchestrator.schedule",
         args=(instance_id,),
+        countdown=countdown,
         queue=CONTROL_QUEUE,
         routing_key=CONTROL_QUEUE,
         priority=message_priority(priority),
         argsrepr=f"instance={instance_id}",
+    )
+
+
+def send_wake(wakeup: Wakeup) -> None:
+    """`orchestrator.wake` at a sleep node's wake-up time; a lost one only leaves it to the sweep."""
+    app.send_task(
+        "orchestrator.wake",
+        args=(wakeup.instance_id, wakeup.node_id, wakeup.attempt),
+        queue=CONTROL_QUEUE,
+        routing_key=CONTROL_QUEUE,
+        countdown=max(wakeup.delay, 0.0),
+        priority=message_priority("critical"),
+        argsrepr=f"instance={wakeup.instance_id} node={wakeup.node_id} attempt={wakeup.attempt}",
     )
 
 

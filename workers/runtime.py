@@ -165,9 +165,9 @@ class Ending(StrEnum):
 
     COMPLETED = "completed"
     SKIPPED = "skipped"  # its `when` was false
-    # a node that runs no executor (a sub-workflow's): started, it stays running until what it
-    # handed off to (its child instance) completes it
-    HANDED_OFF = "child started"
+    # a node that runs no executor: started, it waits without the slot until what it handed off to
+    # completes it (a sub-workflow's child instance; a wait's signal or timeout; a sleep's timer)
+    HANDED_OFF = "handed off"
     RETRYING = "retrying"  # failed, and queued for another attempt
     FAILED = "failed"  # failed for good
     HANDED_BACK = "handed back"  # stopped on request: queued for another attempt, no failure counted

@@ -8,6 +8,7 @@ from typing import Any
 from celery import Task
 
 from orchestrator import scheduling
+from orchestrator.nodes import sleep
 from orchestrator.outcomes import NodeFacts, Outcome
 from workers import dispatch, identity, resources, runtime, subworkflows, task_states
 from workers.app import app
@@ -20,6 +21,8 @@ def follow_up(outcome: Outcome) -> None:
     dispatch.send_nodes(outcome.dispatches)
     for start in outcome.starts:
         dispatch.send_schedule(start.instance_id, start.priority)
+    for wakeup in outcome.wakeups:
+        dispatch.send_wake(wakeup)
     finished = outcome.finished
     if finished is None:
         return
@@ -32,6 +35,12 @@ def follow_up(outcome: Outcome) -> None:
 def schedule(instance_id: str) -> None:
     """Start (or continue) an instance: enqueue every node that is ready."""
     follow_up(scheduling.start(resources.engine(), instance_id))
+
+
+@app.task(name="orchestrator.wake", acks_late=True)
+def wake(instance_id: str, node_id: str, attempt: int) -> None:
+    """Fire a sleep node whose time has come (a copy, or a stale attempt's, changes nothing)."""
+    follow_up(sleep.wake(resources.engine(), instance_id, node_id, attempt))
 
 
 # A node attempt's task ends in the attempt's own state (`workers/task_states.py`). A FAILURE is

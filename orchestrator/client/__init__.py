@@ -42,6 +42,7 @@ from orchestrator.client.models import (
     InstanceSummary,
     LogLine,
     NodeExecution,
+    SignalDelivery,
     Status,
 )
 from orchestrator.client.runs import Run
@@ -70,6 +71,7 @@ __all__ = [
     "Schedule",
     "Schedules",
     "ServerError",
+    "SignalDelivery",
     "Status",
     "TooManyStreams",
     "Unauthorized",

@@ -7,12 +7,19 @@ import builtins
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 from orchestrator.client.errors import ClientError, api_error
 from orchestrator.client.http import Transport, settings_of
-from orchestrator.client.models import BatchResult, Definition, DefinitionSummary, InstanceSummary
+from orchestrator.client.models import (
+    BatchResult,
+    Definition,
+    DefinitionSummary,
+    InstanceSummary,
+    SignalDelivery,
+)
 from orchestrator.client.runs import Run
 from orchestrator.client.schedules import Schedules
 
@@ -70,11 +77,15 @@ class Instances:
         tags: Mapping[str, str] | None = None,
         external_id: str | None = None,
         page_size: int = 100,
+        delayed: bool | None = None,
     ) -> Iterator[InstanceSummary]:
         """Every matching instance, newest first, fetched a page at a time as the iteration gets
         there (by the API's `nextCursor`: no row is repeated or skipped while others are created).
-        Filters combine with AND; several `status`es match any of them; `tags` must all match."""
+        Filters combine with AND; several `status`es match any of them; `tags` must all match;
+        `delayed` True: pending with a startAt to come (False: the others)."""
         params: dict[str, Any] = {"workflow": workflow, "externalId": external_id, "limit": page_size}
+        if delayed is not None:
+            params["delayed"] = "true" if delayed else "false"
         if status:
             params["status"] = status if isinstance(status, str) else ",".join(status)
         if tags:
@@ -123,8 +134,10 @@ def instance_request(
     tags: Mapping[str, str] | None = None,
     callback_url: str | None = None,
     start: bool = True,
+    start_at: datetime | str | None = None,
 ) -> dict[str, Any]:
-    """The API's create body for these options (those left out are not sent)."""
+    """The API's create body for these options (those left out are not sent). `start_at`: a
+    datetime (one without a time zone is UTC) or an ISO 8601 string."""
     # the input as given: one that is not an object is the API's to refuse, naming the field
     body: dict[str, Any] = {"workflow": workflow, "input": {} if input is None else input}
     optional = {
@@ -133,11 +146,19 @@ def instance_request(
         "priority": priority,
         "tags": dict(tags) if tags else None,
         "callbackUrl": callback_url,
+        "startAt": iso_instant(start_at) if isinstance(start_at, datetime) else start_at,
     }
     body.update({k: v for k, v in optional.items() if v is not None})
     if not start:
         body["start"] = False
     return body
+
+
+def iso_instant(value: datetime) -> str:
+    """A datetime as the API reads it: ISO 8601 in UTC (a naive one is taken as UTC)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat() + "Z"
 
 
 class Client:
@@ -175,14 +196,26 @@ class Client:
         tags: Mapping[str, str] | None = None,
         callback_url: str | None = None,
         start: bool = True,
+        start_at: datetime | str | None = None,
     ) -> Run:
         """Create (and unless `start=False`, start) an instance of `workflow`; its Run. The same
-        `external_id` again returns the existing instance. Raises NotFound (`WORKFLOW_NOT_FOUND`)
+        `external_id` again returns the existing instance. With `start_at` (a datetime, naive = UTC,
+        or an ISO 8601 string) it stays pending until then. Raises NotFound (`WORKFLOW_NOT_FOUND`)
         for an unknown workflow or version, ValidationFailed (naming each field) for a bad input."""
-        body = instance_request(workflow, input, version, external_id, priority, tags, callback_url, start)
+        body = instance_request(
+            workflow, input, version, external_id, priority, tags, callback_url, start, start_at
+        )
         summary = InstanceSummary.from_json(self._http.call("POST", "/api/v1/instances", body))
         return Run(self._http, summary.id, summary)
 
     def run(self, instance_id: str) -> Run:
         """A handle on an existing instance (nothing is asked until it is used)."""
         return Run(self._http, instance_id)
+
+    def signal(self, instance_id: str, name: str, data: Any = None) -> SignalDelivery:
+        """Send the signal `name` with `data` (any JSON value) to the instance's wait node: it
+        completes the node if it waits, else is stored until the node is reached (`delivered`
+        False). Raises NotFound (no such instance, or no wait node for `name`) and Conflict (the
+        instance has ended, the node is done, or a signal `name` is already stored)."""
+        path = f"/api/v1/instances/{quote(instance_id, safe='')}/signals/{quote(name, safe='')}"
+        return SignalDelivery.from_json(self._http.call("POST", path, data))

@@ -129,6 +129,7 @@ class InstanceSummary:
     parent_instance_id: str | None = None
     created_by: str | None = None
     created_at: datetime | None = _time()
+    start_at: datetime | None = _time()
     started_at: datetime | None = _time()
     updated_at: datetime | None = _time()
     finished_at: datetime | None = _time()
@@ -171,7 +172,9 @@ class Status:
     failed_nodes: tuple[str, ...] = _names()
     skipped_nodes: tuple[str, ...] = _names()
     queued_nodes: tuple[str, ...] = _names()
-    waiting_for: dict[str, str] = field(default_factory=dict)
+    waiting_nodes: tuple[str, ...] = _names()
+    # a queued node: "worker" or "retryDelay"; a waiting one: {"signal"?, "until"}
+    waiting_for: dict[str, Any] = field(default_factory=dict)
     total_nodes: int = 0
     started_at: datetime | None = _time()
     updated_at: datetime | None = _time()
@@ -208,12 +211,28 @@ class NodeExecution:
     output: Any = None
     error: ErrorInfo | None = _error()
     skip_reason: str | None = None
-    waiting_for: str | None = None
+    waiting_for: str | dict[str, Any] | None = None
     last_checkpoint: Any = None
     raw: dict[str, Any] = _raw()
 
     @classmethod
     def from_json(cls, data: Any) -> NodeExecution:
+        return _build(cls, data)
+
+
+@dataclass(frozen=True)
+class SignalDelivery:
+    """What a signal did (`Client.signal`): `delivered`, the waiting node `node_id` completed with
+    it; else it is stored until that node is reached."""
+
+    instance_id: str = ""
+    signal: str = ""
+    delivered: bool = False
+    node_id: str = ""
+    raw: dict[str, Any] = _raw()
+
+    @classmethod
+    def from_json(cls, data: Any) -> SignalDelivery:
         return _build(cls, data)
 
 

@@ -59,9 +59,9 @@ class NodeType(Protocol):
         ...
 
 
-from orchestrator.nodes import subworkflow, task  # noqa: E402  (the types implement the interface above)
+from orchestrator.nodes import sleep, subworkflow, task, wait  # noqa: E402  (the types implement the interface above)
 
-TYPES: dict[str, NodeType] = {t.name: t for t in (task.TYPE, subworkflow.TYPE)}
+TYPES: dict[str, NodeType] = {t.name: t for t in (task.TYPE, subworkflow.TYPE, wait.TYPE, sleep.TYPE)}
 
 
 def of(name: str) -> NodeType:

@@ -43,6 +43,12 @@ def _integral_float(case: Any, field: str) -> bool:
     return False
 
 
+def _egress_denied(problem: dict[str, Any]) -> bool:
+    """A `callbackUrl` whose host is a literal address the egress policy denies (docs/api.md, create:
+    a 422 `EGRESS_DENIED` the schema cannot tell from an allowed address)."""
+    return problem.get("field") == "callbackUrl" and problem.get("code") == "EGRESS_DENIED"
+
+
 def _documented(operation: str, case: Any, status: int, problems: list[dict[str, Any]]) -> bool:
     """True for a schema-valid request refused for one of the reasons docs/api.md lists."""
     if status != 422 or not problems:
@@ -53,7 +59,10 @@ def _documented(operation: str, case: Any, status: int, problems: list[dict[str,
     if operation == "POST /api/v1/definitions":
         return all(_DEFINITION_RULES.fullmatch(f) or _integral_float(case, f) for f in fields)
     if operation == "POST /api/v1/instances":
-        return all(_STORED_DATA_RULES.fullmatch(f) or _integral_float(case, f) for f in fields)
+        return all(
+            _STORED_DATA_RULES.fullmatch(f) or _integral_float(case, f) or _egress_denied(p)
+            for f, p in zip(fields, problems, strict=True)
+        )
     if operation in ("POST /api/v1/schedules", "PATCH /api/v1/schedules/{name}"):
         return all(_SCHEDULE_RULES.fullmatch(f) or _integral_float(case, f) for f in fields)
     if operation == "GET /api/v1/instances":

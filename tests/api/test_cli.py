@@ -151,6 +151,15 @@ def test_cancelled_exits_3_from_status_and_watch_and_running_exits_0(db, live_ap
     assert orchestrator(live_api, "status", instance_id, "--json").returncode == 3
 
 
+def test_submit_start_at_keeps_the_instance_pending_until_then(live_api):
+    define(live_api, GREETING)
+    data, later = '{"email": "a@b.c"}', "2999-01-01T09:00:00+01:00"
+    result = orchestrator(live_api, "submit", "greeting", "--input", data, "--start-at", later)
+    assert result.returncode == 0, result.stderr
+    instance = live_api.get(f"/api/v1/instances/{result.stdout.strip()}").json()
+    assert (instance["status"], instance["startAt"]) == ("pending", "2999-01-01T08:00:00Z")
+
+
 def test_status_of_an_instance_cancelled_before_it_started_exits_3(live_api):
     define(live_api, GREETING)
     instance = create(live_api, {"workflow": "greeting", "input": {"email": "a@b.c"}, "start": False})
@@ -230,7 +239,7 @@ def _help_of(command: str) -> str:
     return sub.choices[command].format_help()  # type: ignore[attr-defined, no-any-return]
 
 
-@pytest.mark.parametrize("command", ["submit", "status", "logs", "definitions", "schedules"])
+@pytest.mark.parametrize("command", ["submit", "status", "logs", "signal", "definitions", "schedules"])
 def test_the_help_of_every_client_command_names_the_api_settings(command):
     text = _help_of(command)
     assert "ORCH_API_URL" in text and "ORCH_API_TOKEN" in text and "http://127.0.0.1:8080" in text

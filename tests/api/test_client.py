@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -266,6 +267,17 @@ def test_the_client_imports_neither_flask_nor_celery_nor_the_database_layer():
         [sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
+def test_submit_with_start_at_stays_pending_lists_as_delayed_and_a_manual_start_overrides_it(client):
+    client.definitions.put(GREETING)
+    later = datetime.now(UTC) + timedelta(days=1)
+    run = client.submit("greeting", input={"email": "a@b.c"}, start_at=later)
+    assert run.status().status == "pending"
+    assert [i.id for i in client.instances.list(delayed=True)] == [run.id]
+    assert [i.start_at for i in client.instances.list(delayed=True)] == [later]
+    assert run.start().status == "running"  # at once, whatever its startAt
+    assert list(client.instances.list(delayed=True)) == []
 
 
 def test_schedules_from_the_client(client):

@@ -164,6 +164,7 @@ ROUTES = [
     ("POST", "/api/v1/instances/{id}/resume"),
     ("POST", "/api/v1/instances/{id}/cancel"),
     ("POST", "/api/v1/instances/{id}/retry"),
+    ("POST", "/api/v1/instances/{id}/signals/{name}"),
     ("GET", "/api/v1/workers"),
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/health"),

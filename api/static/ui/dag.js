@@ -8,12 +8,16 @@
   const base = "/instances/" + encodeURIComponent(instanceId);
   const FINISHED = new Set(["completed", "failed", "cancelled"]);
   const NODE_DONE = new Set(["completed", "failed", "skipped", "cancelled"]);
-  const RANK = { pending: 0, queued: 1, running: 2, completed: 3, failed: 3, skipped: 3, cancelled: 3 };
+  const RANK = { pending: 0, queued: 1, running: 2, waiting: 2, completed: 3, failed: 3, skipped: 3, cancelled: 3 };
   // why a node was skipped, from the code its error carries; a skipped node without one had a false `when`
   const SKIPPED_BY = { UPSTREAM_FAILED: "upstream failed", INSTANCE_FAILED: "instance failed" };
   const NODE_W = 190, NODE_H = 60, GAP_X = 64, GAP_Y = 16, PAD = 12, INSET = 10;
   const POLL_MS = 1000, TICK_MS = 1000, LOG_LINES = 200;
   const WAITING = { worker: "waiting for a worker", retryDelay: "waiting for its retry delay" };
+  // a map's item is a node of its own, `<map>[<index>]`: its events move the map's counter
+  const ITEM_ID = /^(.+)\[(\d+)\]$/;
+  const ITEMS_SHOWN = 500; // per-item states drawn in a map's details; the counters cover every item
+  const COUNTS_MS = 1000; // at most one read of the map counters per second, however many items end
 
   const state = {
     nodes: new Map(), // node id -> {spec, g, sub, edgesOut: [], data}
@@ -25,6 +29,7 @@
     logIds: new Set(),
     ticks: 0,
     clock: null, // the interval that counts the elapsed time while the instance has not finished
+    counting: null, // the timer of the next read of the map counters, while one is due
   };
   const $ = (id) => document.getElementById(id);
 
@@ -166,6 +171,28 @@
     }
   }
 
+  // The line under a node's id: its executor, or what its type does (a map's with its item counter)
+  function subline(spec, data) {
+    const type = spec.type || "task";
+    if (type === "map") {
+      const items = data && data.items;
+      const body = spec.node ? spec.node.executor || spec.node.type || "task" : "";
+      return items ? `map · ${items.done}/${items.total} items` : `map · ${body}`;
+    }
+    if (type === "wait") return "wait · signal " + (spec.signal || "");
+    if (type === "sleep") return spec.until ? "sleep · until " + spec.until : "sleep · " + duration(spec.duration);
+    return spec.executor || type;
+  }
+
+  // Why a waiting node waits: its signal (and when that wait times out) or its timer
+  function waitingText(reason) {
+    if (!reason) return null;
+    if (typeof reason === "string") return WAITING[reason] || reason;
+    if (reason.signal) return `signal "${reason.signal}"` + (reason.until ? " (times out " + time(reason.until) + ")" : "");
+    if (reason.until) return "until " + time(reason.until);
+    return json(reason);
+  }
+
   function skipReason(data) {
     if (data.status !== "skipped") return null;
     if (data.skipReason) return data.skipReason; // /nodes says it; events carry only the error
@@ -198,7 +225,7 @@
     for (const spec of specs) {
       const { x, y } = positions.get(spec.id);
       const label = svg("text", { class: "label", x: INSET, y: 19 }, spec.id);
-      const sub = svg("text", { class: "sub", x: INSET, y: 35 }, spec.executor || spec.type || "");
+      const sub = svg("text", { class: "sub", x: INSET, y: 35 }, subline(spec, null));
       const stateText = svg("text", { class: "state", x: INSET, y: 51 }, "pending");
       const detail = svg("text", { class: "detail", x: INSET, y: 51 });
       const title = svg("title", {});
@@ -207,6 +234,7 @@
         {
           class: "node",
           "data-node-id": spec.id,
+          "data-type": spec.type || "task",
           "data-status": "pending",
           transform: `translate(${x},${y})`,
           tabindex: 0,
@@ -225,7 +253,16 @@
       learnFonts(g);
       label.textContent = fit(spec.id, "label", room);
       sub.textContent = fit(sub.textContent, "sub", room);
-      const entry = { spec, g, title, stateText, detail, edgesOut: [], data: { nodeId: spec.id, status: "pending" } };
+      const entry = {
+        spec,
+        g,
+        sub,
+        title,
+        stateText,
+        detail,
+        edgesOut: [],
+        data: { nodeId: spec.id, status: "pending" },
+      };
       state.nodes.set(spec.id, entry);
       renderNode(entry);
     }
@@ -255,8 +292,14 @@
   // `guarded` merges a snapshot that may be older than events already applied: never go back to an
   // earlier attempt, nor to an earlier state of the same attempt.
   function applyNode(data, guarded) {
-    const entry = state.nodes.get(nodeIdOf(data));
-    if (!entry || !data.status) return;
+    const id = nodeIdOf(data);
+    const entry = state.nodes.get(id);
+    if (!entry) {
+      const item = ITEM_ID.exec(id || "");
+      if (item && state.nodes.has(item[1])) countItemsSoon();
+      return;
+    }
+    if (!data.status) return;
     const current = entry.data;
     if (guarded) {
       const [a, b] = [current.attempt || 0, data.attempt || 0];
@@ -273,18 +316,29 @@
     renderProgress();
   }
 
+  // An item's event says one item moved: the map's counters are read again, at most once a second
+  function countItemsSoon() {
+    if (state.counting !== null) return;
+    state.counting = setTimeout(() => {
+      state.counting = null;
+      loadDetails();
+    }, COUNTS_MS);
+  }
+
   // The box: its state on a line of its own (never shortened), then what fits of the attempt, the
   // worker or why it was skipped; the tooltip has all of it.
   function renderNode(entry) {
-    const { spec, data, g, stateText, detail, title } = entry;
+    const { spec, data, g, sub, stateText, detail, title } = entry;
     const status = data.status;
+    if (spec.type === "map" && data.items) sub.textContent = fit(subline(spec, data), "sub", NODE_W - 2 * INSET);
     const reason = skipReason(data);
     g.dataset.status = status;
     if (reason) g.dataset.skip = reason.replace(/ /g, "-");
     else delete g.dataset.skip;
     const bits = [];
     if ((data.attempt || 0) > 1) bits.push("#" + data.attempt);
-    if (data.workerId && status === "running") bits.push(data.workerId);
+    if (data.workerId && status === "running" && !data.items) bits.push(data.workerId);
+    if (status === "waiting" && waitingText(data.waitingFor)) bits.push(waitingText(data.waitingFor));
     if (reason) bits.push(reason);
     stateText.textContent = status;
     const x = INSET + textWidth(status, "state") + 5;
@@ -314,6 +368,7 @@
     const all = [...state.nodes.values()];
     const done = all.filter((n) => finishedNode(n.data)).length;
     const running = all.filter((n) => n.data.status === "running").length;
+    const waiting = all.filter((n) => n.data.status === "waiting").length;
     const skipped = all.filter((n) => n.data.status === "skipped").length;
     const computed = all.length ? Math.round((100 * done) / all.length) : 100;
     const progress = typeof state.instance?.progress === "number" ? state.instance.progress : computed;
@@ -323,7 +378,9 @@
     const counts = $("counts");
     if (counts) {
       counts.textContent =
-        `${done}/${all.length} finished, ${running} running` + (skipped ? `, ${skipped} skipped` : "");
+        `${done}/${all.length} finished, ${running} running` +
+        (waiting ? `, ${waiting} waiting` : "") +
+        (skipped ? `, ${skipped} skipped` : "");
     }
   }
 
@@ -335,7 +392,10 @@
     badge.textContent = status.status;
     if (status.waitingFor) {
       // why each queued node is not running yet; node events do not carry it
-      for (const [id, entry] of state.nodes) entry.data.waitingFor = status.waitingFor[id] || null;
+      for (const [id, entry] of state.nodes) {
+        entry.data.waitingFor = status.waitingFor[id] || null;
+        if (entry.data.status === "waiting") renderNode(entry);
+      }
       if (state.selected) renderDetails();
     }
     renderSummary();
@@ -447,18 +507,46 @@
         ...field("executor", s.executor || s.type || "—"),
         ...field("attempt", d.attempt ?? "—"),
         ...field("worker", d.workerId || "—"),
-        ...(d.status === "queued" && d.waitingFor ? field("waiting", WAITING[d.waitingFor] || d.waitingFor) : []),
+        ...((d.status === "queued" || d.status === "waiting") && d.waitingFor
+          ? field("waiting", waitingText(d.waitingFor), "waiting-for")
+          : []),
+        ...(d.items ? field("items", `${d.items.done}/${d.items.total} done`, "item-count") : []),
         ...field("queued", time(d.queuedAt)),
         ...field("started", time(d.startedAt)),
         ...field("finished", time(d.finishedAt)),
         ...field("duration", el("span", { id: "node-duration" }, duration(nodeMs(d)))),
         ...field("depends on", (s.dependsOn || []).join(", ") || "—")
       ),
+      ...(d.items ? [el("h3", {}, "items"), el("div", { id: "items", class: "items" }, el("p", { class: "hint" }, "loading…"))] : []),
       ...block("error", d.error),
       ...block("output", d.output),
       ...block("last checkpoint", d.lastCheckpoint),
       ...block("config", s.config)
     );
+    if (s.type === "map" && d.items) loadItems(s.id); // the squares are redrawn with the details
+  }
+
+  // A map's items, one square each, coloured by state (the first ITEMS_SHOWN; the counters say the rest)
+  function loadItems(mapId) {
+    api(base + "/nodes/" + encodeURIComponent(mapId) + "/items?limit=" + ITEMS_SHOWN)
+      .then((body) => {
+        const box = $("items");
+        if (!box || state.selected !== mapId) return;
+        const items = body.items || [];
+        const byStatus = (state.nodes.get(mapId).data.items || {}).byStatus || {};
+        box.replaceChildren(
+          el("p", { class: "item-states" }, Object.entries(byStatus).map(([s, n]) => `${n} ${s}`).join(" · ")),
+          el(
+            "ol",
+            { class: "item-grid" },
+            ...items.map((it) =>
+              el("li", { "data-status": it.status, "data-index": it.index, title: `[${it.index}] ${it.status}` })
+            )
+          ),
+          body.next !== null && body.next !== undefined ? el("p", { class: "hint" }, `first ${items.length} shown`) : ""
+        );
+      })
+      .catch((e) => showProblem(e));
   }
 
   // ---------------------------------------------------------------- log
