@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
         metrics,
         openapi,
         requests,
+        schedules,
         signals,
         workers,
     )
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
     app.register_blueprint(signals.bp)
     app.register_blueprint(events.bp)
     app.register_blueprint(workers.bp)
+    app.register_blueprint(schedules.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(health.bp)
     metrics.init_app(app)  # /metrics, the /ui pages and ORCH_LOG_FORMAT

@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from api import openapi_schedules
 from api.instances import MAX_BATCH
 from api.query import DEFAULT_INSTANCE_PAGE, DEFAULT_LOG_PAGE, MAX_INSTANCE_PAGE, MAX_LOG_PAGE
 from api.requests import ALIASES, MAX_TIMEOUT_MS
@@ -810,6 +811,9 @@ _OPERATION_IDS = {
     ("get", "/health"): "getHealth",
     ("get", "/metrics"): "getMetrics",
 }
+PATHS.update(openapi_schedules.PATHS)
+SCHEMAS.update(openapi_schedules.SCHEMAS)
+_OPERATION_IDS.update(openapi_schedules.OPERATION_IDS)
 for (_method, _path), _operation_id in _OPERATION_IDS.items():
     PATHS[_path][_method]["operationId"] = _operation_id
 

@@ -1,5 +1,5 @@
-"""`orchestrator submit | status | logs | signal | definitions push`: the API's client commands, on
-`orchestrator.client`.
+"""`orchestrator submit | status | logs | signal | definitions push | schedules ...`: the API's client
+commands, on `orchestrator.client`.
 
 Reads `ORCH_API_URL` (default http://127.0.0.1:8080) and `ORCH_API_TOKEN`. Exit codes
 (`status_text.py`): 0 done (with `--watch`, every instance completed; `status`: completed or not
@@ -14,7 +14,7 @@ import json
 import sys
 from typing import Any
 
-from orchestrator import status_text
+from orchestrator import schedule_cli, status_text
 from orchestrator.client import ApiUnreachable, Client, ClientError, LogLine, Run
 from orchestrator.client.client import instance_request
 from orchestrator.client.http import parse_events as parse_events  # where the tests read streams with
@@ -72,6 +72,7 @@ def add_commands(sub: Any) -> None:
     definitions = sub.add_parser("definitions", help="workflow definitions")
     definitions.add_argument("action", choices=["push"])
     definitions.add_argument("file")
+    schedule_cli.add_commands(sub)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
                 stored = client.definitions.put(_json_file(args.file, "definition file"))
                 print(f"{stored.name} {stored.version} stored (id {stored.id})")
                 return 0
+            if args.command == "schedules":
+                given = _json_argument(args.input, "--input") if getattr(args, "input", None) else None
+                return schedule_cli.run(client, args, _tags(getattr(args, "tag", [])), given)
         except ClientError as exc:
             print(describe(exc), file=sys.stderr)
             return EXIT_ERROR

@@ -33,6 +33,9 @@ SETTINGS: dict[str, str] = {
         f"(default {_DEFAULTS.heartbeat_timeout:g})"
     ),
     "ORCH_RECOVERY_INTERVAL": f"seconds between recovery sweeps (default {_DEFAULTS.recovery_interval:g})",
+    "ORCH_SCHEDULE_INTERVAL": (
+        f"seconds between passes that fire due schedules (default {_DEFAULTS.schedule_interval:g})"
+    ),
     "ORCH_SHUTDOWN_GRACE": (
         f"seconds a stopping worker lets running nodes finish (default {_DEFAULTS.shutdown_grace:g})"
     ),
@@ -64,6 +67,7 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
         "ORCH_HEARTBEAT_INTERVAL",
         "ORCH_HEARTBEAT_TIMEOUT",
         "ORCH_RECOVERY_INTERVAL",
+        "ORCH_SCHEDULE_INTERVAL",
         "ORCH_SHUTDOWN_GRACE",
         "ORCH_EGRESS_ALLOW",
         "ORCH_LOG_FORMAT",
@@ -97,13 +101,20 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
         "ORCH_EGRESS_ALLOW",
     ),
     # beat only sends the sweeps' messages: the workers run them against the database
-    "beat": ("ORCH_BROKER_URL", "ORCH_RECOVERY_INTERVAL", "ORCH_EXECUTOR_MODULES", "ORCH_LOG_FORMAT"),
+    "beat": (
+        "ORCH_BROKER_URL",
+        "ORCH_RECOVERY_INTERVAL",
+        "ORCH_SCHEDULE_INTERVAL",
+        "ORCH_EXECUTOR_MODULES",
+        "ORCH_LOG_FORMAT",
+    ),
     "db": ("ORCH_DATABASE_URL",),
     "submit": _CLIENT,
     "status": _CLIENT,
     "logs": _CLIENT,
     "signal": _CLIENT,
     "definitions": _CLIENT,
+    "schedules": _CLIENT,
 }
 
 _NOTES: dict[str, str] = {
@@ -120,6 +131,7 @@ _NOTES: dict[str, str] = {
     "(no such instance or signal name, the instance has ended, the node is done, a signal of that name "
     "is already stored) or did not answer, or a wrong command line",
     "definitions": "exit status: 0 stored (or identical), 2 refused (every problem is printed) or no answer",
+    "schedules": "exit status: 0 done, 2 refused (every problem is printed) or no answer",
 }
 
 

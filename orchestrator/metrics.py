@@ -23,7 +23,8 @@ KEY_PREFIX = "orch:metrics:"
 KEY_NODE_DURATION = f"{KEY_PREFIX}node_duration_seconds"
 KEY_QUEUE_WAIT = f"{KEY_PREFIX}node_queue_wait_seconds"
 KEY_COUNTERS = f"{KEY_PREFIX}counters"
-KEYS = (KEY_NODE_DURATION, KEY_QUEUE_WAIT, KEY_COUNTERS)
+KEY_SCHEDULE_LAG = f"{KEY_PREFIX}schedule_lag_seconds"
+KEYS = (KEY_NODE_DURATION, KEY_QUEUE_WAIT, KEY_COUNTERS, KEY_SCHEDULE_LAG)
 
 # label values are joined with this separator in hash field names (executor names never contain it)
 SEP = "|"
@@ -60,7 +61,16 @@ QUEUE_WAIT = Histogram(
     KEY_QUEUE_WAIT,
     WAIT_BUCKETS,
 )
-HISTOGRAMS = (NODE_DURATION, QUEUE_WAIT)
+# labelled by the schedule's `catchup` (3 values), not by its name: schedules are made by users,
+# and a label per schedule would grow the series without bound
+SCHEDULE_LAG = Histogram(
+    f"{PREFIX}_schedule_lag_seconds",
+    "Time from a schedule's fire time to the creation of its instance (whose start is sent at once)",
+    KEY_SCHEDULE_LAG,
+    WAIT_BUCKETS,
+    label="catchup",
+)
+HISTOGRAMS = (NODE_DURATION, QUEUE_WAIT, SCHEDULE_LAG)
 
 NODE_ATTEMPTS = Counter(
     f"{PREFIX}_node_attempts",
@@ -83,7 +93,14 @@ WORKERS_GONE = Counter(f"{PREFIX}_workers_marked_gone", "Workers the sweep marke
 SHUTDOWN_HANDBACKS = Counter(
     f"{PREFIX}_shutdown_handbacks", "Running nodes handed back by a worker that was stopping or had restarted"
 )
+SCHEDULE_FIRES = Counter(
+    f"{PREFIX}_schedule_fires",
+    "Fire times of schedules by outcome: fired (instance created), skipped (overlap), missed "
+    "(dropped by catchup), failed (no instance could be created)",
+    ("outcome",),
+)
 COUNTERS = (
+    SCHEDULE_FIRES,
     NODE_ATTEMPTS,
     RETRIES,
     FENCING_REJECTIONS,
@@ -143,6 +160,15 @@ class Tally:
         self._count(KEY_COUNTERS, _counter_field(NODE_ATTEMPTS, (executor, outcome)))
         if outcome == RETRIED:
             self._count(KEY_COUNTERS, _counter_field(RETRIES, (executor,)))
+
+    def schedule_pass(self, outcomes: Mapping[str, int], lags: Iterable[tuple[str, float]]) -> None:
+        """One pass of the schedules' firing: fire times per outcome, and each created instance's lag
+        (catchup of its schedule, seconds)."""
+        for outcome, amount in outcomes.items():
+            if amount:
+                self._count(KEY_COUNTERS, _counter_field(SCHEDULE_FIRES, (outcome,)), amount)
+        for catchup, lag in lags:
+            self._observe(SCHEDULE_LAG, catchup, lag)
 
     def pending(self) -> bool:
         return bool(self._counts or self._sums)

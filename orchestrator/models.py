@@ -7,7 +7,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -206,3 +217,34 @@ class WorkerRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     started_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     last_heartbeat_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class ScheduleRow(Base):
+    """A cron schedule that starts instances of a workflow (orchestrator/schedules.py). The firing
+    (orchestrator/schedule_firing.py) advances `next_fire_at` by compare-and-set; the instance of one
+    fire time is keyed by its externalId, so it is created once whatever the number of beats."""
+
+    __tablename__ = "schedules"
+    # the firing's search for schedules that are due
+    __table_args__ = (Index("ix_schedules_paused_next", "paused", "next_fire_at"),)
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    workflow: Mapped[str] = mapped_column(String(128))
+    # None: the workflow's latest version at each fire time
+    version: Mapped[str | None] = mapped_column(String(64))
+    cron: Mapped[str] = mapped_column(String(255))
+    timezone: Mapped[str] = mapped_column(String(64))
+    input: Mapped[dict[str, Any]] = mapped_column(Json)
+    priority: Mapped[str] = mapped_column(String(16), default="normal")
+    tags: Mapped[dict[str, str]] = mapped_column(Json, default=dict)
+    overlap: Mapped[str] = mapped_column(String(16))
+    catchup: Mapped[str] = mapped_column(String(8))
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the next fire time not yet handled (naive UTC); None when the expression never fires again
+    next_fire_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_fire_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_instance_id: Mapped[str | None] = mapped_column(String(36))
+    # fire times not started because a previous run was still open (`overlap: skip`)
+    skipped_fires: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)

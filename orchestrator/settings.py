@@ -44,6 +44,8 @@ class Settings:
     heartbeat_interval: float = 30.0
     heartbeat_timeout: float = 120.0
     recovery_interval: float = 30.0
+    # how often beat sends the firing of due schedules: the most a fire time waits for its pass
+    schedule_interval: float = 1.0
     shutdown_grace: float = 30.0
     retention_days: int = 30
     executor_modules: tuple[str, ...] = ()
@@ -82,6 +84,7 @@ class Settings:
             "heartbeat_interval": ("ORCH_HEARTBEAT_INTERVAL", float),
             "heartbeat_timeout": ("ORCH_HEARTBEAT_TIMEOUT", float),
             "recovery_interval": ("ORCH_RECOVERY_INTERVAL", float),
+            "schedule_interval": ("ORCH_SCHEDULE_INTERVAL", float),
             "shutdown_grace": ("ORCH_SHUTDOWN_GRACE", float),
             "retention_days": ("ORCH_RETENTION_DAYS", int),
             "max_body_bytes": ("ORCH_MAX_BODY_BYTES", int),

@@ -22,7 +22,7 @@ CONTROL_QUEUE = "orchestrator"
 # send no task events, so Flower's task list and counts hold node attempts and the control tasks of
 # instances only (see `task_annotations` below and `workers/observe.py: ReadableAMQP`). A queue of
 # their own would not do it: Flower lists tasks from events, whatever their queue.
-HOUSEKEEPING_TASKS = ("orchestrator.recover", "orchestrator.prune")
+HOUSEKEEPING_TASKS = ("orchestrator.recover", "orchestrator.prune", "orchestrator.fire_schedules")
 
 executors.load_modules(settings().executor_modules)
 
@@ -67,6 +67,16 @@ app.conf.beat_schedule = {
         "options": {
             "queue": CONTROL_QUEUE,
             "expires": max(settings().recovery_interval, 1.0),
+            "priority": _SWEEP_PRIORITY,
+        },
+    },
+    "schedules": {
+        "task": "orchestrator.fire_schedules",
+        "schedule": settings().schedule_interval,
+        # a pass that waited longer than one interval is superseded by the next one
+        "options": {
+            "queue": CONTROL_QUEUE,
+            "expires": max(settings().schedule_interval, 1.0),
             "priority": _SWEEP_PRIORITY,
         },
     },

@@ -1,11 +1,11 @@
-"""Periodic tasks run by Celery beat: the recovery sweep (a singleton) and its schedule."""
+"""Periodic tasks run by Celery beat: the recovery sweep and the firing of schedules (singletons)."""
 
 from __future__ import annotations
 
 import functools
 import logging
 
-from orchestrator import recovery, retention
+from orchestrator import recovery, retention, schedule_firing
 from orchestrator.locks import advisory_lock
 from workers import broker_probe, dispatch, resources
 from workers.app import app
@@ -14,6 +14,8 @@ from workers.tasks import follow_up
 log = logging.getLogger(__name__)
 
 SWEEP_LOCK = "orchestrator.recovery_sweep"
+# A lock of its own, taken like the sweep's: a sweep that stalls must not hold fire times back
+SCHEDULES_LOCK = "orchestrator.schedule_firing"
 
 
 @app.task(name="orchestrator.recover", acks_late=False)
@@ -51,6 +53,28 @@ def recover() -> dict[str, int]:
     }
 
 
+@app.task(name="orchestrator.fire_schedules", acks_late=False)
+def fire_schedules() -> dict[str, object] | None:
+    """Start the instances of the schedules' due fire times (`orchestrator/schedule_firing.py`); what
+    the pass did, or None when it did nothing (its log lines are dropped: `observe.QuietSchedulePasses`).
+    The lock only saves duplicate work: a fire time's instance is created once whoever fires it."""
+    engine = resources.engine()
+    with advisory_lock(engine, SCHEDULES_LOCK, expire_after=resources.settings().heartbeat_timeout) as held:
+        if not held:
+            return None
+        report = schedule_firing.fire_due(engine)
+        _send_each([functools.partial(follow_up, outcome) for outcome in report.outcomes])
+    if not (report.fired or report.skipped or report.missed or report.failed):
+        return None
+    return {
+        "fired": report.fired,
+        "skippedFires": report.skipped,
+        "missed": report.missed,
+        "failed": report.failed,
+        "lags": [[catchup, lag] for catchup, lag in report.lags],
+    }
+
+
 def _send_all(report: recovery.SweepReport) -> None:
     """Send what the sweep's committed actions call for, each on its own: one send that fails (the
     broker going away) is logged and does not stop the others; the next sweeps resend what is lost."""
@@ -58,6 +82,10 @@ def _send_all(report: recovery.SweepReport) -> None:
     sends += [
         functools.partial(dispatch.send_notify, c.instance_id, c.seen) for c in report.overdue_callbacks
     ]
+    _send_each(sends)
+
+
+def _send_each(sends: list[functools.partial[None]]) -> None:
     for send in sends:
         try:
             send()

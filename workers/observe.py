@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 RUN_NODE = "orchestrator.run_node"
 RECOVER = "orchestrator.recover"
+FIRE_SCHEDULES = "orchestrator.fire_schedules"
 SENT_AT_HEADER = "orch_sent_at"
 # after a failed write the store is left alone this long, so a Redis outage costs no node time
 BACKOFF_S = 30.0
@@ -251,6 +252,37 @@ def _sweep_done(sender: Any = None, result: Any = None, **_: Any) -> None:
     }
     if any(counts.values()):
         _record(metrics.increment, counts)
+
+
+@task_success.connect
+def _schedules_fired(sender: Any = None, result: Any = None, **_: Any) -> None:
+    # a pass that did nothing, or found the lock taken, returns None
+    if getattr(sender, "name", None) != FIRE_SCHEDULES or not isinstance(result, dict):
+        return
+    tally = metrics.Tally()
+    outcomes = {"fired": "fired", "skipped": "skippedFires", "missed": "missed", "failed": "failed"}
+    tally.schedule_pass(
+        {outcome: int(result.get(key, 0)) for outcome, key in outcomes.items()},
+        [(str(catchup), float(lag)) for catchup, lag in result.get("lags", [])],
+    )
+    if tally.pending():
+        _record(tally.flush)
+
+
+class QuietSchedulePasses(logging.Filter):
+    """Drops Celery's lines about schedule passes that did nothing: beat's "Sending due task", the
+    worker's "received", and "succeeded" with no result. A pass a second would otherwise fill the
+    beat and control worker logs; a pass that started, skipped or dropped something is still logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, dict) and args.get("name") == FIRE_SCHEDULES:
+            return args.get("return_value", "None") != "None"
+        return not (isinstance(args, tuple) and FIRE_SCHEDULES in args)
+
+
+for _name in ("celery.beat", "celery.worker.strategy", "celery.app.trace"):
+    logging.getLogger(_name).addFilter(QuietSchedulePasses())
 
 
 @after_setup_logger.connect

@@ -46,6 +46,7 @@ from orchestrator.client.models import (
     Status,
 )
 from orchestrator.client.runs import Run
+from orchestrator.client.schedules import Schedule, Schedules
 
 __all__ = [
     "ApiError",
@@ -67,6 +68,8 @@ __all__ = [
     "NodeExecution",
     "NotFound",
     "Run",
+    "Schedule",
+    "Schedules",
     "ServerError",
     "SignalDelivery",
     "Status",

@@ -21,6 +21,7 @@ from orchestrator.client.models import (
     SignalDelivery,
 )
 from orchestrator.client.runs import Run
+from orchestrator.client.schedules import Schedules
 
 MAX_BATCH = 100  # items per batch request, the API's limit
 
@@ -174,6 +175,7 @@ class Client:
         self._http = Transport(url, resolved_token, timeout)
         self.definitions = Definitions(self._http)
         self.instances = Instances(self._http)
+        self.schedules = Schedules(self._http)
 
     def __enter__(self) -> Client:
         return self

@@ -20,6 +20,10 @@ _DEFINITION_RULES = re.compile(r"(nodes|inputs)([.\[].*)?")
 # What a create checks against stored data: the input against the workflow's `inputs`, and that
 # `parentInstanceId` names a running instance.
 _STORED_DATA_RULES = re.compile(r"((input|inputData)([.\[].*)?|parentInstanceId)")
+# What a schedule's create or change checks beyond its schema: that the cron expression parses and
+# fires, that the zone exists, that the workflow (at the version) exists and takes the input, and
+# that a change does not rename the schedule.
+_SCHEDULE_RULES = re.compile(r"(cron|timezone|workflow|version|name|(input)([.\[].*)?)")
 
 
 def _problems(response: Any) -> list[dict[str, Any]]:
@@ -59,6 +63,8 @@ def _documented(operation: str, case: Any, status: int, problems: list[dict[str,
             _STORED_DATA_RULES.fullmatch(f) or _integral_float(case, f) or _egress_denied(p)
             for f, p in zip(fields, problems, strict=True)
         )
+    if operation in ("POST /api/v1/schedules", "PATCH /api/v1/schedules/{name}"):
+        return all(_SCHEDULE_RULES.fullmatch(f) or _integral_float(case, f) for f in fields)
     if operation == "GET /api/v1/instances":
         return fields == ["cursor"]  # only a `nextCursor` the server gave out is a cursor
     return False

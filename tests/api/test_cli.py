@@ -239,7 +239,7 @@ def _help_of(command: str) -> str:
     return sub.choices[command].format_help()  # type: ignore[attr-defined, no-any-return]
 
 
-@pytest.mark.parametrize("command", ["submit", "status", "logs", "signal", "definitions"])
+@pytest.mark.parametrize("command", ["submit", "status", "logs", "signal", "definitions", "schedules"])
 def test_the_help_of_every_client_command_names_the_api_settings(command):
     text = _help_of(command)
     assert "ORCH_API_URL" in text and "ORCH_API_TOKEN" in text and "http://127.0.0.1:8080" in text
@@ -269,3 +269,51 @@ def test_worker_and_beat_help_shows_celerys_options_and_our_settings(command):
     for name in COMMAND_SETTINGS[command]:
         assert name in result.stdout, name
     assert "ORCH_BROKER_URL" in result.stdout
+
+
+def test_schedules_create_list_pause_resume_trigger_delete(live_api):
+    define(live_api, GREETING)
+    created = orchestrator(
+        live_api,
+        "schedules",
+        "create",
+        "nightly",
+        "greeting",
+        "0 3 * * *",
+        "--timezone",
+        "Europe/Paris",
+        "--input",
+        '{"email": "a@b.c"}',
+        "--tag",
+        "team=hr",
+        "--paused",
+    )
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.split() == [
+        "nightly",
+        "greeting",
+        "0",
+        "3",
+        "*",
+        "*",
+        "*",
+        "Europe/Paris",
+        "paused",
+    ]
+    resumed = orchestrator(live_api, "schedules", "resume", "nightly")
+    assert resumed.returncode == 0 and resumed.stdout.split()[-1].endswith("Z"), resumed.stdout
+    listed = orchestrator(live_api, "schedules", "list")
+    assert listed.stdout.splitlines() == resumed.stdout.splitlines()
+    triggered = orchestrator(live_api, "schedules", "trigger", "nightly")
+    instance = live_api.get(f"/api/v1/instances/{triggered.stdout.strip()}").json()
+    assert instance["tags"]["scheduleName"] == "nightly" and instance["tags"]["team"] == "hr"
+    assert orchestrator(live_api, "schedules", "pause", "nightly").stdout.split()[-1] == "paused"
+    assert orchestrator(live_api, "schedules", "delete", "nightly").returncode == 0
+
+    refused = orchestrator(
+        live_api, "schedules", "create", "bad", "greeting", "61 * * * *", "--timezone", "Nowhere"
+    )
+    assert refused.returncode == 2 and "cron" in refused.stderr and "timezone" in refused.stderr, (
+        refused.stderr
+    )
+    assert_one_line_error(orchestrator(live_api, "schedules", "trigger", "nightly"), "404")

@@ -278,3 +278,27 @@ def test_submit_with_start_at_stays_pending_lists_as_delayed_and_a_manual_start_
     assert [i.start_at for i in client.instances.list(delayed=True)] == [later]
     assert run.start().status == "running"  # at once, whatever its startAt
     assert list(client.instances.list(delayed=True)) == []
+
+
+def test_schedules_from_the_client(client):
+    client.definitions.put(GREETING)
+    created = client.schedules.create(
+        "every-hour", "greeting", "0 * * * *", input={"email": "a@b.c"}, overlap="allow", catchup="last"
+    )
+    assert created.next_fire_at is not None and created.next_fire_at.minute == 0
+    assert [s.name for s in client.schedules.list()] == ["every-hour"]
+    changed = client.schedules.change("every-hour", priority="high", version=None)
+    assert (changed.priority, changed.version, changed.overlap) == ("high", None, "allow")
+    assert client.schedules.pause("every-hour").next_fire_at is None
+    assert client.schedules.resume("every-hour").next_fire_at is not None
+    run = client.schedules.trigger("every-hour")
+    assert run.get().tags["scheduleName"] == "every-hour" and run.get().priority == "high"
+    assert client.schedules.get("every-hour").last_instance_id == run.id
+    with pytest.raises(Conflict):
+        client.schedules.create("every-hour", "greeting", "0 * * * *", input={"email": "a@b.c"})
+    with pytest.raises(ValidationFailed) as refused:
+        client.schedules.create("other", "greeting", "0 * * * *", timezone="Nowhere/Land")
+    assert set(refused.value.fields) == {"timezone"}
+    assert client.schedules.delete("every-hour").name == "every-hour"
+    with pytest.raises(NotFound):
+        client.schedules.get("every-hour")

@@ -154,9 +154,13 @@ def test_integer_parameters_are_bounded_as_documented(live_api):
 def test_every_request_body_documents_415_and_lifecycle_bodies_take_only_their_fields(live_api):
     paths = live_api.get("/api/v1/openapi.json").json()["paths"]
     posts = {path: item["post"] for path, item in paths.items() if "post" in item}
-    assert len(posts) == 9
-    for path, operation in posts.items():
+    assert len(posts) == 13
+    for path, operation in [
+        *posts.items(),
+        ("/api/v1/schedules/{name}", paths["/api/v1/schedules/{name}"]["patch"]),
+    ]:
         assert "415" in operation["responses"], path
-        if path.startswith("/api/v1/instances/{instance_id}/") and "/signals/" not in path:
+        actions = ("/api/v1/instances/{instance_id}/", "/api/v1/schedules/{name}/")
+        if path.startswith(actions) and "/signals/" not in path:
             schema = operation["requestBody"]["content"]["application/json"]["schema"]
             assert operation["requestBody"]["required"] is False and schema["additionalProperties"] is False

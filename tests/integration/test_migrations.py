@@ -22,6 +22,7 @@ TABLES = {
     "node_checkpoints",
     "execution_logs",
     "workers",
+    "schedules",
     "alembic_version",
 }
 

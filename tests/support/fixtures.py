@@ -26,6 +26,7 @@ from orchestrator.models import (
     InstanceRow,
     LogRow,
     NodeRow,
+    ScheduleRow,
     WorkerRow,
 )
 from orchestrator.settings import Settings
@@ -86,7 +87,7 @@ def redis_client() -> Iterator[redis.Redis]:
 def db(mysql_engine: Engine, redis_client: redis.Redis) -> Iterator[Engine]:
     """The MySQL engine, with every table emptied and the test Redis database flushed first."""
     with mysql_engine.begin() as conn:
-        for table in (LogRow, CheckpointRow, NodeRow, InstanceRow, DefinitionRow, WorkerRow):
+        for table in (LogRow, CheckpointRow, NodeRow, InstanceRow, DefinitionRow, WorkerRow, ScheduleRow):
             conn.execute(delete(table))
         conn.execute(delete(test_executors.effects))
     redis_client.flushdb()

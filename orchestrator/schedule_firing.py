@@ -1,0 +1,213 @@
+"""Firing schedules: the instances of the fire times that are due, each created at most once.
+
+Run by beat (`workers/beat.py`) under an advisory lock, but correct without it: two beats, or a beat
+that restarts mid-pass, cannot start a fire time twice, because
+
+- the instance of a fire time has the externalId `schedule:<name>:<fire time>`, and the database's
+  unique key on (workflow, externalId) makes a second create return the first instance;
+- `next_fire_at` advances by compare-and-set on the value the pass read, after the instances are
+  created: a pass that dies in between leaves the fire time due, and the next pass finds its instance.
+
+Fire times missed while nothing ran (a fire time more than MISSED_AFTER overdue) follow the schedule's
+`catchup`: `none` drops them (the next future one fires), `last` starts one run for the most recent,
+`all` starts one per missed time, at most MAX_CATCHUP per pass (the next pass goes on). A fire time
+less overdue than that is not missed (a pass that came a little late) and fires whatever `catchup`.
+A previous run of the schedule still open (pending, running or paused) meets `overlap`: `skip` starts
+nothing (counted in `skippedFires`), `allow` starts the new one beside it, `cancelPrevious` cancels it first.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+
+from orchestrator import cron, instances, lifecycle
+from orchestrator.errors import Conflict, InvalidTransition, OrchestratorError
+from orchestrator.models import InstanceRow, ScheduleRow, utcnow
+from orchestrator.outcomes import Outcome, StartInstance
+from orchestrator.schedule_specs import FIRE_TIME_TAG, SCHEDULE_TAG
+from orchestrator.schedules import Schedule, get, of_row
+from orchestrator.states import InstanceStatus as I
+from orchestrator.views import iso
+
+log = logging.getLogger(__name__)
+
+MISSED_AFTER = timedelta(seconds=60)
+MAX_CATCHUP = 100  # fire times one schedule starts in one pass with `catchup: all`
+BATCH = 100  # schedules one pass handles; the rest are still due for the next
+OPEN = (I.PENDING.value, I.RUNNING.value, I.PAUSED.value)
+
+
+@dataclass
+class FireReport:
+    fired: int = 0  # instances created
+    skipped: int = 0  # fire times not started: a previous run was open (`overlap: skip`)
+    missed: int = 0  # fire times dropped by `catchup`
+    failed: int = 0  # fire times whose instance could not be created (e.g. the input no longer fits)
+    # (catchup of the schedule, seconds from the fire time to the instance's creation) per instance
+    lags: list[tuple[str, float]] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Plan:
+    fire: list[datetime]  # the fire times to start, ascending
+    missed: int  # due fire times dropped (at least this many)
+    next_fire_at: datetime | None  # where `next_fire_at` goes once they are started
+
+
+def external_id(name: str, fire_time: datetime) -> str:
+    """The instance key of one fire time; fixed width, so keys of one schedule sort by fire time."""
+    return f"schedule:{name}:{fire_time.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}"
+
+
+def plan(schedule: Schedule, now: datetime) -> Plan:
+    """Which of the schedule's due fire times (from `next_fire_at` up to `now`) to start."""
+    spec, first = schedule.spec, schedule.next_fire_at
+    if first is None or first > now:
+        return Plan([], 0, first)
+    if spec.catchup == "all":
+        due = [first]
+        times = cron.fire_times(spec.cron, spec.timezone, first)
+        following = next(times, None)
+        while following is not None and following <= now and len(due) < MAX_CATCHUP:
+            due.append(following)
+            following = next(times, None)
+        return Plan(due, 0, following)
+    latest = cron.last_at_or_before(spec.cron, spec.timezone, now)
+    if latest is None or latest < first:  # `first` is a fire time at or before now: never go back
+        latest = first
+    following = cron.next_after(spec.cron, spec.timezone, latest)
+    if spec.catchup == "none" and now - latest > MISSED_AFTER:
+        return Plan([], 1 + (latest > first), following)
+    return Plan([latest], int(latest > first), following)
+
+
+def fire_due(engine: Engine, now: datetime | None = None) -> FireReport:
+    """Start what every due, unpaused schedule calls for and advance its `next_fire_at`. One schedule
+    that fails is logged and the others still fire. The report's outcomes are to send after."""
+    now = now or utcnow()
+    report = FireReport()
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(ScheduleRow)
+            .where(ScheduleRow.paused.is_(False), ScheduleRow.next_fire_at <= now)
+            .order_by(ScheduleRow.next_fire_at)
+            .limit(BATCH)
+        ).all()
+    for row in rows:
+        try:
+            _fire(engine, of_row(row), now, report)
+        except Exception:
+            log.exception("schedule %s: firing failed; it stays due", row.name)
+            report.failed += 1
+    return report
+
+
+def _fire(engine: Engine, schedule: Schedule, now: datetime, report: FireReport) -> None:
+    name = schedule.spec.name
+    decided = plan(schedule, now)
+    mine = FireReport(missed=decided.missed)
+    last_instance = schedule.last_instance_id
+    for fire_time in decided.fire:
+        try:
+            instance_id = _start(engine, schedule, fire_time, mine)
+        except OrchestratorError as exc:  # the workflow or its inputs changed under the schedule
+            log.error("schedule %s: the run of %s was not created: %s", name, iso(fire_time), exc.message)
+            mine.failed += 1
+            continue
+        last_instance = instance_id or last_instance
+    if decided.missed:
+        catchup = schedule.spec.catchup
+        log.warning("schedule %s: %d missed fire time(s) dropped (catchup %s)", name, decided.missed, catchup)
+    values: dict[str, Any] = {"next_fire_at": decided.next_fire_at, "last_instance_id": last_instance}
+    if decided.fire:
+        values["last_fire_at"] = decided.fire[-1]
+    if mine.skipped:
+        values["skipped_fires"] = ScheduleRow.skipped_fires + mine.skipped
+    with engine.begin() as conn:
+        won = conn.execute(
+            update(ScheduleRow)
+            .where(ScheduleRow.name == name, ScheduleRow.next_fire_at == schedule.next_fire_at)
+            .values(**values)
+        ).rowcount
+    report.outcomes += mine.outcomes  # the starts of instances created here, whoever advanced the row
+    report.fired += mine.fired
+    report.lags += mine.lags
+    if won:  # a pass that lost the compare-and-set counts nothing the winner counts too
+        report.skipped += mine.skipped
+        report.missed += mine.missed
+        report.failed += mine.failed
+
+
+def _open_previous(engine: Engine, schedule: Schedule, key: str) -> list[str]:
+    """Open instances of this schedule fired before `key`'s fire time."""
+    name = schedule.spec.name
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(InstanceRow.id).where(
+                    InstanceRow.workflow_name == schedule.spec.workflow,
+                    InstanceRow.external_id.startswith(f"schedule:{name}:", autoescape=True),
+                    InstanceRow.external_id < key,
+                    InstanceRow.status.in_(OPEN),
+                )
+            ).scalars()
+        )
+
+
+def _start(engine: Engine, schedule: Schedule, fire_time: datetime, report: FireReport) -> str | None:
+    """Create (or find) the instance of one fire time, after `overlap` is applied; None if skipped."""
+    spec = schedule.spec
+    key = external_id(spec.name, fire_time)
+    previous = _open_previous(engine, schedule, key)
+    if previous and spec.overlap == "skip":
+        when = iso(fire_time)
+        log.info("schedule %s: %s skipped, a previous run is still open (%s)", spec.name, when, previous[0])
+        report.skipped += 1
+        return None
+    if previous and spec.overlap == "cancelPrevious":
+        for instance_id in previous:
+            try:
+                reason = f"cancelled by schedule {spec.name}: the run of {iso(fire_time)} replaces it"
+                report.outcomes.append(lifecycle.cancel(engine, instance_id, reason))
+            except InvalidTransition:  # it ended meanwhile
+                pass
+    request = instances.InstanceRequest(
+        workflow=spec.workflow,
+        version=spec.version,
+        input=spec.input,
+        priority=spec.priority,
+        external_id=key,
+        tags={**spec.tags, SCHEDULE_TAG: spec.name, FIRE_TIME_TAG: str(iso(fire_time))},
+        created_by=f"schedule:{spec.name}",
+    )
+    created = instances.create_instance(engine, request)
+    if created.created:
+        report.fired += 1
+        report.lags.append((spec.catchup, max(0.0, (utcnow() - fire_time).total_seconds())))
+        report.outcomes.append(Outcome(starts=[StartInstance(created.instance_id, spec.priority)]))
+    return created.instance_id
+
+
+def trigger(engine: Engine, name: str) -> tuple[str, FireReport]:
+    """Fire the schedule now, paused or not, leaving its next fire time as it is: (the instance's id,
+    what to send). `overlap` applies; with `skip` and a previous run open it raises Conflict (409).
+    Raises NotFound, and ValidationError when the workflow no longer takes the schedule's input."""
+    schedule = get(engine, name)
+    now = utcnow()
+    report = FireReport()
+    instance_id = _start(engine, schedule, now, report)
+    if instance_id is None:
+        raise Conflict(f"schedule {name!r} has a previous run still open, and its overlap is skip")
+    with engine.begin() as conn:
+        conn.execute(
+            update(ScheduleRow)
+            .where(ScheduleRow.name == name)
+            .values(last_fire_at=now, last_instance_id=instance_id)
+        )
+    return instance_id, report
