@@ -14,8 +14,6 @@ from workers.tasks import follow_up
 log = logging.getLogger(__name__)
 
 SWEEP_LOCK = "orchestrator.recovery_sweep"
-# A lock of its own, taken like the sweep's: a sweep that stalls must not hold fire times back
-SCHEDULES_LOCK = "orchestrator.schedule_firing"
 
 
 @app.task(name="orchestrator.recover", acks_late=False)
@@ -27,7 +25,7 @@ def recover() -> dict[str, int]:
     timeout = resources.settings().heartbeat_timeout
     with advisory_lock(engine, SWEEP_LOCK, expire_after=timeout) as held:
         if not held:
-            log.info("another recovery sweep is running; skipping")
+            log.info("the sweep lock is held (another sweep, or a schedule pass); skipping")
             return {"skipped": 1}
         # the broker's count of waiting messages keeps a long queue from being taken for lost messages
         report = recovery.sweep(engine, timeout, count_waiting=broker_probe.count_waiting)
@@ -57,9 +55,12 @@ def recover() -> dict[str, int]:
 def fire_schedules() -> dict[str, object] | None:
     """Start the instances of the schedules' due fire times (`orchestrator/schedule_firing.py`); what
     the pass did, or None when it did nothing (its log lines are dropped: `observe.QuietSchedulePasses`).
-    The lock only saves duplicate work: a fire time's instance is created once whoever fires it."""
+
+    Under the sweep's single-runner lock: of two beats one fires, and a pass that finds a sweep
+    running skips (the next pass, an ORCH_SCHEDULE_INTERVAL later, fires). The lock only saves
+    duplicate work: a fire time's instance is created once whoever fires it (its externalId)."""
     engine = resources.engine()
-    with advisory_lock(engine, SCHEDULES_LOCK, expire_after=resources.settings().heartbeat_timeout) as held:
+    with advisory_lock(engine, SWEEP_LOCK, expire_after=resources.settings().heartbeat_timeout) as held:
         if not held:
             return None
         report = schedule_firing.fire_due(engine)
