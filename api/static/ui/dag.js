@@ -14,8 +14,6 @@
   const NODE_W = 190, NODE_H = 60, GAP_X = 64, GAP_Y = 16, PAD = 12, INSET = 10;
   const POLL_MS = 1000, TICK_MS = 1000, LOG_LINES = 200;
   const WAITING = { worker: "waiting for a worker", retryDelay: "waiting for its retry delay" };
-  // a map's item is a node of its own, `<map>[<index>]`: its events move the map's counter
-  const ITEM_ID = /^(.+)\[(\d+)\]$/;
   const ITEMS_SHOWN = 500; // per-item states drawn in a map's details; the counters cover every item
   const COUNTS_MS = 1000; // at most one read of the map counters per second, however many items end
 
@@ -175,9 +173,11 @@
   function subline(spec, data) {
     const type = spec.type || "task";
     if (type === "map") {
+      // /nodes counts every map's items, 0/0 before it made them: the counter shows once it has
       const items = data && data.items;
+      const counted = items && (items.total > 0 || NODE_DONE.has(data.status));
       const body = spec.node ? spec.node.executor || spec.node.type || "task" : "";
-      return items ? `map · ${items.done}/${items.total} items` : `map · ${body}`;
+      return counted ? `map · ${items.done}/${items.total} items` : `map · ${body}`;
     }
     if (type === "wait") return "wait · signal " + (spec.signal || "");
     if (type === "sleep") return spec.until ? "sleep · until " + spec.until : "sleep · " + duration(spec.duration);
@@ -294,13 +294,11 @@
   function applyNode(data, guarded) {
     const id = nodeIdOf(data);
     const entry = state.nodes.get(id);
-    if (!entry) {
-      const item = ITEM_ID.exec(id || "");
-      if (item && state.nodes.has(item[1])) countItemsSoon();
-      return;
-    }
-    if (!data.status) return;
+    if (!entry || !data.status) return;
     const current = entry.data;
+    // a map's event carries `itemsLeft` (the stream sends no event per item): when it moves, items
+    // ended, and the counters by state come from /nodes
+    if (!guarded && "itemsLeft" in data && data.itemsLeft !== current.itemsLeft) countItemsSoon();
     if (guarded) {
       const [a, b] = [current.attempt || 0, data.attempt || 0];
       if (a > b || (a === b && (RANK[current.status] || 0) > (RANK[data.status] || 0))) return;
@@ -316,7 +314,7 @@
     renderProgress();
   }
 
-  // An item's event says one item moved: the map's counters are read again, at most once a second
+  // Items moved: the map's counters are read again, at most once a second however many items end
   function countItemsSoon() {
     if (state.counting !== null) return;
     state.counting = setTimeout(() => {
