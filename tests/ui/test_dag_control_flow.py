@@ -31,7 +31,7 @@ HOLD = {
     "version": "1.0.0",
     "nodes": [
         {"id": "approve", "type": "wait", "signal": "approval"},
-        {"id": "nap", "type": "sleep", "duration": 4000, "dependsOn": ["approve"]},
+        {"id": "nap", "type": "sleep", "duration": 6000, "dependsOn": ["approve"]},
     ],
 }
 SQUARES = "els => els.map(e => e.dataset.status)"
