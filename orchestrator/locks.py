@@ -1,4 +1,4 @@
-"""A named, non-blocking advisory lock for singletons (the recovery sweep)."""
+"""A named advisory lock for singletons (the recovery sweep, the schedule passes)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ from sqlalchemy import Engine, text
 
 
 @contextmanager
-def advisory_lock(engine: Engine, name: str, expire_after: float | None = None) -> Iterator[bool]:
-    """Yield True if this process holds `name` for the block, False if another holder has it.
+def advisory_lock(
+    engine: Engine, name: str, expire_after: float | None = None, wait: int = 0
+) -> Iterator[bool]:
+    """Yield True if this process holds `name` for the block, False if another holder has it (still,
+    after waiting up to `wait` seconds for it).
 
     MySQL's GET_LOCK belongs to the connection, so a holder that dies releases it with its
     connection. A holder that is alive but stuck (frozen by SIGSTOP, a paused VM, a hung call)
@@ -28,7 +31,7 @@ def advisory_lock(engine: Engine, name: str, expire_after: float | None = None) 
     with engine.connect() as conn:
         if expire_after is not None:
             conn.execute(text("SET SESSION wait_timeout = :s"), {"s": max(1, math.ceil(expire_after))})
-        got = conn.execute(text("SELECT GET_LOCK(:name, 0)"), {"name": name}).scalar() == 1
+        got = conn.execute(text("SELECT GET_LOCK(:name, :wait)"), {"name": name, "wait": wait}).scalar() == 1
         try:
             yield got
         finally:

@@ -13,23 +13,37 @@ from workers.tasks import follow_up
 
 log = logging.getLogger(__name__)
 
+# Held by whoever acts on the sweep's behalf: a recovery sweep or a schedule pass (the spec fires
+# schedules under the sweep's lock).
 SWEEP_LOCK = "orchestrator.recovery_sweep"
+# Held by a recovery sweep only. Beat sends a sweep and a schedule pass on the same tick, so a sweep
+# that skipped whenever it met a schedule pass would lose a whole interval of recovery; a sweep skips
+# only for another sweep, and waits out a schedule pass (milliseconds) on SWEEP_LOCK.
+SWEEPER_LOCK = "orchestrator.recovery_sweeper"
+# The longest a sweep waits for a schedule pass to let go of SWEEP_LOCK.
+_PASS_WAIT_S = 5
 
 
 @app.task(name="orchestrator.recover", acks_late=False)
 def recover() -> dict[str, int]:
     """One recovery sweep; a second sweep running at the same moment skips instead of acting twice."""
     engine = resources.engine()
-    # the lock expires if its holder stalls (frozen, hung) for a heartbeat timeout: a stalled sweep
+    # the locks expire if their holder stalls (frozen, hung) for a heartbeat timeout: a stalled sweep
     # must not stop every other sweep, and a second sweep is only duplicate work
     timeout = resources.settings().heartbeat_timeout
-    with advisory_lock(engine, SWEEP_LOCK, expire_after=timeout) as held:
-        if not held:
-            log.info("the sweep lock is held (another sweep, or a schedule pass); skipping")
+    with advisory_lock(engine, SWEEPER_LOCK, expire_after=timeout) as first:
+        if not first:
+            log.info("the sweep lock is held (another sweep is running); skipping")
             return {"skipped": 1}
-        # the broker's count of waiting messages keeps a long queue from being taken for lost messages
-        report = recovery.sweep(engine, timeout, count_waiting=broker_probe.count_waiting)
-        _send_all(report)
+        wait = max(1, min(_PASS_WAIT_S, int(timeout)))
+        with advisory_lock(engine, SWEEP_LOCK, expire_after=timeout, wait=wait) as held:
+            if not held:
+                log.info("the sweep lock is held (a schedule pass, for over %d s); skipping", wait)
+                return {"skipped": 1}
+            # the broker's count of waiting messages keeps a long queue from being taken for lost
+            # messages
+            report = recovery.sweep(engine, timeout, count_waiting=broker_probe.count_waiting)
+            _send_all(report)
     if report.handed_back or report.resent or report.started or report.timed_out:
         log.warning(
             "recovery: %d handed back, %d resent, %d pending started, %d timed out, %d workers gone",
@@ -56,9 +70,9 @@ def fire_schedules() -> dict[str, object] | None:
     """Start the instances of the schedules' due fire times (`orchestrator/schedule_firing.py`); what
     the pass did, or None when it did nothing (its log lines are dropped: `observe.QuietSchedulePasses`).
 
-    Under the sweep's single-runner lock: of two beats one fires, and a pass that finds a sweep
-    running skips (the next pass, an ORCH_SCHEDULE_INTERVAL later, fires). The lock only saves
-    duplicate work: a fire time's instance is created once whoever fires it (its externalId)."""
+    Under the sweep's single-runner lock: of two beats one fires, and a pass that finds a sweep (or
+    another pass) holding it skips (the next pass, an ORCH_SCHEDULE_INTERVAL later, fires). The lock
+    only saves duplicate work: a fire time's instance is created once whoever fires it (its externalId)."""
     engine = resources.engine()
     with advisory_lock(engine, SWEEP_LOCK, expire_after=resources.settings().heartbeat_timeout) as held:
         if not held:
