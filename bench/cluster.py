@@ -216,3 +216,21 @@ class Cluster:
         if self.api is not None and self.api.alive():
             targets["API (gunicorn)"] = [self.api.pid]
         return targets
+
+    def cost_targets(self) -> dict[str, list[int]]:
+        """The processes whose CPU `bench/cost.py` counts, by kind; the database and broker servers
+        are the machine's (their CPU is everything they did meanwhile)."""
+        from bench.cost import DATABASE_COMMANDS, RABBITMQ_COMMANDS, pids_of
+
+        if self.config.broker == "amqp":
+            broker = pids_of(RABBITMQ_COMMANDS)
+        else:
+            broker = [int(self.redis.info("server")["process_id"])]
+        return {
+            "ours worker": [p.pid for p in self.ours.values() if p.alive()],
+            "beat": [self.beat.pid] if self.beat is not None and self.beat.alive() else [],
+            "raw worker": [p.pid for p in self.raw if p.alive()],
+            "API": [self.api.pid] if self.api is not None and self.api.alive() else [],
+            "MariaDB": pids_of(DATABASE_COMMANDS),
+            "broker": broker,
+        }

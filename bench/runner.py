@@ -197,8 +197,16 @@ def _run(
     cluster.start_beat()  # on, as in production: the sweep runs beside every throughput scenario
     cluster.start_raw("raw1")
     say("API, ours (with beat, production recovery settings) and raw workers are up")
+    from bench.cost import CostMeter
+
     ctx = scenarios.Context(
-        cluster, ours.Orchestrator(cluster.api_url, engine), cluster.redis, config.sizes, config.clients, say
+        cluster,
+        ours.Orchestrator(cluster.api_url, engine),
+        cluster.redis,
+        config.sizes,
+        config.clients,
+        say,
+        CostMeter(engine, cluster.cost_targets),
     )
     _warm_up(ctx)
     chosen = config.scenarios or SCENARIOS

@@ -12,6 +12,7 @@ import redis
 from bench import ours, raw
 from bench.cluster import Cluster
 from bench.config import Sizes
+from bench.cost import CostMeter, CostRows
 from bench.stats import Row, Target, percentile
 
 DIAMOND_NODES = 4
@@ -25,6 +26,7 @@ class Context:
     sizes: Sizes
     clients: int
     say: Callable[[str], None]
+    cost: CostMeter
 
 
 def sequential(ctx: Context) -> list[Row]:
@@ -34,18 +36,22 @@ def sequential(ctx: Context) -> list[Row]:
     p50 = Row(name, "per-node latency p50", "ms", target=Target("ratio", "<=", 1.5, "<= 1.5x raw"))
     p99 = Row(name, "per-node latency p99", "ms")
     mean = Row(name, "wall time / nodes", "ms")
+    cost = CostRows(name, Target("ratio", "<=", 2.0, "<= 2x raw"))
     for rep in range(ctx.sizes.repetitions):
-        run = ctx.orchestrator.run(f"bench-chain-{n}")
+        with ctx.cost.measure() as ours_cost:
+            run = ctx.orchestrator.run(f"bench-chain-{n}")
         p50.ours.append(percentile(run.hops, 50) * 1000)
         p99.ours.append(percentile(run.hops, 99) * 1000)
         mean.ours.append(run.total_s / n * 1000)
-        baseline = raw.run_chain(ctx.redis, n)
+        with ctx.cost.measure() as raw_cost:
+            baseline = raw.run_chain(ctx.redis, n)
+        cost.add(ours_cost, n, raw_cost, n)
         raw_p50, raw_p99 = raw.hop_percentiles(baseline)
         p50.raw.append(raw_p50)
         p99.raw.append(raw_p99)
         mean.raw.append(baseline.total_s / n * 1000)
         ctx.say(f"  {name} #{rep + 1}: p50 {p50.ours[-1]:.2f} ms vs raw {raw_p50:.2f} ms")
-    return [p50, p99, mean]
+    return [p50, p99, mean, *cost.rows()]
 
 
 def fan(ctx: Context) -> list[Row]:
@@ -55,15 +61,19 @@ def fan(ctx: Context) -> list[Row]:
     name = f"fan-out/fan-in (1 -> {width} -> 1)"
     rate = Row(name, "throughput", "nodes/s", target=Target("ratio", ">=", 0.6, ">= 0.6x raw chord"))
     wall = Row(name, "wall time", "s")
+    cost = CostRows(name)
     for rep in range(ctx.sizes.repetitions):
-        run = ctx.orchestrator.run(f"bench-fan-{width}")
+        with ctx.cost.measure() as ours_cost:
+            run = ctx.orchestrator.run(f"bench-fan-{width}")
         rate.ours.append(nodes / run.total_s)
         wall.ours.append(run.total_s)
-        baseline = raw.run_chord(ctx.redis, width)
+        with ctx.cost.measure() as raw_cost:
+            baseline = raw.run_chord(ctx.redis, width)
+        cost.add(ours_cost, nodes, raw_cost, nodes)
         rate.raw.append(nodes / baseline.total_s)
         wall.raw.append(baseline.total_s)
         ctx.say(f"  {name} #{rep + 1}: {rate.ours[-1]:.0f} nodes/s vs raw {rate.raw[-1]:.0f}")
-    return [rate, wall]
+    return [rate, wall, *cost.rows()]
 
 
 def mapped(ctx: Context) -> list[Row]:
@@ -75,15 +85,19 @@ def mapped(ctx: Context) -> list[Row]:
     name = f"map (1 -> map of {width} -> 1)"
     rate = Row(name, "throughput", "nodes/s", target=Target("ratio", ">=", 0.6, ">= 0.6x raw chord"))
     wall = Row(name, "wall time", "s")
+    cost = CostRows(name)
     for rep in range(ctx.sizes.repetitions):
-        run = ctx.orchestrator.run(f"bench-map-{width}")
+        with ctx.cost.measure() as ours_cost:
+            run = ctx.orchestrator.run(f"bench-map-{width}")
         rate.ours.append(nodes / run.total_s)
         wall.ours.append(run.total_s)
-        baseline = raw.run_chord(ctx.redis, width)
+        with ctx.cost.measure() as raw_cost:
+            baseline = raw.run_chord(ctx.redis, width)
+        cost.add(ours_cost, nodes, raw_cost, nodes)
         rate.raw.append(nodes / baseline.total_s)
         wall.raw.append(baseline.total_s)
         ctx.say(f"  {name} #{rep + 1}: {rate.ours[-1]:.0f} nodes/s vs raw {rate.raw[-1]:.0f}")
-    return [rate, wall]
+    return [rate, wall, *cost.rows()]
 
 
 def many(ctx: Context) -> list[Row]:
@@ -96,20 +110,24 @@ def many(ctx: Context) -> list[Row]:
     nodes.target = Target("ratio", ">=", 0.5, ">= 0.5x raw burst")
     p50 = Row(name, "API create latency p50", "ms")
     p99 = Row(name, "API create latency p99", "ms", target=Target("value", "<=", 50, "< 50 ms"))
+    cost = CostRows(name, Target("ratio", "<=", 2.0, "<= 2x raw"))
     for rep in range(ctx.sizes.repetitions):
-        run = ctx.orchestrator.many("bench-diamond", count, ctx.clients, DIAMOND_NODES)
+        with ctx.cost.measure() as ours_cost:
+            run = ctx.orchestrator.many("bench-diamond", count, ctx.clients, DIAMOND_NODES)
         done.ours.append(run.completed)
         inst.ours.append(count / run.total_s)
         nodes.ours.append(run.nodes / run.total_s)
         p50.ours.append(percentile(run.create_latencies, 50) * 1000)
         p99.ours.append(percentile(run.create_latencies, 99) * 1000)
-        baseline = raw.run_burst(ctx.redis, run.nodes)
+        with ctx.cost.measure() as raw_cost:
+            baseline = raw.run_burst(ctx.redis, run.nodes)
+        cost.add(ours_cost, run.nodes, raw_cost, run.nodes)
         nodes.raw.append(run.nodes / baseline.total_s)
         ctx.say(
             f"  many #{rep + 1}: {nodes.ours[-1]:.0f} nodes/s vs raw {nodes.raw[-1]:.0f}, "
             f"create p99 {p99.ours[-1]:.1f} ms"
         )
-    return [done, inst, nodes, p50, p99]
+    return [done, inst, nodes, p50, p99, *cost.rows()]
 
 
 def _per_node(ctx: Context, workflow: str, nodes: int) -> float:
