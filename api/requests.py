@@ -24,6 +24,7 @@ from api.errors import BadRequest
 from orchestrator.definitions import MAX_DURATION_MS
 from orchestrator.errors import Problem, ValidationError
 from orchestrator.instances import PRIORITIES, InstanceRequest
+from orchestrator.schedule_firing import KEY_PREFIX as SCHEDULE_KEY_PREFIX
 
 # MariaDB's JSON_VALID refuses documents nested 32 levels deep; stored values embed request values
 # (an instance's input, a definition's config) a level or two down, so requests stay well below that.
@@ -274,6 +275,10 @@ def _constraints(v: dict[str, Any]) -> list[tuple[str, str]]:
         bad.append(("priority", f"must be one of {', '.join(PRIORITIES)}"))
     if "externalId" in v and not 0 < len(v["externalId"]) <= 255:
         bad.append(("externalId", "must be 1 to 255 characters"))
+    elif str(v.get("externalId", "")).startswith(SCHEDULE_KEY_PREFIX):
+        # the schedules' own keys: taken here, one would stand for a fire time (its input, or a
+        # run that never ends and skips every fire with overlap: skip)
+        bad.append(("externalId", f"must not start with {SCHEDULE_KEY_PREFIX!r} (the schedules' keys)"))
     bad += _tag_problems(v.get("tags", {}))
     if not 0 < v.get("timeout", 1) <= MAX_TIMEOUT_MS:
         bad.append(("timeout", f"must be between 1 and {MAX_TIMEOUT_MS} (milliseconds)"))

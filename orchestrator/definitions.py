@@ -508,7 +508,10 @@ def parse_instant(text: Any) -> datetime | None:
     except ValueError:
         return None
     if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
+        try:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:  # an offset that carries it past year 1 or 9999
+            return None
     return value
 
 

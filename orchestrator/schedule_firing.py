@@ -37,7 +37,9 @@ from orchestrator.views import iso
 log = logging.getLogger(__name__)
 
 MISSED_AFTER = timedelta(seconds=60)
+KEY_PREFIX = "schedule:"  # of the externalId of a fire time's instance
 MAX_CATCHUP = 100  # fire times one schedule starts in one pass with `catchup: all`
+MAX_CANCELS = 100  # open earlier runs one fire time cancels (`overlap: cancelPrevious`)
 BATCH = 100  # schedules one pass handles; the rest are still due for the next
 OPEN = (I.PENDING.value, I.RUNNING.value, I.PAUSED.value)
 
@@ -61,8 +63,9 @@ class Plan:
 
 
 def external_id(name: str, fire_time: datetime) -> str:
-    """The instance key of one fire time; fixed width, so keys of one schedule sort by fire time."""
-    return f"schedule:{name}:{fire_time.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}"
+    """The instance key of one fire time; fixed width, so keys of one schedule sort by fire time.
+    Requests cannot take a key with this prefix (api/requests.py)."""
+    return f"{KEY_PREFIX}{name}:{fire_time.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}"
 
 
 def plan(schedule: Schedule, now: datetime) -> Plan:
@@ -144,18 +147,21 @@ def _fire(engine: Engine, schedule: Schedule, now: datetime, report: FireReport)
         report.failed += mine.failed
 
 
-def _open_previous(engine: Engine, schedule: Schedule, key: str) -> list[str]:
-    """Open instances of this schedule fired before `key`'s fire time."""
+def _open_previous(engine: Engine, schedule: Schedule, key: str, limit: int) -> list[str]:
+    """Open instances of this schedule fired before `key`'s fire time (at most `limit`, oldest first)."""
     name = schedule.spec.name
     with engine.connect() as conn:
         return list(
             conn.execute(
-                select(InstanceRow.id).where(
+                select(InstanceRow.id)
+                .where(
                     InstanceRow.workflow_name == schedule.spec.workflow,
-                    InstanceRow.external_id.startswith(f"schedule:{name}:", autoescape=True),
+                    InstanceRow.external_id.startswith(f"{KEY_PREFIX}{name}:", autoescape=True),
                     InstanceRow.external_id < key,
                     InstanceRow.status.in_(OPEN),
                 )
+                .order_by(InstanceRow.external_id)
+                .limit(limit)
             ).scalars()
         )
 
@@ -164,7 +170,10 @@ def _start(engine: Engine, schedule: Schedule, fire_time: datetime, report: Fire
     """Create (or find) the instance of one fire time, after `overlap` is applied; None if skipped."""
     spec = schedule.spec
     key = external_id(spec.name, fire_time)
-    previous = _open_previous(engine, schedule, key)
+    # `allow` needs none of them and `skip` one; a cancel takes a bounded number per fire time (the
+    # next fire time cancels what is still open)
+    limit = {"allow": 0, "skip": 1}.get(spec.overlap, MAX_CANCELS)
+    previous = _open_previous(engine, schedule, key, limit) if limit else []
     if previous and spec.overlap == "skip":
         when = iso(fire_time)
         log.info("schedule %s: %s skipped, a previous run is still open (%s)", spec.name, when, previous[0])

@@ -43,7 +43,10 @@ def recover() -> dict[str, int]:
             # the broker's count of waiting messages keeps a long queue from being taken for lost
             # messages
             report = recovery.sweep(engine, timeout, count_waiting=broker_probe.count_waiting)
-            _send_all(report)
+        # sent with the shared lock let go: thousands of sends to a slow broker must not hold the
+        # schedule passes off (a fire time late by a minute is missed with catchup: none); the
+        # sweeper lock still keeps the next sweep from acting before these are out
+        _send_all(report)
     if report.handed_back or report.resent or report.started or report.timed_out:
         log.warning(
             "recovery: %d handed back, %d resent, %d pending started, %d timed out, %d workers gone",

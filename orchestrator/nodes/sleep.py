@@ -50,10 +50,7 @@ def wake_time(engine: Engine, held: Claim, spec: NodeSpec, now: datetime) -> dat
     if spec.duration_ms is not None:
         return now + timedelta(milliseconds=spec.duration_ms)
     rendered = templates.render(spec.until, _scope(engine, held, spec))
-    try:
-        instant = parse_instant(rendered)
-    except OverflowError:  # an offset that moves the time out of the calendar
-        instant = None
+    instant = parse_instant(rendered)
     if instant is None:
         shown = repr(rendered)[:100]
         raise TemplateError(f"until of node {held.node_id} is {shown}, not an ISO 8601 date and time")

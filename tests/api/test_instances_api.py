@@ -64,6 +64,10 @@ def test_create_errors_name_their_fields(live_api):
     error = assert_error(live_api.post("/api/v1/instances", {"workflow": "greeting", "version": ""}), 422)
     assert [d["field"] for d in error["details"]] == ["version"], error  # not "" taken for `latest`
     assert_error(live_api.post("/api/v1/instances", ["greeting"]), 422)
+    # a schedule's key taken by a request would stand for one of its fire times
+    body = {"workflow": "greeting", "input": {"email": "a@x"}, "externalId": "schedule:nightly:0"}
+    error = assert_error(live_api.post("/api/v1/instances", body), 422)
+    assert [d["field"] for d in error["details"]] == ["externalId"], error
 
 
 def test_malformed_bodies_are_400(live_api):

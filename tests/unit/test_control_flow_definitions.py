@@ -155,6 +155,9 @@ def test_a_sleep_node_parses_with_a_duration_or_an_instant() -> None:
         ({"until": "tomorrow"}, ("nodes[0].until", "VALIDATION_ERROR")),
         ({"until": 1733130000}, ("nodes[0].until", "TYPE_MISMATCH")),
         ({"until": "${input.when"}, ("nodes[0].until", "TEMPLATE_ERROR")),
+        # valid ISO 8601 whose offset moves it out of the calendar
+        ({"until": "0001-01-01T00:00:00+01:00"}, ("nodes[0].until", "VALIDATION_ERROR")),
+        ({"until": "9999-12-31T23:59:59-01:00"}, ("nodes[0].until", "VALIDATION_ERROR")),
     ],
 )
 def test_bad_sleeps_name_the_field(body: dict[str, Any], expected: tuple[str, str]) -> None:
