@@ -9,6 +9,8 @@ order], "failed": [indices]}`; an empty list completes it at once with `{"items"
 (`failed` is always there, so a template reading it resolves). With `onItemFailure` "fail" the first
 item that fails for good fails it. Recovered by the sweep when it runs with no items started for its
 run (`items_left` unset) and its claim is a heartbeat timeout old: its worker died before the items.
+A node that fails its instance elsewhere ends a running map too (skipped, `unreachable.py`): its items
+not started are skipped, so it would never complete, and a retry of the instance runs it again.
 
 A run after an instance retry keeps the items that completed and runs the others again (the items
 already there are reused: `over` is not rendered again); a retry with `all`, or one that reaches the

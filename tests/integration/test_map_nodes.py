@@ -328,3 +328,70 @@ def test_progress_counts_items_and_the_nodes_view_shows_a_map_with_its_item_coun
         "byStatus": {"completed": 1, "queued": 2, "pending": 1},
     }
     assert "items" not in listed["list"] and listed["m"]["type"] == "map"
+
+
+def _with_failing_branch(name: str) -> dict[str, Any]:
+    """`mapping` (one item at a time) beside a node `bad` whose first attempt fails for good and whose
+    next one (after a retry of the instance) completes."""
+    body = mapping(name, maxConcurrency=1)
+    bad = {"id": "bad", "executor": "tests.flaky", "config": {"failures": 1}}
+    return {**body, "nodes": [*body["nodes"], bad]}
+
+
+@pytest.mark.parametrize("all_items", [False, True])
+def test_a_failure_elsewhere_ends_a_running_map_and_a_retry_runs_it_again_to_completion(
+    engine: Engine, all_items: bool
+) -> None:
+    body = _with_failing_branch(f"map-stranded-{all_items}")
+    catalog.save_definition(engine, body)
+    request = InstanceRequest(body["name"], input={"list": ["a", "b", "c"]})
+    instance_id = create_instance(engine, request).instance_id
+    first = {d.node_id: d for d in scheduling.start(engine, instance_id).dispatches}
+    (map_message,) = _step(engine, first["list"]).dispatches
+    (item,) = _step(engine, map_message).dispatches
+    running = scheduling.claim(engine, instance_id, item.node_id, item.attempt, "w", item.facts())
+    assert running is not None  # m[0] runs (as at a gate); m[1] and m[2] wait for it
+
+    failed = _step(engine, first["bad"])
+
+    assert failed.finished is not None and failed.finished.status == "failed"
+    rows = _rows(engine, instance_id)
+    assert (rows["m"].status, rows["m"].error["code"], rows["m"].items_left) == (
+        "skipped",
+        "INSTANCE_FAILED",
+        None,
+    )
+    assert [rows[f"m[{i}]"].status for i in range(3)] == ["running", "skipped", "skipped"]
+    # the item still running ends on its own and counts nothing: its map stays ended
+    assert run_attempt(engine, running, 30.0).dispatches == []
+    assert _rows(engine, instance_id)["m"].status == "skipped"
+
+    last = run_here(engine, instance_id, first=lifecycle.retry(engine, instance_id, None, all_items))
+
+    assert last.finished is not None and last.finished.status == "completed"
+    rows = _rows(engine, instance_id)
+    assert [x["value"] for x in rows["m"].output["items"]] == ["a", "b", "c"]
+    assert rows["after"].status == "completed" and rows["m"].items_left == 0
+
+
+def test_a_retry_runs_again_a_map_that_a_failure_left_running(engine: Engine) -> None:
+    """An instance failed before failures ended their running maps: its map is still `running`."""
+    body = _with_failing_branch("map-left-running")
+    catalog.save_definition(engine, body)
+    request = InstanceRequest(body["name"], input={"list": ["a", "b"]})
+    instance_id = create_instance(engine, request).instance_id
+    first = {d.node_id: d for d in scheduling.start(engine, instance_id).dispatches}
+    (map_message,) = _step(engine, first["list"]).dispatches
+    _step(engine, map_message)
+    assert _step(engine, first["bad"]).finished is not None
+    with engine.begin() as conn:  # as such an instance was left
+        conn.execute(
+            update(NodeRow)
+            .where(NodeRow.instance_id == instance_id, NodeRow.node_id == "m")
+            .values(status="running", error=None, items_left=2, finished_at=None)
+        )
+
+    last = run_here(engine, instance_id, first=lifecycle.retry(engine, instance_id))
+
+    assert last.finished is not None and last.finished.status == "completed"
+    assert [x["value"] for x in _rows(engine, instance_id)["m"].output["items"]] == ["a", "b"]
