@@ -5,11 +5,12 @@ and its successor released once, `maxConcurrency` holding items back, empty and 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, event, func, select, update
 
 from orchestrator import catalog, lifecycle, recovery, scheduling, storable, views
 from orchestrator.db import make_engine
@@ -395,3 +396,54 @@ def test_a_retry_runs_again_a_map_that_a_failure_left_running(engine: Engine) ->
 
     assert last.finished is not None and last.finished.status == "completed"
     assert [x["value"] for x in _rows(engine, instance_id)["m"].output["items"]] == ["a", "b"]
+
+
+@contextmanager
+def _committed(engine: Engine) -> Iterator[list[list[str]]]:
+    """The statements of each transaction committed on `engine` meanwhile, one list per commit."""
+    open_ones: dict[int, list[str]] = {}
+    committed: list[list[str]] = []
+
+    def executed(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        open_ones.setdefault(id(conn), []).append(statement)
+
+    def commit(conn: Any) -> None:
+        committed.append(open_ones.pop(id(conn), []))
+
+    event.listen(engine, "after_cursor_execute", executed)
+    event.listen(engine, "commit", commit)
+    try:
+        yield committed
+    finally:
+        event.remove(engine, "after_cursor_execute", executed)
+        event.remove(engine, "commit", commit)
+
+
+def test_a_rerun_of_a_map_whose_items_all_completed_completes_it_in_the_transaction_that_counts_them(
+    engine: Engine,
+) -> None:
+    body = _with_failing_branch("map-rerun-done")
+    catalog.save_definition(engine, body)
+    instance_id = create_instance(engine, InstanceRequest(body["name"], input={"list": ["a"]})).instance_id
+    first = {d.node_id: d for d in scheduling.start(engine, instance_id).dispatches}
+    (map_message,) = _step(engine, first["list"]).dispatches
+    (item,) = _step(engine, map_message).dispatches
+    running = scheduling.claim(engine, instance_id, item.node_id, item.attempt, "w", item.facts())
+    assert running is not None and _step(engine, first["bad"]).finished is not None
+    run_attempt(engine, running, 30.0)  # the map's only item completes after its map ended
+    retried = {d.node_id: d for d in lifecycle.retry(engine, instance_id).dispatches}
+    d = retried["m"]
+    held = scheduling.claim(engine, instance_id, "m", d.attempt, "w", d.facts())
+    assert held is not None
+
+    with _committed(engine) as transactions:
+        released = run_attempt(engine, held, 30.0)
+
+    assert [x.node_id for x in released.dispatches] == ["after"]
+    assert _rows(engine, instance_id)["m"].output == {
+        "items": [{"value": "a", "at": 0, "text": "#0"}],
+        "failed": [],
+    }
+    # a crash between counting the items (none left) and completing the map would strand it
+    (counted,) = [t for t in transactions if any("items_total" in s for s in t)]
+    assert any(s.startswith("UPDATE") and "output=" in s.replace(" ", "") for s in counted)
