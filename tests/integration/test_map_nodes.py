@@ -20,7 +20,7 @@ from orchestrator.models import NodeRow, utcnow
 from orchestrator.nodes import subworkflow
 from orchestrator.outcomes import Outcome
 from tests.acceptance.helpers import run_here
-from tests.support import output_executors  # noqa: F401  (registers tests.deep_output)
+from tests.support import output_executors  # noqa: F401  (registers tests.deep_output, tests.big_output)
 from tests.support.executors import MAP_FIXED_GATE, map_runs, open_gate
 from workers.runtime import run_attempt
 
@@ -447,3 +447,18 @@ def test_a_rerun_of_a_map_whose_items_all_completed_completes_it_in_the_transact
     # a crash between counting the items (none left) and completing the map would strand it
     (counted,) = [t for t in transactions if any("items_total" in s for s in t)]
     assert any(s.startswith("UPDATE") and "output=" in s.replace(" ", "") for s in counted)
+
+
+def test_a_map_whose_items_outputs_add_up_past_the_stores_limit_fails_from_their_sizes(
+    engine: Engine,
+) -> None:
+    body = mapping("map-too-large")
+    body["nodes"][1]["node"] = {"executor": "tests.big_output", "config": {"bytes": 1024 * 1024}}
+    instance_id, last = _run(engine, body, list(range(9)))
+
+    assert last.finished is not None and last.finished.status == "failed"
+    rows = _rows(engine, instance_id)
+    assert {rows[f"m[{i}]"].status for i in range(9)} == {"completed"} and rows["m"].status == "failed"
+    # told from the sizes the store reports for the items' outputs, before any of them is read
+    assert rows["m"].error["code"] == "OUTPUT_NOT_STORABLE"
+    assert "items' outputs add up to" in rows["m"].error["message"] and "8 MiB" in rows["m"].error["message"]
