@@ -230,9 +230,13 @@ def nodes(engine: Engine, instance_id: str) -> list[dict[str, Any]]:
     signals = _signals(engine, instance.definition_id, rows)
     with engine.connect() as conn:
         checkpoints: dict[str, Any] = {}
+        # the listed nodes' only: a map's items (up to 10,000, each with its own) have their endpoint
         for node_id, data in conn.execute(
             select(CheckpointRow.node_id, CheckpointRow.data)
-            .where(CheckpointRow.instance_id == instance_id)
+            .where(
+                CheckpointRow.instance_id == instance_id,
+                CheckpointRow.node_id.in_([n.node_id for n in rows]),
+            )
             .order_by(CheckpointRow.id)
         ):
             checkpoints[node_id] = data

@@ -10,13 +10,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, func, select, update
+from sqlalchemy import Engine, event, func, insert, select, update
 
 from orchestrator import catalog, lifecycle, recovery, scheduling, storable, views
 from orchestrator.db import make_engine
 from orchestrator.instances import InstanceRequest, create_instance
 from orchestrator.migrate import upgrade
-from orchestrator.models import NodeRow, utcnow
+from orchestrator.models import CheckpointRow, NodeRow, utcnow
 from orchestrator.nodes import subworkflow
 from orchestrator.outcomes import Outcome
 from tests.acceptance.helpers import run_here
@@ -462,3 +462,36 @@ def test_a_map_whose_items_outputs_add_up_past_the_stores_limit_fails_from_their
     # told from the sizes the store reports for the items' outputs, before any of them is read
     assert rows["m"].error["code"] == "OUTPUT_NOT_STORABLE"
     assert "items' outputs add up to" in rows["m"].error["message"] and "8 MiB" in rows["m"].error["message"]
+
+
+def test_the_nodes_view_reads_the_checkpoints_of_the_nodes_it_lists_and_none_of_the_items(db: Engine) -> None:
+    instance_id, held = _claimed_map(db, mapping("map-checkpoints"), list(range(50)))
+    run_attempt(db, held, 30.0)
+    with db.begin() as conn:
+        conn.execute(
+            insert(CheckpointRow),
+            [
+                {
+                    "instance_id": instance_id,
+                    "node_id": node,
+                    "attempt": 1,
+                    "data": {"at": node},
+                    "created_at": utcnow(),
+                }
+                for node in ["list", *(f"m[{i}]" for i in range(50))]
+            ],
+        )
+    read: list[int] = []
+
+    def counted(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        if "FROM node_checkpoints" in statement:
+            read.append(cursor.rowcount)  # pymysql reads the whole result first: its row count
+
+    event.listen(db, "after_cursor_execute", counted)
+    try:
+        listed = {n["nodeId"]: n for n in views.nodes(db, instance_id)}
+    finally:
+        event.remove(db, "after_cursor_execute", counted)
+
+    assert listed["list"]["lastCheckpoint"] == {"at": "list"} and listed["m"]["lastCheckpoint"] is None
+    assert read == [1]
