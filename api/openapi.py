@@ -651,7 +651,9 @@ PATHS: dict[str, Schema] = {
             parameters=[
                 _query("status", {"enum": [s.value for s in NodeStatus]}, "only items in this status"),
                 _query(
-                    "limit", {"type": "integer", "minimum": 1, "maximum": MAX_ITEMS_PAGE}, "page size (100)"
+                    "limit",
+                    {"type": "integer", "minimum": 1, "maximum": MAX_ITEMS_PAGE},
+                    f"page size (default and at most {MAX_ITEMS_PAGE}: each item comes with its output)",
                 ),
                 _query(
                     "after",

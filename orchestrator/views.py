@@ -288,7 +288,7 @@ def created_summary(engine: Engine, created: Created) -> dict[str, Any]:
     return instance_summary_by_id(engine, created.instance_id)
 
 
-MAX_ITEMS_PAGE = 1000
+MAX_ITEMS_PAGE = 100  # items carry their outputs: a page of them stays a few MiB at most
 
 
 def items(
