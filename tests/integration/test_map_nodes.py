@@ -16,7 +16,7 @@ from orchestrator import catalog, lifecycle, recovery, scheduling, storable, vie
 from orchestrator.db import make_engine
 from orchestrator.instances import InstanceRequest, create_instance
 from orchestrator.migrate import upgrade
-from orchestrator.models import CheckpointRow, NodeRow, utcnow
+from orchestrator.models import CheckpointRow, LogRow, NodeRow, utcnow
 from orchestrator.nodes import subworkflow
 from orchestrator.outcomes import Outcome
 from tests.acceptance.helpers import run_here
@@ -495,3 +495,34 @@ def test_the_nodes_view_reads_the_checkpoints_of_the_nodes_it_lists_and_none_of_
 
     assert listed["list"]["lastCheckpoint"] == {"at": "list"} and listed["m"]["lastCheckpoint"] is None
     assert read == [1]
+
+
+def test_a_failure_skips_a_maps_open_items_in_one_statement_and_one_log_line(engine: Engine) -> None:
+    body = _with_failing_branch("map-skip-items")
+    catalog.save_definition(engine, body)
+    instance_id = create_instance(
+        engine, InstanceRequest(body["name"], input={"list": list(range(300))})
+    ).instance_id
+    first = {d.node_id: d for d in scheduling.start(engine, instance_id).dispatches}
+    (map_message,) = _step(engine, first["list"]).dispatches
+    _step(engine, map_message)  # m[0] queued, the others pending
+
+    with _committed(engine) as transactions:
+        assert _step(engine, first["bad"]).finished is not None
+
+    rows = _rows(engine, instance_id)
+    assert {rows[f"m[{i}]"].status for i in range(300)} == {"skipped"}
+    assert rows["m[7]"].error["code"] == "INSTANCE_FAILED"
+    items_moved = [s for t in transactions for s in t if s.startswith("UPDATE") and "map_node_id" in s]
+    assert len(items_moved) == 1
+    with engine.connect() as conn:
+        lines = conn.execute(
+            select(LogRow.node_id, LogRow.message).where(
+                LogRow.instance_id == instance_id, LogRow.message.contains("skipped")
+            )
+        ).all()
+    assert sorted(lines) == [
+        ("after", "node skipped: instance failed (node bad failed)"),
+        ("m", "300 items skipped: instance failed (node bad failed)"),
+        ("m", "node skipped: instance failed (node bad failed)"),
+    ]
