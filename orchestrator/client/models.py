@@ -221,6 +221,26 @@ class NodeExecution:
 
 
 @dataclass(frozen=True)
+class MapItem:
+    """One item of a map node (`GET .../nodes/<map>/items`): its index, the id of its own node
+    execution (`<map>[<index>]`), status, attempt, output and error."""
+
+    index: int = 0
+    node_id: str = ""
+    status: str = ""
+    attempt: int = 0
+    output: Any = None
+    error: ErrorInfo | None = _error()
+    started_at: datetime | None = _time()
+    finished_at: datetime | None = _time()
+    raw: dict[str, Any] = _raw()
+
+    @classmethod
+    def from_json(cls, data: Any) -> MapItem:
+        return _build(cls, data)
+
+
+@dataclass(frozen=True)
 class SignalDelivery:
     """What a signal did (`Client.signal`): `delivered`, the waiting node `node_id` completed with
     it; else it is stored until that node is reached."""
