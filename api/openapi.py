@@ -359,6 +359,14 @@ SCHEMAS: dict[str, Schema] = {
                 "or what that `waiting` node waits for",
             },
             "totalNodes": {"type": "integer"},
+            "totalItems": {
+                "type": "integer",
+                "description": "the items its map nodes have made so far (not among `totalNodes`)",
+            },
+            "finishedItems": {
+                "type": "integer",
+                "description": "of those, the items that reached an outcome of their own, as `progress`",
+            },
             "startedAt": _nullable(_TIME),
             "updatedAt": _TIME,
             "finishedAt": _nullable(_TIME),

@@ -181,12 +181,12 @@ def status(engine: Engine, instance_id: str) -> dict[str, Any]:
     by_status: dict[str, list[str]] = {}
     for n in nodes:
         by_status.setdefault(n.status, []).append(n.node_id)
-    finished = sum(1 for n in nodes if _finished(n))
-    total = len(nodes)
+    finished_items = total_items = 0
     if any(n.type == "map" for n in nodes):  # a map's items count, one by one
         items = _ItemCounts(engine, instance_id)
-        finished += sum(items.finished.values())
-        total += items.total()
+        finished_items, total_items = sum(items.finished.values()), items.total()
+    finished = sum(1 for n in nodes if _finished(n)) + finished_items
+    total = len(nodes) + total_items
     running = by_status.get(NodeStatus.RUNNING.value, [])
     end = row.finished_at
     started = row.started_at
@@ -213,6 +213,9 @@ def status(engine: Engine, instance_id: str) -> dict[str, Any]:
         # or what a waiting node waits for
         "waitingFor": waiting_for,
         "totalNodes": len(nodes),
+        # the items of its maps so far, which `progress` counts one by one beside the nodes
+        "totalItems": total_items,
+        "finishedItems": finished_items,
         "startedAt": iso(started),
         "updatedAt": iso(row.updated_at),
         "finishedAt": iso(end),

@@ -176,6 +176,8 @@ class Status:
     # a queued node: "worker" or "retryDelay"; a waiting one: {"signal"?, "until"}
     waiting_for: dict[str, Any] = field(default_factory=dict)
     total_nodes: int = 0
+    total_items: int = 0  # the items of its maps (not among the nodes), `progress` counts them too
+    finished_items: int = 0
     started_at: datetime | None = _time()
     updated_at: datetime | None = _time()
     finished_at: datetime | None = _time()
