@@ -359,6 +359,14 @@ SCHEMAS: dict[str, Schema] = {
                 "or what that `waiting` node waits for",
             },
             "totalNodes": {"type": "integer"},
+            "totalItems": {
+                "type": "integer",
+                "description": "the items its map nodes have made so far (not among `totalNodes`)",
+            },
+            "finishedItems": {
+                "type": "integer",
+                "description": "of those, the items that reached an outcome of their own, as `progress`",
+            },
             "startedAt": _nullable(_TIME),
             "updatedAt": _TIME,
             "finishedAt": _nullable(_TIME),
@@ -651,7 +659,9 @@ PATHS: dict[str, Schema] = {
             parameters=[
                 _query("status", {"enum": [s.value for s in NodeStatus]}, "only items in this status"),
                 _query(
-                    "limit", {"type": "integer", "minimum": 1, "maximum": MAX_ITEMS_PAGE}, "page size (100)"
+                    "limit",
+                    {"type": "integer", "minimum": 1, "maximum": MAX_ITEMS_PAGE},
+                    f"page size (default and at most {MAX_ITEMS_PAGE}: each item comes with its output)",
                 ),
                 _query(
                     "after",

@@ -185,13 +185,13 @@ def _item_ended(
     if left > 0:
         logs.write(conn, *entries)
         return _next_item(conn, engine, held, head.node_id, now)
-    output = map_items.output(conn, held.instance_id, head.node_id)
-    reason = storable.problem(output, storable.max_depth(engine))
-    if reason is not None:  # the map's, not the item's: the item keeps its own output
-        unstorable = {
-            "code": NotStorable.code,
-            "message": f"the output of the map cannot be stored: {reason}",
-        }
+    try:
+        output = map_items.output(conn, held.instance_id, head.node_id)
+        reason = storable.problem(output, storable.max_depth(engine))
+        if reason is not None:
+            raise NotStorable(f"the output of the map cannot be stored: {reason}")
+    except NotStorable as exc:  # the map's, not the item's: the item keeps its own output
+        unstorable = {"code": NotStorable.code, "message": exc.message}
         return _fail_map(conn, engine, held.instance_id, head, unstorable, now, entries)
     if not finish_node(conn, head.id, head.attempt, N.COMPLETED, output, now):
         raise LostClaim(f"map node {head.node_id} moved on while its row was locked")

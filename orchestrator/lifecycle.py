@@ -25,9 +25,9 @@ N = NodeStatus
 
 def _current(conn: Connection, instance_id: str) -> Any:
     row = conn.execute(
-        select(InstanceRow.status, InstanceRow.definition_id, InstanceRow.timeout_ms).where(
-            InstanceRow.id == instance_id
-        )
+        select(
+            InstanceRow.status, InstanceRow.definition_id, InstanceRow.timeout_ms, InstanceRow.error
+        ).where(InstanceRow.id == instance_id)
     ).first()
     if row is None:
         raise NotFound(f"no instance {instance_id!r}")
@@ -109,6 +109,10 @@ def _reset_for_retry(engine: Engine, instance_id: str, from_node: str | None, al
         current = _current(conn, instance_id)
         require_instance_move(conn, instance_id, I(current.status), I.PENDING)
         definition = catalog.load_definition(engine, current.definition_id, conn)
+        # a map the failure left running (its instance failed before failures ended their maps) ends
+        # first, so that the reset below runs it again
+        failed_node = str((current.error or {}).get("nodeId"))
+        logs.write(conn, *unreachable.end_running_maps(conn, instance_id, failed_node, now))
         # failed and cancelled nodes, and those a failure skipped; a node its own `when` skipped
         # keeps that decision (unless `from_node` reaches it)
         reset = {

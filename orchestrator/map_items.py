@@ -17,10 +17,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, bindparam, delete, select, update
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 
-from orchestrator import scheduling
+from orchestrator import scheduling, storable
 from orchestrator.definitions import item_of
+from orchestrator.errors import NotStorable
 from orchestrator.models import CheckpointRow, NodeRow
 from orchestrator.outcomes import QueuedNode
 from orchestrator.states import NodeStatus as N
@@ -131,7 +132,21 @@ def queued_items(conn: Connection, instance_id: str, map_id: str) -> list[Queued
 
 def output(conn: Connection, instance_id: str, map_id: str) -> dict[str, Any]:
     """The map's output: each item's output in index order (None for one that did not complete), and
-    the indices of the failed ones."""
+    the indices of the failed ones. Raises NotStorable when the items' outputs add up to more than
+    the store holds, from their sizes as the store counts them, before any output is read: 10,000
+    outputs are not loaded (under the map's lock) only to be refused."""
+    size = conn.execute(
+        select(func.sum(func.length(NodeRow.output))).where(
+            NodeRow.instance_id == instance_id,
+            NodeRow.map_node_id == map_id,
+            NodeRow.status == N.COMPLETED.value,
+        )
+    ).scalar()
+    if size is not None and int(size) > storable.MAX_BYTES:
+        raise NotStorable(
+            f"the output of the map cannot be stored: its items' outputs add up to {int(size)} bytes,"
+            f" more than {storable.MAX_BYTES // (1024 * 1024)} MiB"
+        )
     rows = conn.execute(
         select(NodeRow.item_index, NodeRow.status, NodeRow.output)
         .where(NodeRow.instance_id == instance_id, NodeRow.map_node_id == map_id)

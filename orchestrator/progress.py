@@ -1,9 +1,10 @@
 """`submit --watch`: a live progress bar per instance, node by node, until every instance ends.
 
 The bar counts what the status's `progress` counts: nodes that reached an outcome of their own
-(completed, failed, or skipped by their `when`). Nodes a failure left unreachable are `skipped` too,
-but they did not finish, so a failed instance's bar stops where the instance really got to instead
-of filling up.
+(completed, failed, or skipped by their `when`), and one by one the items of its maps (the status's
+`totalItems` and `finishedItems`: its total grows as a map makes its items). Nodes a failure left
+unreachable are `skipped` too, but they did not finish, so a failed instance's bar stops where the
+instance really got to instead of filling up.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def watch(client: Client, instance_ids: list[str], poll_s: float = 0.3) -> dict[
     statuses = {i: run.status() for i, run in runs.items()}
     bars = {
         instance_id: tqdm(
-            total=status.total_nodes,
+            total=status.total_nodes + status.total_items,
             unit="node",
             desc=instance_id[:8],
             position=position,
@@ -70,13 +71,17 @@ def _skipped_by_failure(run: Run, status: Status) -> set[str]:
 
 
 def finished_count(status: Status, skipped_by_failure: set[str]) -> int:
-    """How many nodes reached an outcome of their own: the rule of the status's `progress`."""
+    """How many nodes and map items reached an outcome of their own: the rule of the status's
+    `progress`."""
     skipped = [n for n in status.skipped_nodes if n not in skipped_by_failure]
-    return len(status.completed_nodes) + len(status.failed_nodes) + len(skipped)
+    return len(status.completed_nodes) + len(status.failed_nodes) + len(skipped) + status.finished_items
 
 
 def _draw(bar: Any, status: Status, skipped_by_failure: set[str]) -> None:
-    """Move the bar to the number of finished nodes, naming what runs now."""
+    """Move the bar to the number of finished nodes and items, naming what runs now."""
+    total = status.total_nodes + status.total_items
+    if total != bar.total:  # a map has made its items
+        bar.total = total
     done = finished_count(status, skipped_by_failure)
     if done != bar.n:
         bar.update(done - bar.n)

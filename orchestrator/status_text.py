@@ -92,7 +92,10 @@ def summary(status: dict[str, Any], instance: dict[str, Any] | None = None) -> s
     kinds = (("completedNodes", "completed"), ("failedNodes", "failed"), ("skippedNodes", "skipped"))
     counts = [f"{len(status[key])} {word}" for key, word in kinds if status.get(key)]
     detail = f" ({', '.join(counts)})" if counts else ""
-    lines.append(("progress", f"{status.get('progress')}% of {status.get('totalNodes')} nodes{detail}"))
+    items = f" and {status['totalItems']} items" if status.get("totalItems") else ""
+    lines.append(
+        ("progress", f"{status.get('progress')}% of {status.get('totalNodes')} nodes{items}{detail}")
+    )
     for key, label in (
         ("currentNodes", "running"),
         ("queuedNodes", "queued"),

@@ -20,6 +20,13 @@ A node still running when its instance fails is not touched here: it finishes on
 of it is final), or, if its executor stops because it was asked to (`should_stop` turns true once the
 instance no longer runs), it is handed back `queued` and waits there, unsent, for a retry of the
 instance to send it, as a paused instance's node waits for its resume.
+
+A running map node is the exception: it ends only through its items, and those not started are
+skipped here, so it would stay `running` for ever (and a retry, which resets ended nodes, would never
+run it again). It is skipped too (`INSTANCE_FAILED`, its `items_left` cleared: no run of its items
+counts any more); its items still running end on their own, counting nothing. Its row is updated
+after the instance row is locked, against the order of an item's end (the map row, then the
+instance row): such a pair deadlocks, InnoDB picks one, and `retrying` runs it again.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from orchestrator.models import NodeRow
 from orchestrator.outcomes import Finished
 from orchestrator.states import InstanceStatus as I
 from orchestrator.states import NodeStatus as N
-from orchestrator.transitions import move_nodes
+from orchestrator.transitions import move_node, move_nodes
 
 UPSTREAM_FAILED = "UPSTREAM_FAILED"
 INSTANCE_FAILED = "INSTANCE_FAILED"
@@ -87,20 +94,27 @@ def skip_unreachable(
     now: datetime,
 ) -> list[logs.LogEntry]:
     """Skip every pending or queued node of an instance that `failed_node` has just failed, with its
-    reason; returns their log lines (in node order) for the caller to write.
+    reason; returns their log lines (in node order; a map's items in one line) for the caller to write.
 
     Call it in the transaction that moves the instance to `failed`, after the instance row is locked.
     The open nodes are read without a lock and moved by id, each UPDATE guarded on the open states:
     a locking read would also wait on the rows of running nodes, which a finishing transaction holds
     while it waits for the instance row (a lock cycle). A queued node claimed in between is left
     running (it ends on its own) and gets no line."""
+    map_lines = end_running_maps(conn, instance_id, failed_node, now) + _skip_items(
+        conn, definition, instance_id, failed_node, now
+    )
     rows = conn.execute(
         select(NodeRow.id, NodeRow.node_id)
-        .where(NodeRow.instance_id == instance_id, NodeRow.status.in_([s.value for s in _OPEN]))
+        .where(
+            NodeRow.instance_id == instance_id,
+            NodeRow.status.in_([s.value for s in _OPEN]),
+            NodeRow.map_node_id.is_(None),
+        )
         .order_by(NodeRow.id)
     ).all()
     if not rows:
-        return []
+        return map_lines
     below = dag.downstream(definition.dependencies, failed_node)
     code_of = {row.node_id: UPSTREAM_FAILED if row.node_id in below else INSTANCE_FAILED for row in rows}
     moved = 0
@@ -127,7 +141,7 @@ def skip_unreachable(
             ).scalars()
         )
         rows = [row for row in rows if row.id in skipped]
-    return [
+    return map_lines + [
         logs.LogEntry(
             instance_id,
             f"node skipped: {_REASONS[code_of[row.node_id]]} (node {failed_node} failed)",
@@ -137,6 +151,79 @@ def skip_unreachable(
             at=now,
         )
         for row in rows
+    ]
+
+
+def _skip_items(
+    conn: Connection, definition: WorkflowDefinition, instance_id: str, failed_node: str, now: datetime
+) -> list[logs.LogEntry]:
+    """Skip the open items of each map of the instance: one UPDATE and one log line per map, not per
+    item (a map has up to 10,000). An item is never downstream of the failed node: `INSTANCE_FAILED`."""
+    error = _error(INSTANCE_FAILED, failed_node)
+    entries = []
+    for map_id in (node.id for node in definition.nodes if node.type == "map"):
+        moved = move_nodes(
+            conn,
+            N.SKIPPED,
+            NodeRow.instance_id == instance_id,
+            NodeRow.map_node_id == map_id,
+            sources=_OPEN,
+            error=error,
+            finished_at=now,
+            heartbeat_at=None,
+            not_before=None,
+            updated_at=now,
+        )
+        if moved:
+            entries.append(
+                logs.LogEntry(
+                    instance_id,
+                    f"{moved} items skipped: {_REASONS[INSTANCE_FAILED]} (node {failed_node} failed)",
+                    level="warning",
+                    node_id=map_id,
+                    details={"status": N.SKIPPED.value, "items": moved, **error},
+                    at=now,
+                )
+            )
+    return entries
+
+
+def end_running_maps(
+    conn: Connection, instance_id: str, failed_node: str, now: datetime
+) -> list[logs.LogEntry]:
+    """Skip the map nodes still running in an instance that has failed (module doc), each fenced on
+    the attempt read; returns their log lines."""
+    maps = conn.execute(
+        select(NodeRow.id, NodeRow.node_id, NodeRow.attempt).where(
+            NodeRow.instance_id == instance_id,
+            NodeRow.type == "map",
+            NodeRow.status == N.RUNNING.value,
+        )
+    ).all()
+    error = _error(INSTANCE_FAILED, failed_node)
+    return [
+        logs.LogEntry(
+            instance_id,
+            f"node skipped: {_REASONS[INSTANCE_FAILED]} (node {failed_node} failed)",
+            level="warning",
+            node_id=row.node_id,
+            attempt=row.attempt,
+            details={"status": N.SKIPPED.value, **error},
+            at=now,
+        )
+        for row in maps
+        if move_node(
+            conn,
+            row.id,
+            N.SKIPPED,
+            sources=[N.RUNNING],
+            fence=row.attempt,
+            error=error,
+            items_left=None,
+            finished_at=now,
+            heartbeat_at=None,
+            updated_at=now,
+        )
     ]
 
 

@@ -181,12 +181,12 @@ def status(engine: Engine, instance_id: str) -> dict[str, Any]:
     by_status: dict[str, list[str]] = {}
     for n in nodes:
         by_status.setdefault(n.status, []).append(n.node_id)
-    finished = sum(1 for n in nodes if _finished(n))
-    total = len(nodes)
+    finished_items = total_items = 0
     if any(n.type == "map" for n in nodes):  # a map's items count, one by one
         items = _ItemCounts(engine, instance_id)
-        finished += sum(items.finished.values())
-        total += items.total()
+        finished_items, total_items = sum(items.finished.values()), items.total()
+    finished = sum(1 for n in nodes if _finished(n)) + finished_items
+    total = len(nodes) + total_items
     running = by_status.get(NodeStatus.RUNNING.value, [])
     end = row.finished_at
     started = row.started_at
@@ -213,6 +213,9 @@ def status(engine: Engine, instance_id: str) -> dict[str, Any]:
         # or what a waiting node waits for
         "waitingFor": waiting_for,
         "totalNodes": len(nodes),
+        # the items of its maps so far, which `progress` counts one by one beside the nodes
+        "totalItems": total_items,
+        "finishedItems": finished_items,
         "startedAt": iso(started),
         "updatedAt": iso(row.updated_at),
         "finishedAt": iso(end),
@@ -230,9 +233,13 @@ def nodes(engine: Engine, instance_id: str) -> list[dict[str, Any]]:
     signals = _signals(engine, instance.definition_id, rows)
     with engine.connect() as conn:
         checkpoints: dict[str, Any] = {}
+        # the listed nodes' only: a map's items (up to 10,000, each with its own) have their endpoint
         for node_id, data in conn.execute(
             select(CheckpointRow.node_id, CheckpointRow.data)
-            .where(CheckpointRow.instance_id == instance_id)
+            .where(
+                CheckpointRow.instance_id == instance_id,
+                CheckpointRow.node_id.in_([n.node_id for n in rows]),
+            )
             .order_by(CheckpointRow.id)
         ):
             checkpoints[node_id] = data
@@ -284,7 +291,7 @@ def created_summary(engine: Engine, created: Created) -> dict[str, Any]:
     return instance_summary_by_id(engine, created.instance_id)
 
 
-MAX_ITEMS_PAGE = 1000
+MAX_ITEMS_PAGE = 100  # items carry their outputs: a page of them stays a few MiB at most
 
 
 def items(

@@ -176,6 +176,8 @@ class Status:
     # a queued node: "worker" or "retryDelay"; a waiting one: {"signal"?, "until"}
     waiting_for: dict[str, Any] = field(default_factory=dict)
     total_nodes: int = 0
+    total_items: int = 0  # the items of its maps (not among the nodes), `progress` counts them too
+    finished_items: int = 0
     started_at: datetime | None = _time()
     updated_at: datetime | None = _time()
     finished_at: datetime | None = _time()
@@ -217,6 +219,26 @@ class NodeExecution:
 
     @classmethod
     def from_json(cls, data: Any) -> NodeExecution:
+        return _build(cls, data)
+
+
+@dataclass(frozen=True)
+class MapItem:
+    """One item of a map node (`GET .../nodes/<map>/items`): its index, the id of its own node
+    execution (`<map>[<index>]`), status, attempt, output and error."""
+
+    index: int = 0
+    node_id: str = ""
+    status: str = ""
+    attempt: int = 0
+    output: Any = None
+    error: ErrorInfo | None = _error()
+    started_at: datetime | None = _time()
+    finished_at: datetime | None = _time()
+    raw: dict[str, Any] = _raw()
+
+    @classmethod
+    def from_json(cls, data: Any) -> MapItem:
         return _build(cls, data)
 
 

@@ -29,6 +29,7 @@ from orchestrator.client.models import (
     Instance,
     InstanceSummary,
     LogLine,
+    MapItem,
     NodeExecution,
     Status,
 )
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from orchestrator.client.http import Transport
 
 LOG_PAGE = 1000  # lines per request when `logs` reads the whole log
+ITEM_PAGE = 100  # a map's items per request (each with its output): the API's most
 # what `wait` and `events` retry: the API answered nothing, or failed in a way a repeat may not
 _TRANSIENT = (ApiUnreachable, ServerError)
 
@@ -104,6 +106,23 @@ class Run:
             if len(page) < LOG_PAGE:
                 return lines
             after = max(line.id for line in page)
+
+    def items(
+        self, node: str, status: str | None = None, after: int | None = None, limit: int | None = None
+    ) -> list[MapItem]:
+        """The items of the map node `node` in index order, with their outputs: those in `status`,
+        after index `after`. With `limit` (at most 100), at most that many (one request; pass the
+        last one's `index` as `after` for the next); without, all of them (read in pages of 100).
+        Raises NotFound for an unknown instance or a node that is not one of its maps."""
+        path = f"{self._path}/nodes/{quote(node, safe='')}/items"
+        params: dict[str, Any] = {"status": status, "after": after, "limit": limit or ITEM_PAGE}
+        found: list[MapItem] = []
+        while True:
+            answer = self._http.call("GET", path, params={k: v for k, v in params.items() if v is not None})
+            found += [MapItem.from_json(item) for item in answer.get("items", [])]
+            if limit is not None or answer.get("next") is None:
+                return found
+            params["after"] = answer["next"]
 
     def _log_page(self, params: dict[str, Any]) -> list[LogLine]:
         answer = self._http.call("GET", self._path + "/logs", params=params)

@@ -9,6 +9,8 @@ order], "failed": [indices]}`; an empty list completes it at once with `{"items"
 (`failed` is always there, so a template reading it resolves). With `onItemFailure` "fail" the first
 item that fails for good fails it. Recovered by the sweep when it runs with no items started for its
 run (`items_left` unset) and its claim is a heartbeat timeout old: its worker died before the items.
+A node that fails its instance elsewhere ends a running map too (skipped, `unreachable.py`): its items
+not started are skipped, so it would never complete, and a retry of the instance runs it again.
 
 A run after an instance retry keeps the items that completed and runs the others again (the items
 already there are reused: `over` is not rendered again); a retry with `all`, or one that reaches the
@@ -22,10 +24,10 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, func, insert, select, update
 
-from orchestrator import catalog, completion, executors, logs, map_items, templates, unreachable
+from orchestrator import catalog, completion, executors, logs, map_items, storable, templates, unreachable
 from orchestrator.db import retrying
 from orchestrator.definitions import MAX_MAP_ITEMS, NodeSpec, item_id
-from orchestrator.errors import LostClaim, OrchestratorError
+from orchestrator.errors import LostClaim, NotStorable, OrchestratorError
 from orchestrator.models import InstanceRow, NodeRow, utcnow
 from orchestrator.outcomes import Claim, InstanceRouting, Outcome, dispatch_for
 from orchestrator.scope import node_scope
@@ -58,12 +60,7 @@ def start(engine: Engine, held: Claim, spec: NodeSpec) -> Outcome:
         values = _items_of(engine, held, spec)
         if not values:
             return completion.complete(engine, held, {"items": [], "failed": []})
-    outcome, left = _start_items(engine, held, spec, values)
-    if left == 0:  # a rerun of a map whose items had all completed
-        with engine.connect() as conn:
-            output = map_items.output(conn, held.instance_id, held.node_id)
-        return completion.complete(engine, held, output)
-    return outcome
+    return _start_items(engine, held, spec, values)
 
 
 def _items_of(engine: Engine, held: Claim, spec: NodeSpec) -> list[Any]:
@@ -84,11 +81,11 @@ def _kind(value: Any) -> str:
 
 
 @retrying()
-def _start_items(
-    engine: Engine, held: Claim, spec: NodeSpec, values: list[Any] | None
-) -> tuple[Outcome, int]:
+def _start_items(engine: Engine, held: Claim, spec: NodeSpec, values: list[Any] | None) -> Outcome:
     """Write (or, with `values` None, reset) the items and queue the first ones, fenced on the map's
-    attempt; returns what to send and how many items are left to run."""
+    attempt; returns what to send. A rerun that finds every item completed completes the map in the
+    same transaction: committed apart, a crash between the two would leave it running with no item
+    left to end it and its items started (which the sweep does not recover)."""
     now = utcnow()
     body = spec.item
     assert body is not None  # the validator requires a map's node
@@ -117,30 +114,30 @@ def _start_items(
         conn.execute(
             update(NodeRow).where(NodeRow.id == held.row_id).values(items_total=total, items_left=left)
         )
-        logs.write(
-            conn,
-            *earlier,
-            logs.LogEntry(
-                held.instance_id,
-                f"map started: {left} of {total} items to run"
-                + ("" if cap is None else f", at most {cap} at once"),
-                node_id=held.node_id,
-                worker_id=held.worker_id,
-                attempt=held.attempt,
-                details={"status": N.RUNNING.value, "items": total, "left": left},
-            ),
+        started = logs.LogEntry(
+            held.instance_id,
+            f"map started: {left} of {total} items to run"
+            + ("" if cap is None else f", at most {cap} at once"),
+            node_id=held.node_id,
+            worker_id=held.worker_id,
+            attempt=held.attempt,
+            details={"status": N.RUNNING.value, "items": total, "left": left},
         )
-        if left == 0:
-            return Outcome(), 0
+        if left == 0:  # a rerun of a map whose items had all completed
+            output = map_items.output(conn, held.instance_id, held.node_id)
+            storable.check(engine, output, NotStorable, f"the output of node {held.node_id}")
+            # its log lines go with the completion's, in the order its lock order needs
+            return completion.complete_in(conn, engine, held, output, earlier=[*earlier, started])
+        logs.write(conn, *earlier, started)
         inst = conn.execute(
             select(InstanceRow.status, InstanceRow.priority).where(InstanceRow.id == held.instance_id)
         ).one()
         if inst.status != I.RUNNING.value:
-            return Outcome(), left  # queued all the same: resume sends them
+            return Outcome()  # queued all the same: resume sends them
         definition = catalog.load_definition(engine, held.definition_id, conn)
         routing = InstanceRouting(inst.priority, held.workflow, held.definition_id)
         queued = map_items.queued_items(conn, held.instance_id, held.node_id)
-        return Outcome([dispatch_for(routing, definition, row) for row in queued]), left
+        return Outcome([dispatch_for(routing, definition, row) for row in queued])
 
 
 def _default_queue(executor_name: str | None) -> str:

@@ -64,6 +64,11 @@ def test_submit_watch_exits_0_when_the_workflow_completes_and_1_when_it_fails(li
     failing = chain("breaks", 4)  # n1 completes, n2 fails for good, n3 and n4 can no longer run
     failing["nodes"][1]["executor"] = "tests.fatal"
     define(live_api, failing)
+    each = {"executor": "noop", "config": {"i": "${index}"}}
+    over = "${nodes.list.output.items}"
+    listed = {"id": "list", "executor": "noop", "config": {"items": "${input.list}"}}
+    map_node = {"id": "m", "type": "map", "dependsOn": ["list"], "over": over, "node": each}
+    define(live_api, {"name": "mapped", "version": "1.0.0", "nodes": [listed, map_node]})
 
     done = orchestrator(live_api, "submit", "three", "--input", '{"who": "me"}', "--watch", "--tag", "k=v")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -102,6 +107,14 @@ def test_submit_watch_exits_0_when_the_workflow_completes_and_1_when_it_fails(li
         assert line in broken.stdout.splitlines(), broken.stdout
     broken_raw = orchestrator(live_api, "status", lines[0], "--json")
     assert broken_raw.returncode == 1 and json.loads(broken_raw.stdout)["failedNodes"] == ["n2"]
+
+    # a map's items count one by one, as in `progress`: 2 nodes and 20 items
+    mapped = orchestrator(
+        live_api, "submit", "mapped", "--input", json.dumps({"list": list(range(20))}), "--watch"
+    )
+    assert mapped.returncode == 0 and "22/22" in mapped.stderr, mapped.stdout + mapped.stderr
+    summary = orchestrator(live_api, "status", mapped.stdout.splitlines()[0]).stdout
+    assert "progress  100% of 2 nodes and 20 items (2 completed)" in summary.splitlines(), summary
 
 
 def test_cancelled_exits_3_from_status_and_watch_and_running_exits_0(db, live_api, processes, tmp_path):

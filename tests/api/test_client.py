@@ -25,6 +25,7 @@ from orchestrator.client import (
     WorkflowFailed,
 )
 from orchestrator.settings import Settings
+from tests.acceptance.helpers import run_here
 from tests.api.helpers import GREETING, chain
 from tests.support import gates
 from tests.support.fixtures import LiveApi
@@ -302,3 +303,37 @@ def test_schedules_from_the_client(client):
     assert client.schedules.delete("every-hour").name == "every-hour"
     with pytest.raises(NotFound):
         client.schedules.get("every-hour")
+
+
+def test_a_runs_items_reads_a_maps_items_a_page_or_all_of_them(client, db):
+    each = {"executor": "noop", "config": {"i": "${index}"}}
+    client.definitions.put(
+        {
+            "name": "client-map",
+            "version": "1.0.0",
+            "nodes": [
+                {"id": "list", "executor": "noop", "config": {"items": "${input.list}"}},
+                {
+                    "id": "m",
+                    "type": "map",
+                    "dependsOn": ["list"],
+                    "over": "${nodes.list.output.items}",
+                    "node": each,
+                },
+            ],
+        }
+    )
+    run = client.submit("client-map", input={"list": list(range(250))}, start=False)
+    assert run_here(db, run.id).finished.status == "completed"  # in this process: no worker needed
+
+    every = run.items("m")  # three pages
+    assert [item.index for item in every] == list(range(250))
+    assert every[7].node_id == "m[7]" and every[7].status == "completed" and every[7].output == {"i": 7}
+    page = run.items("m", after=99, limit=10)
+    assert [item.index for item in page] == list(range(100, 110))
+    assert run.items("m", status="failed") == []
+    with pytest.raises(NotFound):
+        run.items("list")
+    with pytest.raises(ValidationFailed) as raised:
+        run.items("m", limit=101)
+    assert list(raised.value.fields) == ["limit"]

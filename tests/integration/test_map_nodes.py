@@ -5,21 +5,22 @@ and its successor released once, `maxConcurrency` holding items back, empty and 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, event, func, insert, select, update
 
 from orchestrator import catalog, lifecycle, recovery, scheduling, storable, views
 from orchestrator.db import make_engine
 from orchestrator.instances import InstanceRequest, create_instance
 from orchestrator.migrate import upgrade
-from orchestrator.models import NodeRow, utcnow
+from orchestrator.models import CheckpointRow, LogRow, NodeRow, utcnow
 from orchestrator.nodes import subworkflow
 from orchestrator.outcomes import Outcome
 from tests.acceptance.helpers import run_here
-from tests.support import output_executors  # noqa: F401  (registers tests.deep_output)
+from tests.support import output_executors  # noqa: F401  (registers tests.deep_output, tests.big_output)
 from tests.support.executors import MAP_FIXED_GATE, map_runs, open_gate
 from workers.runtime import run_attempt
 
@@ -328,3 +329,200 @@ def test_progress_counts_items_and_the_nodes_view_shows_a_map_with_its_item_coun
         "byStatus": {"completed": 1, "queued": 2, "pending": 1},
     }
     assert "items" not in listed["list"] and listed["m"]["type"] == "map"
+
+
+def _with_failing_branch(name: str) -> dict[str, Any]:
+    """`mapping` (one item at a time) beside a node `bad` whose first attempt fails for good and whose
+    next one (after a retry of the instance) completes."""
+    body = mapping(name, maxConcurrency=1)
+    bad = {"id": "bad", "executor": "tests.flaky", "config": {"failures": 1}}
+    return {**body, "nodes": [*body["nodes"], bad]}
+
+
+@pytest.mark.parametrize("all_items", [False, True])
+def test_a_failure_elsewhere_ends_a_running_map_and_a_retry_runs_it_again_to_completion(
+    engine: Engine, all_items: bool
+) -> None:
+    body = _with_failing_branch(f"map-stranded-{all_items}")
+    catalog.save_definition(engine, body)
+    request = InstanceRequest(body["name"], input={"list": ["a", "b", "c"]})
+    instance_id = create_instance(engine, request).instance_id
+    first = {d.node_id: d for d in scheduling.start(engine, instance_id).dispatches}
+    (map_message,) = _step(engine, first["list"]).dispatches
+    (item,) = _step(engine, map_message).dispatches
+    running = scheduling.claim(engine, instance_id, item.node_id, item.attempt, "w", item.facts())
+    assert running is not None  # m[0] runs (as at a gate); m[1] and m[2] wait for it
+
+    failed = _step(engine, first["bad"])
+
+    assert failed.finished is not None and failed.finished.status == "failed"
+    rows = _rows(engine, instance_id)
+    assert (rows["m"].status, rows["m"].error["code"], rows["m"].items_left) == (
+        "skipped",
+        "INSTANCE_FAILED",
+        None,
+    )
+    assert [rows[f"m[{i}]"].status for i in range(3)] == ["running", "skipped", "skipped"]
+    # the item still running ends on its own and counts nothing: its map stays ended
+    assert run_attempt(engine, running, 30.0).dispatches == []
+    assert _rows(engine, instance_id)["m"].status == "skipped"
+
+    last = run_here(engine, instance_id, first=lifecycle.retry(engine, instance_id, None, all_items))
+
+    assert last.finished is not None and last.finished.status == "completed"
+    rows = _rows(engine, instance_id)
+    assert [x["value"] for x in rows["m"].output["items"]] == ["a", "b", "c"]
+    assert rows["after"].status == "completed" and rows["m"].items_left == 0
+
+
+def test_a_retry_runs_again_a_map_that_a_failure_left_running(engine: Engine) -> None:
+    """An instance failed before failures ended their running maps: its map is still `running`."""
+    body = _with_failing_branch("map-left-running")
+    catalog.save_definition(engine, body)
+    request = InstanceRequest(body["name"], input={"list": ["a", "b"]})
+    instance_id = create_instance(engine, request).instance_id
+    first = {d.node_id: d for d in scheduling.start(engine, instance_id).dispatches}
+    (map_message,) = _step(engine, first["list"]).dispatches
+    _step(engine, map_message)
+    assert _step(engine, first["bad"]).finished is not None
+    with engine.begin() as conn:  # as such an instance was left
+        conn.execute(
+            update(NodeRow)
+            .where(NodeRow.instance_id == instance_id, NodeRow.node_id == "m")
+            .values(status="running", error=None, items_left=2, finished_at=None)
+        )
+
+    last = run_here(engine, instance_id, first=lifecycle.retry(engine, instance_id))
+
+    assert last.finished is not None and last.finished.status == "completed"
+    assert [x["value"] for x in _rows(engine, instance_id)["m"].output["items"]] == ["a", "b"]
+
+
+@contextmanager
+def _committed(engine: Engine) -> Iterator[list[list[str]]]:
+    """The statements of each transaction committed on `engine` meanwhile, one list per commit."""
+    open_ones: dict[int, list[str]] = {}
+    committed: list[list[str]] = []
+
+    def executed(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        open_ones.setdefault(id(conn), []).append(statement)
+
+    def commit(conn: Any) -> None:
+        committed.append(open_ones.pop(id(conn), []))
+
+    event.listen(engine, "after_cursor_execute", executed)
+    event.listen(engine, "commit", commit)
+    try:
+        yield committed
+    finally:
+        event.remove(engine, "after_cursor_execute", executed)
+        event.remove(engine, "commit", commit)
+
+
+def test_a_rerun_of_a_map_whose_items_all_completed_completes_it_in_the_transaction_that_counts_them(
+    engine: Engine,
+) -> None:
+    body = _with_failing_branch("map-rerun-done")
+    catalog.save_definition(engine, body)
+    instance_id = create_instance(engine, InstanceRequest(body["name"], input={"list": ["a"]})).instance_id
+    first = {d.node_id: d for d in scheduling.start(engine, instance_id).dispatches}
+    (map_message,) = _step(engine, first["list"]).dispatches
+    (item,) = _step(engine, map_message).dispatches
+    running = scheduling.claim(engine, instance_id, item.node_id, item.attempt, "w", item.facts())
+    assert running is not None and _step(engine, first["bad"]).finished is not None
+    run_attempt(engine, running, 30.0)  # the map's only item completes after its map ended
+    retried = {d.node_id: d for d in lifecycle.retry(engine, instance_id).dispatches}
+    d = retried["m"]
+    held = scheduling.claim(engine, instance_id, "m", d.attempt, "w", d.facts())
+    assert held is not None
+
+    with _committed(engine) as transactions:
+        released = run_attempt(engine, held, 30.0)
+
+    assert [x.node_id for x in released.dispatches] == ["after"]
+    assert _rows(engine, instance_id)["m"].output == {
+        "items": [{"value": "a", "at": 0, "text": "#0"}],
+        "failed": [],
+    }
+    # a crash between counting the items (none left) and completing the map would strand it
+    (counted,) = [t for t in transactions if any("items_total" in s for s in t)]
+    assert any(s.startswith("UPDATE") and "output=" in s.replace(" ", "") for s in counted)
+
+
+def test_a_map_whose_items_outputs_add_up_past_the_stores_limit_fails_from_their_sizes(
+    engine: Engine,
+) -> None:
+    body = mapping("map-too-large")
+    body["nodes"][1]["node"] = {"executor": "tests.big_output", "config": {"bytes": 1024 * 1024}}
+    instance_id, last = _run(engine, body, list(range(9)))
+
+    assert last.finished is not None and last.finished.status == "failed"
+    rows = _rows(engine, instance_id)
+    assert {rows[f"m[{i}]"].status for i in range(9)} == {"completed"} and rows["m"].status == "failed"
+    # told from the sizes the store reports for the items' outputs, before any of them is read
+    assert rows["m"].error["code"] == "OUTPUT_NOT_STORABLE"
+    assert "items' outputs add up to" in rows["m"].error["message"] and "8 MiB" in rows["m"].error["message"]
+
+
+def test_the_nodes_view_reads_the_checkpoints_of_the_nodes_it_lists_and_none_of_the_items(db: Engine) -> None:
+    instance_id, held = _claimed_map(db, mapping("map-checkpoints"), list(range(50)))
+    run_attempt(db, held, 30.0)
+    with db.begin() as conn:
+        conn.execute(
+            insert(CheckpointRow),
+            [
+                {
+                    "instance_id": instance_id,
+                    "node_id": node,
+                    "attempt": 1,
+                    "data": {"at": node},
+                    "created_at": utcnow(),
+                }
+                for node in ["list", *(f"m[{i}]" for i in range(50))]
+            ],
+        )
+    read: list[int] = []
+
+    def counted(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        if "FROM node_checkpoints" in statement:
+            read.append(cursor.rowcount)  # pymysql reads the whole result first: its row count
+
+    event.listen(db, "after_cursor_execute", counted)
+    try:
+        listed = {n["nodeId"]: n for n in views.nodes(db, instance_id)}
+    finally:
+        event.remove(db, "after_cursor_execute", counted)
+
+    assert listed["list"]["lastCheckpoint"] == {"at": "list"} and listed["m"]["lastCheckpoint"] is None
+    assert read == [1]
+
+
+def test_a_failure_skips_a_maps_open_items_in_one_statement_and_one_log_line(engine: Engine) -> None:
+    body = _with_failing_branch("map-skip-items")
+    catalog.save_definition(engine, body)
+    instance_id = create_instance(
+        engine, InstanceRequest(body["name"], input={"list": list(range(300))})
+    ).instance_id
+    first = {d.node_id: d for d in scheduling.start(engine, instance_id).dispatches}
+    (map_message,) = _step(engine, first["list"]).dispatches
+    _step(engine, map_message)  # m[0] queued, the others pending
+
+    with _committed(engine) as transactions:
+        assert _step(engine, first["bad"]).finished is not None
+
+    rows = _rows(engine, instance_id)
+    assert {rows[f"m[{i}]"].status for i in range(300)} == {"skipped"}
+    assert rows["m[7]"].error["code"] == "INSTANCE_FAILED"
+    items_moved = [s for t in transactions for s in t if s.startswith("UPDATE") and "map_node_id" in s]
+    assert len(items_moved) == 1
+    with engine.connect() as conn:
+        lines = conn.execute(
+            select(LogRow.node_id, LogRow.message).where(
+                LogRow.instance_id == instance_id, LogRow.message.contains("skipped")
+            )
+        ).all()
+    assert sorted(lines) == [
+        ("after", "node skipped: instance failed (node bad failed)"),
+        ("m", "300 items skipped: instance failed (node bad failed)"),
+        ("m", "node skipped: instance failed (node bad failed)"),
+    ]

@@ -28,6 +28,12 @@ def deep_output(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]
     return nested(int(config["depth"]))
 
 
+@executor("tests.big_output")
+def big_output(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
+    """An output of `bytes` characters of text (and a little JSON around them)."""
+    return {"text": "x" * int(config["bytes"])}
+
+
 @executor("tests.deep_checkpoint")
 def deep_checkpoint(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
     ctx.checkpoint(nested(int(config["depth"])))

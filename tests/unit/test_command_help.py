@@ -84,3 +84,17 @@ def test_urls_are_shown_without_their_password():
     assert shown_url("mysql+pymysql://orch:s3cret@db:3306/o") == "mysql+pymysql://orch:***@db:3306/o"
     assert shown_url("redis://:s3cret@redis:6379/0") == "redis://:***@redis:6379/0"
     assert "s3cret" not in shown_url("not a url at all s3cret")
+
+
+def test_summary_counts_the_items_of_a_map_beside_the_nodes():
+    status = {
+        "id": "i-2",
+        "status": "running",
+        "progress": 40,
+        "totalNodes": 3,
+        "totalItems": 7,
+        "finishedItems": 3,
+        "completedNodes": ["list"],
+        "currentNodes": ["m"],
+    }
+    assert "progress  40% of 3 nodes and 7 items (1 completed)" in status_text.summary(status).splitlines()

@@ -14,7 +14,7 @@
   const NODE_W = 190, NODE_H = 60, GAP_X = 64, GAP_Y = 16, PAD = 12, INSET = 10;
   const POLL_MS = 1000, TICK_MS = 1000, LOG_LINES = 200;
   const WAITING = { worker: "waiting for a worker", retryDelay: "waiting for its retry delay" };
-  const ITEMS_SHOWN = 500; // per-item states drawn in a map's details; the counters cover every item
+  const ITEMS_SHOWN = 100; // per-item states drawn in a map's details (one page, the API's most); the counters cover every item
   const COUNTS_MS = 1000; // at most one read of the map counters per second, however many items end
 
   const state = {
