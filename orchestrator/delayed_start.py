@@ -10,11 +10,12 @@ start (`POST .../start`) starts it at once.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, Engine, and_, or_, select
 
-from orchestrator import scheduling
+from orchestrator import due_rows, scheduling
 from orchestrator.models import InstanceRow, utcnow
 from orchestrator.outcomes import Outcome
 from orchestrator.states import InstanceStatus as I
@@ -36,21 +37,24 @@ def delayed(now: datetime, wanted: bool = True) -> ColumnElement[bool]:
 
 
 def start_due(engine: Engine) -> list[Outcome]:
-    """Start the delayed instances whose startAt has come (at most BATCH per call). Only those whose
+    """Start the delayed instances whose startAt has come (`due_rows.drain`). Only those whose
     start was requested for their startAt: one created with `start: false` waits for a manual start,
     and one with a past startAt was sent its `schedule` at create (the lost-start sweep covers it)."""
-    now = utcnow()
-    with engine.connect() as conn:
-        ids = list(
-            conn.execute(
-                select(InstanceRow.id)
-                .where(
-                    InstanceRow.status == I.PENDING.value,
-                    InstanceRow.start_at <= now,
-                    InstanceRow.start_requested_at == InstanceRow.start_at,
-                )
-                .order_by(InstanceRow.start_at)
-                .limit(BATCH)
-            ).scalars()
-        )
-    return [scheduling.start(engine, instance_id) for instance_id in ids]
+
+    def due() -> list[str]:
+        with engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(InstanceRow.id)
+                    .where(
+                        InstanceRow.status == I.PENDING.value,
+                        InstanceRow.start_at <= utcnow(),
+                        InstanceRow.start_requested_at == InstanceRow.start_at,
+                    )
+                    .order_by(InstanceRow.start_at)
+                    .limit(BATCH)
+                ).scalars()
+            )
+
+    act = functools.partial(scheduling.start, engine)
+    return due_rows.drain(due, act, lambda instance_id: instance_id, BATCH, "delayed instance")

@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, bindparam, select
 
-from orchestrator import completion, logs, scheduling, templates
+from orchestrator import completion, due_rows, logs, scheduling, templates
 from orchestrator.db import retrying
 from orchestrator.definitions import NodeSpec, parse_instant
 from orchestrator.errors import LostClaim, TemplateError
@@ -73,6 +73,15 @@ def fall_asleep(engine: Engine, held: Claim, spec: NodeSpec) -> Outcome:
     wake_at = wake_time(engine, held, spec, now)
     if wake_at <= now:
         return completion.complete(engine, held, output(wake_at))
+    _go_to_sleep(engine, held, wake_at)
+    delay = (wake_at - now).total_seconds()
+    if delay > PROMPT_WAKE_UP_TO:
+        return Outcome()
+    return Outcome(wakeups=[Wakeup(held.instance_id, held.node_id, held.attempt, delay)])
+
+
+@retrying()  # a deadlock or a dropped connection here must not fail the node (and its instance)
+def _go_to_sleep(engine: Engine, held: Claim, wake_at: datetime) -> None:
     with engine.begin() as conn:
         if not move_node(
             conn,
@@ -96,10 +105,6 @@ def fall_asleep(engine: Engine, held: Claim, spec: NodeSpec) -> Outcome:
                 details={"status": N.WAITING.value, "until": until},
             ),
         )
-    delay = (wake_at - now).total_seconds()
-    if delay > PROMPT_WAKE_UP_TO:
-        return Outcome()
-    return Outcome(wakeups=[Wakeup(held.instance_id, held.node_id, held.attempt, delay)])
 
 
 _ASLEEP = (
@@ -151,9 +156,10 @@ def _due(engine: Engine) -> list[Any]:
 
 
 def fire_due(engine: Engine, _older_than: float = 0.0) -> list[Outcome]:
-    """Complete every waiting sleep whose time has come (at most BATCH per call); what to send."""
-    fired = (_fire(engine, row) for row in _due(engine))
-    return [outcome for outcome in fired if outcome is not None]
+    """Complete every waiting sleep whose time has come (`due_rows.drain`); what to send."""
+    return due_rows.drain(
+        lambda: _due(engine), lambda row: _fire(engine, row), lambda row: row.id, BATCH, "sleep node row"
+    )
 
 
 def wake(engine: Engine, instance_id: str, node_id: str, attempt: int) -> Outcome:

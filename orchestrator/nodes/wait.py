@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, select
 
-from orchestrator import catalog, completion, logs, signals
+from orchestrator import catalog, completion, due_rows, logs, signals
 from orchestrator.db import retrying
 from orchestrator.definitions import NodeSpec
 from orchestrator.errors import LostClaim
@@ -92,34 +92,36 @@ def time_out(engine: Engine, _older_than: float) -> list[Outcome]:
     """Waiting wait nodes past their `wake_at`: completed with `onTimeout.output`, else failed with
     TIMEOUT (retried per the node's `retries`). Each is fenced on the node's attempt and status, so
     two sweeps (or a signal at the same moment) end it once."""
-    with engine.connect() as conn:
-        rows = conn.execute(_TIMED_OUT.where(NodeRow.wake_at <= utcnow())).all()
-    outcomes = []
-    for row in rows:
-        held = Claim(
-            row_id=row.id,
-            instance_id=row.instance_id,
-            node_id=row.node_id,
-            attempt=row.attempt,
-            worker_id=row.worker_id or "",
-            definition_id=row.definition_id,
-            workflow=row.workflow_name,
-            last_checkpoint=None,
-            outputs={},
-            priority=row.priority,
-        )
-        spec = catalog.load_definition(engine, row.definition_id).node(row.node_id)
-        try:
-            if spec.on_timeout is not None:
-                outcomes.append(
-                    completion.complete(engine, held, spec.on_timeout.get("output"), source=N.WAITING)
-                )
-            else:
-                error = {"code": "TIMEOUT", "message": f"no signal {spec.signal} within {spec.timeout_ms} ms"}
-                outcomes.append(completion.fail(engine, held, error, source=N.WAITING))
-        except LostClaim:
-            continue  # a signal, a cancel or another sweep ended it first
-    return outcomes
+
+    def due() -> list[Any]:
+        with engine.connect() as conn:
+            return list(conn.execute(_TIMED_OUT.where(NodeRow.wake_at <= utcnow())).all())
+
+    act = lambda row: _time_out_one(engine, row)  # noqa: E731
+    return due_rows.drain(due, act, lambda row: row.id, BATCH, "wait node row")
+
+
+def _time_out_one(engine: Engine, row: Any) -> Outcome | None:
+    held = Claim(
+        row_id=row.id,
+        instance_id=row.instance_id,
+        node_id=row.node_id,
+        attempt=row.attempt,
+        worker_id=row.worker_id or "",
+        definition_id=row.definition_id,
+        workflow=row.workflow_name,
+        last_checkpoint=None,
+        outputs={},
+        priority=row.priority,
+    )
+    spec = catalog.load_definition(engine, row.definition_id).node(row.node_id)
+    try:
+        if spec.on_timeout is not None:
+            return completion.complete(engine, held, spec.on_timeout.get("output"), source=N.WAITING)
+        error = {"code": "TIMEOUT", "message": f"no signal {spec.signal} within {spec.timeout_ms} ms"}
+        return completion.fail(engine, held, error, source=N.WAITING)
+    except LostClaim:
+        return None  # a signal, a cancel or another sweep ended it first
 
 
 class WaitNode:
