@@ -374,14 +374,18 @@ def start_lost_pending(engine: Engine, older_than: float) -> list[Outcome]:
     idempotent, so a `schedule` message that was only slow finds the instance running."""
     cutoff = utcnow() - timedelta(seconds=older_than)
     with engine.connect() as conn:
-        ids = list(
-            conn.execute(
-                select(InstanceRow.id)
-                .where(InstanceRow.status == I.PENDING.value, InstanceRow.start_requested_at < cutoff)
-                .limit(BATCH)
-            ).scalars()
-        )
-    return [scheduling.start(engine, instance_id) for instance_id in ids]
+        rows = conn.execute(
+            select(InstanceRow.id, InstanceRow.start_requested_at, InstanceRow.start_at)
+            .where(InstanceRow.status == I.PENDING.value, InstanceRow.start_requested_at < cutoff)
+            .limit(BATCH)
+        ).all()
+    # a start asked for at another time than the startAt (a retry, whose process died before its
+    # start) was asked for now, not for the startAt still to come
+    return [scheduling.start(engine, row.id, early=_asked_for_now(row)) for row in rows]
+
+
+def _asked_for_now(row: Any) -> bool:
+    return row.start_at is not None and row.start_requested_at != row.start_at
 
 
 def _expired_instances(engine: Engine) -> list[str]:

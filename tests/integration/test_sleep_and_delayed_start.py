@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from orchestrator import catalog, lifecycle, recovery, scheduling
 from orchestrator.db import make_engine
@@ -92,6 +92,28 @@ def test_a_delayed_instance_starts_at_its_start_at_and_a_manual_start_overrides_
     assert started_at >= start_at
     assert [(d.instance_id, d.node_id) for d in report] == [(delayed, "only")]
     assert [d.instance_id for d in lifecycle.start(engine, manual).dispatches] == [manual]
+
+
+def test_a_lost_start_asked_for_before_the_start_at_is_started_now(engine: Engine) -> None:
+    """A retry of an instance whose startAt is still to come (it was started by hand) asks for its
+    start now; should its process die before the start, the sweep starts it now, not at startAt."""
+    catalog.save_definition(engine, ONE)
+    tomorrow = utcnow() + timedelta(days=1)
+    later = create_instance(engine, InstanceRequest("one", start_at=tomorrow)).instance_id
+    retried = create_instance(engine, InstanceRequest("one", start_at=tomorrow)).instance_id
+    with engine.begin() as conn:  # as the retry's reset leaves it: a start asked for a minute ago
+        conn.execute(
+            update(InstanceRow)
+            .where(InstanceRow.id == retried)
+            .values(start_requested_at=utcnow() - timedelta(minutes=1))
+        )
+
+    report = _sweep(engine)
+
+    assert [(d.instance_id, d.node_id) for d in report.dispatches] == [(retried, "only")]
+    with engine.connect() as conn:
+        statuses = dict(conn.execute(select(InstanceRow.id, InstanceRow.status)).all())
+    assert (statuses[retried], statuses[later]) == ("running", "pending")
 
 
 def test_the_sleep_of_a_cancelled_instance_never_fires(engine: Engine) -> None:
