@@ -13,6 +13,8 @@ foreign key), which must not come before a sink's completion writes that row.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -102,18 +104,28 @@ def received(held: Claim, name: str, stored_before: bool) -> logs.LogEntry:
 
 
 @retrying()
+@contextmanager
+def _refused_body(name: str) -> Iterator[None]:
+    """A body the store cannot hold is the request's fault: a 422 naming it."""
+    try:
+        with storable.refusals(NotStorable, f"signal {name}"):
+            yield
+    except NotStorable as exc:
+        raise ValidationError(exc.message, [Problem("body", exc.message, "VALIDATION_ERROR")]) from None
+
+
 def send(engine: Engine, instance_id: str, name: str, payload: Any) -> Delivery:
     """Deliver the signal `name` with `payload` (any JSON value) to the instance's wait node.
 
     Raises NotFound (no such instance; no wait node of it waits for `name`), Conflict (the instance
     has ended, the node is done, or a signal `name` is already stored and not consumed) and
     ValidationError (a payload the store cannot hold)."""
-    try:
+    with _refused_body(name):
         storable.check(engine, payload, NotStorable, f"signal {name}")
-    except NotStorable as exc:
-        raise ValidationError(exc.message, [Problem("body", exc.message, "VALIDATION_ERROR")]) from None
     now = utcnow()
-    with engine.begin() as conn:
+    # a body the check lets through can still be refused by the store's JSON (MySQL: a number past
+    # a double's range), stored or delivered alike
+    with _refused_body(name), engine.begin() as conn:
         inst = conn.execute(_INSTANCE, {"instance_id": instance_id}).first()
         if inst is None:
             raise NotFound(f"no instance {instance_id!r}")

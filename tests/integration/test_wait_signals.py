@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from orchestrator import catalog, lifecycle, recovery, scheduling, signals, views
+from orchestrator import catalog, lifecycle, recovery, scheduling, signals, storable, views
 from orchestrator.db import make_engine
+from orchestrator.errors import ValidationError
 from orchestrator.instances import InstanceRequest, create_instance
 from orchestrator.migrate import upgrade
 from orchestrator.models import SignalRow
@@ -161,3 +162,25 @@ def test_the_sweep_hands_back_a_claimed_wait_that_never_waited_not_a_waiting_one
     assert swept == 1
     assert (nodes(engine, lost)["approve"].status, nodes(engine, lost)["approve"].attempt) == ("queued", 2)
     assert nodes(engine, waits)["approve"].status == "waiting"
+
+
+@pytest.mark.parametrize("reached", [False, True])
+def test_a_body_the_store_refuses_is_a_validation_error_stored_or_delivered(db, monkeypatch, reached) -> None:
+    """The check before the write misses (as on MySQL for a number past a double's range); the
+    store's own refusal is then the request's 422 naming the body, never a 500."""
+    if reached:
+        instance_id = _waiting(db, approval("wait-refused-delivered"))
+    else:
+        catalog.save_definition(db, approval("wait-refused-stored"))
+        instance_id = create_instance(db, InstanceRequest("wait-refused-stored", start=False)).instance_id
+    too_deep: Any = 1
+    for _ in range(storable.max_depth(db) + 1):
+        too_deep = [too_deep]
+    monkeypatch.setattr(storable, "max_depth", lambda engine: 10_000)
+
+    with pytest.raises(ValidationError) as refused:
+        signals.send(db, instance_id, "approval", too_deep)
+
+    assert [p.field for p in refused.value.problems] == ["body"]
+    assert "the store refused it" in refused.value.message
+    assert signals.send(db, instance_id, "approval", {"ok": True}).node_id == "approve"  # nothing kept
