@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from api.query import DEFAULT_SCHEDULE_PAGE, MAX_SCHEDULE_PAGE
 from orchestrator.instances import PRIORITIES
 from orchestrator.schedule_specs import CATCHUPS, FIRE_TIME_TAG, OVERLAPS, SCHEDULE_TAG
 
@@ -35,6 +36,18 @@ def _json(schema: Schema, description: str) -> Schema:
 def _op(summary: str, ok: dict[str, Schema], *errors: str, **extra: Any) -> Schema:
     responses = {code: {"$ref": f"#/components/responses/E{code}"} for code in ("401", *errors)}
     return {"summary": summary, "responses": {**ok, **responses}, **extra}
+
+
+def _query(name: str, schema: Schema, description: str) -> Schema:
+    """An optional query parameter; given empty (`?limit=`) it counts as left out."""
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "allowEmptyValue": True,
+        "schema": schema,
+        "description": description,
+    }
 
 
 def _body(schema: Schema, required: bool = True) -> Schema:
@@ -141,16 +154,31 @@ PATHS: dict[str, Schema] = {
             requestBody=_body(_ref("ScheduleRequest")),
         ),
         "get": _op(
-            "every schedule, by name, with its next fire time",
+            "a page of schedules, by name, with their next fire times",
             {
                 "200": _json(
                     {
                         "type": "object",
-                        "properties": {"schedules": {"type": "array", "items": _ref("Schedule")}},
+                        "properties": {
+                            "schedules": {"type": "array", "items": _ref("Schedule")},
+                            "nextAfter": {
+                                "type": ["string", "null"],
+                                "description": "`after` for the next page; null on the last",
+                            },
+                        },
                     },
                     "schedules",
                 )
             },
+            "422",
+            parameters=[
+                _query(
+                    "limit",
+                    {"type": "integer", "minimum": 1, "maximum": MAX_SCHEDULE_PAGE},
+                    f"page size (default {DEFAULT_SCHEDULE_PAGE}, at most {MAX_SCHEDULE_PAGE})",
+                ),
+                _query("after", {"type": "string", "maxLength": 255}, "schedules named after this name"),
+            ],
         ),
     },
     "/api/v1/schedules/{name}": {

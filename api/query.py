@@ -21,6 +21,8 @@ from orchestrator.views import MAX_ITEMS_PAGE
 
 MAX_INSTANCE_PAGE = 500
 DEFAULT_INSTANCE_PAGE = 50
+MAX_SCHEDULE_PAGE = 500
+DEFAULT_SCHEDULE_PAGE = 100
 MAX_LOG_PAGE = 5000
 DEFAULT_LOG_PAGE = 1000
 _MAX_ID = 2**63 - 1
@@ -145,3 +147,9 @@ def item_page() -> tuple[str | None, int, int | None]:
     limit = integer("limit", 100, 1, MAX_ITEMS_PAGE)
     after = integer("after", None, -1, MAX_MAP_ITEMS)
     return status, int(limit or 100), after
+
+
+def schedule_page() -> tuple[int, str | None]:
+    """`limit` and `after` (a schedule's name: the page starts after it) of GET /schedules."""
+    limit = integer("limit", DEFAULT_SCHEDULE_PAGE, 1, MAX_SCHEDULE_PAGE)
+    return int(limit or DEFAULT_SCHEDULE_PAGE), text("after")

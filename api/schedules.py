@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
+from api import query
 from api.context import engine
 from api.requests import json_object, optional_object
 from orchestrator import schedule_firing, schedules, views
@@ -19,8 +20,11 @@ def create() -> tuple[Response, int]:
 
 
 @bp.get("")
-def list_all() -> Response:
-    return jsonify({"schedules": [s.as_dict() for s in schedules.list_all(engine())]})
+def list_page() -> Response:
+    """`?limit=&after=<name>`: a page of schedules by name; `nextAfter` asks for the next one."""
+    limit, after = query.schedule_page()
+    page, next_after = schedules.list_page(engine(), limit, after)
+    return jsonify({"schedules": [s.as_dict() for s in page], "nextAfter": next_after})
 
 
 @bp.get("/<name>")

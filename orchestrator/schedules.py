@@ -125,9 +125,17 @@ def get(engine: Engine, name: str) -> Schedule:
     return of_row(row)
 
 
-def list_all(engine: Engine) -> list[Schedule]:
+def list_page(engine: Engine, limit: int, after: str | None = None) -> tuple[list[Schedule], str | None]:
+    """Up to `limit` schedules by name, after the name `after`; and the name to ask the next page
+    after (None on the last page)."""
+    statement = select(ScheduleRow).order_by(ScheduleRow.name).limit(limit + 1)
+    if after is not None:
+        statement = statement.where(ScheduleRow.name > after)
     with engine.connect() as conn:
-        return [of_row(row) for row in conn.execute(select(ScheduleRow).order_by(ScheduleRow.name))]
+        page = [of_row(row) for row in conn.execute(statement)]
+    if len(page) <= limit:
+        return page, None
+    return page[:limit], page[limit - 1].spec.name
 
 
 def change(engine: Engine, name: str, patch: Any) -> Schedule:

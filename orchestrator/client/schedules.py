@@ -83,8 +83,16 @@ class Schedules:
         return Schedule.from_json(self._http.call("POST", "/api/v1/schedules", body))
 
     def list(self) -> builtins.list[Schedule]:
-        answer = self._http.call("GET", "/api/v1/schedules")
-        return [Schedule.from_json(item) for item in answer.get("schedules", [])]
+        """Every schedule, by name (page after page)."""
+        found: builtins.list[Schedule] = []
+        after: str | None = None
+        while True:
+            params = {"limit": 500} if after is None else {"limit": 500, "after": after}
+            answer = self._http.call("GET", "/api/v1/schedules", params=params)
+            found += [Schedule.from_json(item) for item in answer.get("schedules", [])]
+            after = answer.get("nextAfter")
+            if after is None:
+                return found
 
     def get(self, name: str) -> Schedule:
         return Schedule.from_json(self._http.call("GET", self._path(name)))

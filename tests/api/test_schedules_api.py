@@ -136,3 +136,18 @@ def test_trigger_starts_an_instance_now_tagged_with_the_schedule(live_api, db):
     assert_error(live_api.post("/api/v1/schedules/hourly-greeting/trigger"), 409, "CONFLICT")
     with db.connect() as conn:
         assert conn.execute(select(func.count()).select_from(InstanceRow)).scalar() == 1
+
+
+def test_the_list_comes_in_pages_by_name(live_api):
+    define(live_api, GREETING)
+    for name in ("c", "a", "d", "b", "e"):
+        assert live_api.post("/api/v1/schedules", {**SCHEDULE, "name": name}).status_code == 201
+    first = live_api.get("/api/v1/schedules?limit=2").json()
+    assert [s["name"] for s in first["schedules"]] == ["a", "b"] and first["nextAfter"] == "b"
+    second = live_api.get("/api/v1/schedules?limit=2&after=b").json()
+    assert [s["name"] for s in second["schedules"]] == ["c", "d"] and second["nextAfter"] == "d"
+    last = live_api.get("/api/v1/schedules?limit=2&after=d").json()
+    assert [s["name"] for s in last["schedules"]] == ["e"] and last["nextAfter"] is None
+    for bad in ("0", "501", "x"):
+        error = assert_error(live_api.get(f"/api/v1/schedules?limit={bad}"), 422)
+        assert [d["field"] for d in error["details"]] == ["limit"], error
