@@ -19,6 +19,7 @@ nothing (counted in `skippedFires`), `allow` starts the new one beside it, `canc
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,6 +42,7 @@ KEY_PREFIX = "schedule:"  # of the externalId of a fire time's instance
 MAX_CATCHUP = 100  # fire times one schedule starts in one pass with `catchup: all`
 MAX_CANCELS = 100  # open earlier runs one fire time cancels (`overlap: cancelPrevious`)
 BATCH = 100  # schedules one pass handles; the rest are still due for the next
+PASS_BUDGET_S = 3.0  # no schedule is started in a pass after this long (a sweep waits up to 5 s)
 OPEN = (I.PENDING.value, I.RUNNING.value, I.PAUSED.value)
 
 
@@ -102,12 +104,17 @@ def fire_due(engine: Engine, now: datetime | None = None) -> FireReport:
             .order_by(ScheduleRow.next_fire_at)
             .limit(BATCH)
         ).all()
+    # the pass holds the sweep's lock: past its budget the rest stay due for the next pass, and a
+    # sweep waiting for the lock gets it
+    deadline = time.monotonic() + PASS_BUDGET_S
     for row in rows:
         try:
             _fire(engine, of_row(row), now, report)
         except Exception:
             log.exception("schedule %s: firing failed; it stays due", row.name)
             report.failed += 1
+        if time.monotonic() > deadline:
+            break
     return report
 
 

@@ -132,3 +132,16 @@ def test_firing_on_sqlite(tmp_path):
         assert schedules.get(engine, "s").next_fire_at == NOW + timedelta(seconds=4)
     finally:
         engine.dispose()
+
+
+def test_a_pass_past_its_budget_leaves_the_rest_due_for_the_next(db, monkeypatch):
+    catalog.save_definition(db, GREETING)
+    for name in ("s1", "s2"):
+        body = {"name": name, "workflow": "greeting", "cron": "* * * * *", "input": {"email": "a@b.c"}}
+        schedules.create(db, body)
+    _outage(db, MINUTE)
+    monkeypatch.setattr(schedule_firing, "PASS_BUDGET_S", 0.0)
+    assert schedule_firing.fire_due(db, NOW).fired == 1  # one schedule at least, then the budget
+    assert schedule_firing.fire_due(db, NOW).fired == 1  # the other, still due
+    assert schedule_firing.fire_due(db, NOW).fired == 0
+    assert _fired(db) == [(_iso(MINUTE), "pending")] * 2
