@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,6 +44,9 @@ class InstanceRequest:
     # not started before this time (naive UTC; None or a past time: at once). With `start` false it
     # is only recorded: a manual start starts such an instance
     start_at: datetime | None = None
+    # run first in the create's transaction; raising there creates nothing (a schedule's fire time
+    # checks that its schedule was not paused or changed since the pass read it)
+    guard: Callable[[Connection], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,8 @@ def create_instance(engine: Engine, request: InstanceRequest) -> Created:
     workflow = request.workflow
     try:
         with engine.begin() as conn:
+            if request.guard is not None:
+                request.guard(conn)
             stored = catalog.get_definition(engine, request.workflow, request.version, conn)
             workflow = stored.definition.name
             if request.external_id is not None:

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, select, update
 
 from orchestrator import cron, instances, lifecycle
 from orchestrator.errors import Conflict, InvalidTransition, OrchestratorError
@@ -125,7 +126,14 @@ def _fire(engine: Engine, schedule: Schedule, now: datetime, report: FireReport)
     last_instance = schedule.last_instance_id
     for fire_time in decided.fire:
         try:
-            instance_id = _start(engine, schedule, fire_time, mine)
+            instance_id = _start(engine, schedule, fire_time, mine, guard=_unchanged(schedule))
+        except ScheduleChanged:
+            # paused, changed or deleted since this pass read it: what the user did after the read
+            # stands (the compare-and-set below fails too, and the next pass plans anew)
+            log.info("schedule %s: changed while firing; this pass leaves it", name)
+            report.outcomes += mine.outcomes
+            report.fired += mine.fired
+            return
         except OrchestratorError as exc:  # the workflow or its inputs changed under the schedule
             log.error("schedule %s: the run of %s was not created: %s", name, iso(fire_time), exc.message)
             mine.failed += 1
@@ -173,7 +181,36 @@ def _open_previous(engine: Engine, schedule: Schedule, key: str, limit: int) -> 
         )
 
 
-def _start(engine: Engine, schedule: Schedule, fire_time: datetime, report: FireReport) -> str | None:
+class ScheduleChanged(Exception):
+    """The schedule is not as the pass read it (paused, changed, deleted): its fire time waits."""
+
+
+def _unchanged(schedule: Schedule) -> Callable[[Connection], None]:
+    """A guard for the create's transaction: the schedule row, locked, is still the one the pass
+    read, so a pause or a change that returned to its client is never followed by an old fire."""
+
+    def guard(conn: Connection) -> None:
+        row = conn.execute(
+            select(ScheduleRow.paused, ScheduleRow.next_fire_at, ScheduleRow.updated_at)
+            .where(ScheduleRow.name == schedule.spec.name)
+            .with_for_update()
+        ).first()
+        if row is None or row.paused or (row.next_fire_at, row.updated_at) != (
+            schedule.next_fire_at,
+            schedule.updated_at,
+        ):
+            raise ScheduleChanged(schedule.spec.name)
+
+    return guard
+
+
+def _start(
+    engine: Engine,
+    schedule: Schedule,
+    fire_time: datetime,
+    report: FireReport,
+    guard: Callable[[Connection], None] | None = None,
+) -> str | None:
     """Create (or find) the instance of one fire time, after `overlap` is applied; None if skipped."""
     spec = schedule.spec
     key = external_id(spec.name, fire_time)
@@ -201,6 +238,7 @@ def _start(engine: Engine, schedule: Schedule, fire_time: datetime, report: Fire
         external_id=key,
         tags={**spec.tags, SCHEDULE_TAG: spec.name, FIRE_TIME_TAG: str(iso(fire_time))},
         created_by=f"schedule:{spec.name}",
+        guard=guard,
     )
     created = instances.create_instance(engine, request)
     if created.created:

@@ -145,3 +145,21 @@ def test_a_pass_past_its_budget_leaves_the_rest_due_for_the_next(db, monkeypatch
     assert schedule_firing.fire_due(db, NOW).fired == 1  # the other, still due
     assert schedule_firing.fire_due(db, NOW).fired == 0
     assert _fired(db) == [(_iso(MINUTE), "pending")] * 2
+
+
+@pytest.mark.parametrize("change", ["pause", "patch", "delete"])
+def test_a_pass_that_read_the_schedule_before_a_change_does_not_fire_the_old_fire_time(db, change):
+    _schedule(db)
+    _outage(db, MINUTE)
+    read_by_the_pass = schedules.get(db, "s")
+    if change == "pause":
+        schedules.set_paused(db, "s", True)
+    elif change == "patch":
+        schedules.change(db, "s", {"cron": "0 4 * * *"})
+    else:
+        schedules.remove(db, "s")
+
+    report = schedule_firing.FireReport()
+    schedule_firing._fire(db, read_by_the_pass, NOW, report)
+
+    assert _fired(db) == [] and report.fired == 0
