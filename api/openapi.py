@@ -296,6 +296,7 @@ SCHEMAS: dict[str, Schema] = {
                     "callbackUrl": _nullable(_STR),
                     "queue": _nullable(_STR),
                     "workers": {"type": "array", "items": _STR},
+                    "waitingFor": _nullable(_ref("LimitWait")),
                 },
             },
         ]
@@ -408,8 +409,8 @@ SCHEMAS: dict[str, Schema] = {
         },
     },
     "WaitingFor": {
-        "description": "a queued node: `worker` or `retryDelay`; a waiting wait node: its signal and "
-        "timeout (`until`, null: none); a waiting sleep node: when it wakes",
+        "description": "a queued node: `worker` or `retryDelay`, or the limit it waits for; a waiting "
+        "wait node: its signal and timeout (`until`, null: none); a waiting sleep node: when it wakes",
         "anyOf": [
             {"enum": list(waiting.REASONS)},
             {
@@ -417,7 +418,19 @@ SCHEMAS: dict[str, Schema] = {
                 "required": ["until"],
                 "properties": {"signal": _STR, "until": _nullable(_TIME)},
             },
+            _ref("LimitWait"),
         ],
+    },
+    "LimitWait": {
+        "description": "held back by a limit (GET /api/v1/limits): a concurrency slot (the node's message "
+        "is not sent, a pending instance is not started) or a rate token (`until`: when it starts)",
+        "type": "object",
+        "required": ["limit", "kind"],
+        "properties": {
+            "limit": {"type": "string", "examples": ["executor:crm.push", "node:etl/load", "key:etl:c-42"]},
+            "kind": {"enum": ["concurrency", "rate"]},
+            "until": _TIME,
+        },
     },
     "SignalDelivery": {
         "type": "object",

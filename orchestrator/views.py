@@ -122,6 +122,10 @@ def instance(engine: Engine, instance_id: str) -> dict[str, Any]:
         "queue": row.queue,
         "output": output_of(catalog.load_definition(engine, row.definition_id), nodes),
         "workers": _workers(engine, instance_id, nodes),
+        # a pending instance held back by its definition's concurrency key (`waiting.py`)
+        "waitingFor": waiting.instance_waiting_for(
+            row.status, row.concurrency_key, row.start_requested_at, row.start_at, utcnow()
+        ),
     }
 
 
@@ -161,7 +165,14 @@ def _signals(engine: Engine, definition_id: int, nodes: list[Any]) -> dict[str, 
 
 def _waiting_for(n: Any, instance_status: str, now: datetime, signals: dict[str, str]) -> Any:
     return waiting.waiting_for(
-        n.status, n.not_before, instance_status, now, wake_at=n.wake_at, signal=signals.get(n.node_id)
+        n.status,
+        n.not_before,
+        instance_status,
+        now,
+        wake_at=n.wake_at,
+        signal=signals.get(n.node_id),
+        limit_wait=n.limit_wait,
+        admitted=n.admitted_attempt is not None and n.admitted_attempt == n.attempt,
     )
 
 

@@ -1,0 +1,331 @@
+"""Admission under limits: who holds a slot, who waits, and rate tokens, cluster-wide, in the store.
+
+The accounting is a count, never a counter: the slots of a concurrency limit in use are the rows under
+it that are `running`, or `queued` with this attempt admitted (its message sent). A node's end, its
+failure, a hand-back to the next attempt or a cancel takes its row out of that count in the very
+transaction that moves it, so no slot can leak and a late finisher (fenced on its attempt) frees
+nothing it does not hold. Each limit has a row in `limits`; admissions under it lock that row first
+and so decide one at a time, whatever the number of worker processes and hosts.
+
+- A node whose message is about to be sent (`admit`), when it is held to a concurrency limit, is
+  admitted only while a slot is free; else it stays `queued` with `limit_wait` set and no message.
+  Each admission pass lets through the waiting nodes of the limit in order of their instance's
+  priority, then queueing time (FIFO), as many as slots are free.
+- A node's end sends the next ones (`release`, called by the worker after the attempt's commit); the
+  recovery sweep runs the same pass for every limit with waiting nodes (`sweep_waiting`), so a lost
+  release only delays them by a sweep.
+- A rate limit is a GCRA bucket (`limits.rate_delay`) in the limit's row: each admitted node reserves
+  the next token and its message is sent with the countdown to it. It waits in no worker slot.
+
+A definition's concurrency key (instances, not nodes) is `key_limits.py`.
+
+A claim refuses a node that waits for a slot (`transitions.claim_node`), so a stray copy of its
+message cannot run it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, func, or_, select, update
+
+from orchestrator import catalog, key_limits, limits
+from orchestrator.db import retrying
+from orchestrator.limit_rows import PRIORITY_ORDER, lock
+from orchestrator.limits import CONCURRENCY, RATE, Gate, Rate, rate_delay
+from orchestrator.models import InstanceRow, LimitRow, NodeRow, utcnow
+from orchestrator.outcomes import Dispatch, QueuedNode, dispatch_for
+from orchestrator.scheduling import QUEUED_NODE
+from orchestrator.states import InstanceStatus as I
+from orchestrator.states import NodeStatus as N
+
+_ADMITTED = NodeRow.admitted_attempt == NodeRow.attempt
+_NOT_ADMITTED = or_(NodeRow.admitted_attempt.is_(None), NodeRow.admitted_attempt != NodeRow.attempt)
+_HOLDING = or_(NodeRow.status == N.RUNNING.value, and_(NodeRow.status == N.QUEUED.value, _ADMITTED))
+
+
+def under(gate: Gate) -> Any:
+    """The node rows a limit counts (its instance row joined)."""
+    kind, _, rest = gate.name.partition(":")
+    if kind == "executor":
+        return NodeRow.executor == rest
+    workflow, _, node_id = rest.partition("/")
+    return and_(
+        InstanceRow.workflow_name == workflow,
+        or_(NodeRow.node_id == node_id, NodeRow.node_id.like(f"{node_id}[%")),
+    )
+
+
+def in_use(conn: Connection, gate: Gate) -> int:
+    query = (
+        select(func.count())
+        .select_from(NodeRow)
+        .join(InstanceRow, InstanceRow.id == NodeRow.instance_id)
+        .where(under(gate), _HOLDING)
+    )
+    return int(conn.execute(query).scalar_one())
+
+
+def _waiting(gate: Gate) -> Any:
+    return (
+        select(*QUEUED_NODE, NodeRow.not_before, InstanceRow.priority, InstanceRow.workflow_name)
+        .add_columns(InstanceRow.definition_id)
+        .join(InstanceRow, InstanceRow.id == NodeRow.instance_id)
+        .where(
+            under(gate),
+            NodeRow.status == N.QUEUED.value,
+            _NOT_ADMITTED,
+            InstanceRow.status == I.RUNNING.value,
+        )
+        .order_by(PRIORITY_ORDER, NodeRow.queued_at, NodeRow.id)
+    )
+
+
+class _Pass:
+    """One admission transaction: the limits it locked and the slots each has left."""
+
+    def __init__(self, conn: Connection, engine: Engine) -> None:
+        self.conn = conn
+        self.engine = engine
+        self.free: dict[str, int] = {}
+        self.now = utcnow()
+
+    def room(self, gate: Gate) -> int:
+        if gate.name not in self.free:
+            lock(self.conn, CONCURRENCY, gate.name, str(gate.shown))
+            assert isinstance(gate.limit, int)
+            self.free[gate.name] = gate.limit - in_use(self.conn, gate)
+        return self.free[gate.name]
+
+    def admit(self, d: Dispatch, not_before: datetime | None) -> Dispatch | None:
+        """Let `d` through: take a slot of each of its concurrency limits and a token of each rate;
+        the message to send (with the countdown to its token), or None if the node moved on."""
+        delay, waits_for = self._tokens(d)
+        countdown = max(d.countdown, delay)
+        if not_before is not None:
+            countdown = max(countdown, (not_before - self.now).total_seconds())
+        values: dict[str, Any] = {"admitted_attempt": NodeRow.attempt, "limit_wait": None}
+        if delay > 0:
+            values.update(limit_wait=waits_for, not_before=self.now + timedelta(seconds=countdown))
+        moved = self.conn.execute(
+            update(NodeRow)
+            .where(NodeRow.id == d.row_id, NodeRow.status == N.QUEUED.value, NodeRow.attempt == d.attempt)
+            .values(**values)
+        ).rowcount
+        if not moved:
+            return None
+        for gate in d.limits:
+            if gate.kind == CONCURRENCY:
+                self.free[gate.name] = self.room(gate) - 1
+        return replace(d, countdown=countdown)
+
+    def _tokens(self, d: Dispatch) -> tuple[float, str | None]:
+        longest, waits_for = 0.0, None
+        for gate in sorted((g for g in d.limits if g.kind == RATE), key=lambda g: g.name):
+            assert isinstance(gate.limit, Rate)
+            tat = lock(self.conn, RATE, gate.name, str(gate.shown))
+            delay, new_tat = rate_delay(tat, time.time(), gate.limit)
+            where = (LimitRow.kind == RATE, LimitRow.name == gate.name)
+            self.conn.execute(update(LimitRow).where(*where).values(tat=new_tat))
+            if delay > longest:
+                longest, waits_for = delay, gate.name
+        return longest, waits_for
+
+    def hold(self, row_id: int, gate: Gate) -> None:
+        self.conn.execute(
+            update(NodeRow)
+            .where(NodeRow.id == row_id, NodeRow.status == N.QUEUED.value, _NOT_ADMITTED)
+            .values(limit_wait=gate.name)
+        )
+
+    def waiting_under(self, gate: Gate, count: int) -> list[tuple[Dispatch, datetime | None]]:
+        rows = self.conn.execute(_waiting(gate).limit(count)).all()
+        found = []
+        width = len(QUEUED_NODE)
+        for row in rows:
+            definition = catalog.load_definition(self.engine, row.definition_id, self.conn)
+            d = dispatch_for(row, definition, QueuedNode._make(row[:width]))
+            found.append((d, row.not_before))
+        return found
+
+    def mark_waiting(self, gate: Gate) -> None:
+        """Every node still waiting under `gate` with no reason yet says it waits for it."""
+        ids = select(NodeRow.id).join(InstanceRow, InstanceRow.id == NodeRow.instance_id)
+        ids = ids.where(under(gate), NodeRow.status == N.QUEUED.value, _NOT_ADMITTED)
+        ids = ids.where(NodeRow.limit_wait.is_(None))
+        found = list(self.conn.execute(ids).scalars())
+        if found:
+            self.conn.execute(update(NodeRow).where(NodeRow.id.in_(found)).values(limit_wait=gate.name))
+
+
+@retrying()
+def admit(engine: Engine, dispatches: list[Dispatch]) -> list[Dispatch]:
+    """The messages to send out of `dispatches` (each held to some limit): those admitted now or
+    before (a resend of an admitted attempt), and any other node a pass over their concurrency
+    limits lets through; the others wait, marked with the limit they wait for."""
+    with engine.begin() as conn:
+        run = _Pass(conn, engine)
+        ids = [d.row_id for d in dispatches]
+        state = {
+            row.id: row
+            for row in conn.execute(
+                select(
+                    NodeRow.id, NodeRow.attempt, NodeRow.status, NodeRow.admitted_attempt, NodeRow.not_before
+                ).where(NodeRow.id.in_(ids))
+            )
+        }
+        out: list[Dispatch] = []
+        gates: dict[str, Gate] = {}
+        for d in dispatches:
+            row = state.get(d.row_id)
+            if row is None or row.status != N.QUEUED.value or row.attempt != d.attempt:
+                continue  # moved on: the message would be refused at claim
+            if row.admitted_attempt == d.attempt:  # admitted before: a copy of its message
+                left = 0.0 if row.not_before is None else (row.not_before - run.now).total_seconds()
+                out.append(replace(d, countdown=max(d.countdown, left)))
+                continue
+            concurrency = [g for g in d.limits if g.kind == CONCURRENCY]
+            if not concurrency:  # a rate alone: a token is reserved at once
+                admitted = run.admit(d, row.not_before)
+                if admitted is not None:
+                    out.append(admitted)
+                continue
+            for gate in concurrency:
+                gates.setdefault(gate.name, gate)
+        for name in sorted(gates):
+            out += _admit_waiting(run, gates[name])
+        return _unique(out)
+
+
+def _admit_waiting(run: _Pass, gate: Gate) -> list[Dispatch]:
+    """Let through the nodes waiting under `gate`, in order, while it has free slots (and each one's
+    other concurrency limits too)."""
+    out: list[Dispatch] = []
+    free = run.room(gate)
+    if free > 0:
+        for d, not_before in run.waiting_under(gate, free + 50):
+            if run.room(gate) <= 0:
+                break
+            blocked = next((g for g in d.limits if g.kind == CONCURRENCY and run.room(g) <= 0), None)
+            if blocked is not None:
+                run.hold(d.row_id or 0, blocked)
+                continue
+            admitted = run.admit(d, not_before)
+            if admitted is not None:
+                out.append(admitted)
+    run.mark_waiting(gate)
+    return out
+
+
+def _unique(dispatches: Iterable[Dispatch]) -> list[Dispatch]:
+    seen: dict[tuple[str, str, int], Dispatch] = {}
+    for d in dispatches:
+        seen.setdefault((d.instance_id, d.node_id, d.attempt), d)
+    return list(seen.values())
+
+
+@retrying()
+def release(engine: Engine, gates: Iterable[Gate]) -> list[Dispatch]:
+    """After a node under these limits ended (committed): the waiting nodes its slot lets through."""
+    concurrency = sorted({g.name: g for g in gates if g.kind == CONCURRENCY}.values(), key=lambda g: g.name)
+    if not concurrency:
+        return []
+    with engine.begin() as conn:
+        run = _Pass(conn, engine)
+        return _unique(d for gate in concurrency for d in _admit_waiting(run, gate))
+
+
+def sweep_waiting(engine: Engine) -> list[Dispatch]:
+    """The recovery sweep's pass: every concurrency limit some node waits for gets an admission pass
+    (a release whose message or process was lost leaves them waiting with free slots)."""
+    with engine.connect() as conn:
+        names = sorted(
+            name
+            for name in conn.execute(
+                select(NodeRow.limit_wait)
+                .where(NodeRow.status == N.QUEUED.value, NodeRow.limit_wait.is_not(None), _NOT_ADMITTED)
+                .distinct()
+            ).scalars()
+            if name is not None
+        )
+        if not names:
+            return []
+        values = dict(
+            conn.execute(
+                select(LimitRow.name, LimitRow.value).where(
+                    LimitRow.kind == CONCURRENCY, LimitRow.name.in_(names)
+                )
+            ).all()
+        )
+    gates = [Gate(CONCURRENCY, name, int(values[name])) for name in names if name in values]
+    return release(engine, gates)
+
+
+def report(engine: Engine) -> list[dict[str, Any]]:
+    """Every limit (declared on an executor, or used since: a node's, a key's), with its slots in
+    use (a rate: tokens of its burst taken) and what waits for it; `GET /api/v1/limits`."""
+    known: dict[tuple[str, str], str] = {}
+    for executor, declared in limits.executor_limits().items():
+        for gate in declared.gates(f"executor:{executor}"):
+            known[gate.kind, gate.name] = str(gate.shown)
+    tats: dict[tuple[str, str], float | None] = {}
+    with engine.connect() as conn:
+        for row in conn.execute(select(LimitRow.kind, LimitRow.name, LimitRow.value, LimitRow.tat)):
+            if row.name.startswith("executor:") and (row.kind, row.name) not in known:
+                continue  # no longer declared
+            known.setdefault((row.kind, row.name), row.value)
+            tats[row.kind, row.name] = row.tat
+        return [
+            _entry(conn, kind, name, value, tats.get((kind, name)))
+            for (kind, name), value in sorted(known.items(), key=lambda item: (item[0][1], item[0][0]))
+        ]
+
+
+def _entry(conn: Connection, kind: str, name: str, value: str, tat: float | None) -> dict[str, Any]:
+    if kind == RATE:
+        rate = limits.parse_rate(value)
+        waiting = select(func.count()).where(
+            NodeRow.status == N.QUEUED.value,
+            NodeRow.limit_wait == name,
+            _ADMITTED,
+            NodeRow.not_before > utcnow(),
+        )
+        used = limits.bucket_used(tat, time.time(), rate)
+        return {"name": name, "kind": kind, "limit": value, "inUse": used, "waiting": _count(conn, waiting)}
+    if name.startswith("key:"):
+        used = key_limits.in_use(conn, name)
+        waiting = select(func.count()).select_from(key_limits.waiting(name, utcnow()).subquery())
+        return {
+            "name": name,
+            "kind": kind,
+            "limit": int(value),
+            "inUse": used,
+            "waiting": _count(conn, waiting),
+        }
+    gate = Gate(CONCURRENCY, name, int(value))
+    waiting = (
+        select(func.count())
+        .select_from(NodeRow)
+        .join(InstanceRow, InstanceRow.id == NodeRow.instance_id)
+        .where(
+            under(gate),
+            NodeRow.status == N.QUEUED.value,
+            _NOT_ADMITTED,
+            InstanceRow.status == I.RUNNING.value,
+        )
+    )
+    return {
+        "name": name,
+        "kind": kind,
+        "limit": int(value),
+        "inUse": in_use(conn, gate),
+        "waiting": _count(conn, waiting),
+    }
+
+
+def _count(conn: Connection, query: Any) -> int:
+    return int(conn.execute(query).scalar_one())
