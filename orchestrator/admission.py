@@ -279,10 +279,12 @@ def report(engine: Engine) -> list[dict[str, Any]]:
                 continue  # no longer declared
             known.setdefault((row.kind, row.name), row.value)
             tats[row.kind, row.name] = row.tat
-        return [
+        entries = [
             _entry(conn, kind, name, value, tats.get((kind, name)))
             for (kind, name), value in sorted(known.items(), key=lambda item: (item[0][1], item[0][0]))
         ]
+    # a key's row stays once used; one with nothing running or waiting is not worth a line per value
+    return [e for e in entries if not e["name"].startswith("key:") or e["inUse"] or e["waiting"]]
 
 
 def _entry(conn: Connection, kind: str, name: str, value: str, tat: float | None) -> dict[str, Any]:

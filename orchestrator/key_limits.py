@@ -48,13 +48,19 @@ def may_start(conn: Connection, instance_id: str, inst: Any, now: datetime) -> b
     """Whether the pending instance may start under its concurrency key (in the start's transaction,
     with the key's row locked until it commits): fewer than the limit run, counting those that wait
     ahead of it."""
-    key, limit = inst.concurrency_key, inst.concurrency_limit or 1
-    lock(conn, CONCURRENCY, key, str(limit))
+    limit = inst.concurrency_limit or 1
+    lock(conn, CONCURRENCY, inst.concurrency_key, str(limit))
+    return not held_back(conn, instance_id, inst.concurrency_key, limit, now)
+
+
+def held_back(conn: Connection, instance_id: str, key: str, limit: int, now: datetime) -> bool:
+    """Whether a pending instance with this key must wait: no slot free, or every free one is for
+    instances ahead of it (priority, then creation)."""
     free = limit - in_use(conn, key)
     if free <= 0:
-        return False
+        return True
     ahead = [row.id for row in conn.execute(waiting(key, now).limit(free))]
-    return instance_id in ahead or len(ahead) < free
+    return instance_id not in ahead and len(ahead) >= free
 
 
 @retrying()
@@ -73,3 +79,17 @@ def next_for_key(engine: Engine, key: str) -> list[StartInstance]:
             return []
         rows = conn.execute(waiting(key, now).limit(free)).all()
     return [StartInstance(row.id, row.priority) for row in rows]
+
+
+def waiting_for(engine: Engine, row: Any) -> dict[str, Any] | None:
+    """The `waitingFor` of an instance (its row): a pending one whose start was asked for and is due,
+    held back by its concurrency key."""
+    now = utcnow()
+    if row.status != I.PENDING.value or row.concurrency_key is None or row.start_requested_at is None:
+        return None
+    if row.start_at is not None and row.start_at > now:
+        return None
+    with engine.connect() as conn:
+        if not held_back(conn, row.id, row.concurrency_key, row.concurrency_limit or 1, now):
+            return None
+    return {"limit": row.concurrency_key, "kind": CONCURRENCY}

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from orchestrator import catalog, unreachable, waiting
+from orchestrator import catalog, key_limits, unreachable, waiting
 from orchestrator.definitions import WorkflowDefinition
 from orchestrator.errors import NotFound
 from orchestrator.instances import Created
@@ -123,9 +123,7 @@ def instance(engine: Engine, instance_id: str) -> dict[str, Any]:
         "output": output_of(catalog.load_definition(engine, row.definition_id), nodes),
         "workers": _workers(engine, instance_id, nodes),
         # a pending instance held back by its definition's concurrency key (`waiting.py`)
-        "waitingFor": waiting.instance_waiting_for(
-            row.status, row.concurrency_key, row.start_requested_at, row.start_at, utcnow()
-        ),
+        "waitingFor": key_limits.waiting_for(engine, row),
     }
 
 

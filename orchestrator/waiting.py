@@ -10,7 +10,7 @@ sends it again, so it has no `waitingFor`.
 A queued node under a limit (`admission.py`) says which: `{"limit": "executor:crm.push"}` while it
 waits for a concurrency slot (its message is not sent), `{"limit": ..., "kind": "rate", "until": ISO}`
 while its message waits out the countdown to its rate token. A pending instance held back by its
-definition's concurrency key has `{"limit": "key:<workflow>:<value>"}` (`instance_waiting_for`).
+definition's concurrency key has `{"limit": "key:<workflow>:<value>"}` (`key_limits.waiting_for`).
 
 A `waiting` node (a `wait` or a `sleep`) holds no worker slot and waits for what its type says, paused
 or not: a wait for its signal until its timeout, `{"signal": name, "until": ISO or null}`; a sleep
@@ -54,18 +54,3 @@ def waiting_for(
             return {"limit": limit_wait, "kind": "rate", "until": not_before.isoformat() + "Z"}
         return RETRY_DELAY
     return WORKER
-
-
-def instance_waiting_for(
-    status: str,
-    concurrency_key: str | None,
-    start_requested: datetime | None,
-    start_at: datetime | None,
-    now: datetime,
-) -> dict[str, Any] | None:
-    """A pending instance whose start was asked for and is due, held back by its concurrency key."""
-    if status != InstanceStatus.PENDING.value or concurrency_key is None or start_requested is None:
-        return None
-    if start_at is not None and start_at > now:
-        return None
-    return {"limit": concurrency_key, "kind": "concurrency"}
