@@ -201,6 +201,39 @@ def admit(engine: Engine, dispatches: list[Dispatch]) -> list[Dispatch]:
         return _unique(out)
 
 
+START = "rate-start"  # the kind of a rate's second bucket, of starts (`start_wait`)
+
+
+@retrying()
+def start_wait(engine: Engine, gates: Iterable[Gate]) -> float:
+    """At a claim of a node under rates: 0 when each rate lets it start now (taking a token of its
+    bucket of starts), else the seconds until it would (taking nothing).
+
+    The tokens reserved when the message was sent spread the messages; a worker that was busy
+    delivers some late and the on-time ones after them would bunch up. This second bucket, checked
+    when the node starts, bounds the starts themselves: within any second at most the rate and
+    half an interval's slack."""
+    rates = sorted((g for g in gates if g.kind == RATE), key=lambda g: g.name)
+    if not rates:
+        return 0.0
+    with engine.begin() as conn:
+        now = time.time()
+        found: list[tuple[Gate, float | None]] = []
+        for gate in rates:
+            assert isinstance(gate.limit, Rate)
+            found.append((gate, lock(conn, START, gate.name, str(gate.shown))))
+        waits = [limits.start_delay(tat, now, g.limit) for g, tat in found if isinstance(g.limit, Rate)]
+        if max(waits) > 0:
+            return max(waits)
+        for gate, tat in found:
+            assert isinstance(gate.limit, Rate)
+            new_tat = max(tat or now, now) + gate.limit.interval
+            conn.execute(
+                update(LimitRow).where(LimitRow.kind == START, LimitRow.name == gate.name).values(tat=new_tat)
+            )
+        return 0.0
+
+
 def _admit_waiting(run: _Pass, gate: Gate) -> list[Dispatch]:
     """Let through the nodes waiting under `gate`, in order, while it has free slots (and each one's
     other concurrency limits too)."""
@@ -274,7 +307,9 @@ def report(engine: Engine) -> list[dict[str, Any]]:
             known[gate.kind, gate.name] = str(gate.shown)
     tats: dict[tuple[str, str], float | None] = {}
     with engine.connect() as conn:
-        for row in conn.execute(select(LimitRow.kind, LimitRow.name, LimitRow.value, LimitRow.tat)):
+        for row in conn.execute(
+            select(LimitRow.kind, LimitRow.name, LimitRow.value, LimitRow.tat).where(LimitRow.kind != START)
+        ):
             if row.name.startswith("executor:") and (row.kind, row.name) not in known:
                 continue  # no longer declared
             known.setdefault((row.kind, row.name), row.value)

@@ -273,3 +273,11 @@ def bucket_used(tat: float | None, now: float, rate: Rate) -> int:
     if tat is None or tat <= now:
         return 0
     return math.ceil((tat - now) / rate.interval - 1e-9)
+
+
+def start_delay(tat: float | None, now: float, rate: Rate) -> float:
+    """Seconds until a start conforms to a bucket of starts whose theoretical arrival time is `tat`,
+    with half an interval of slack for the jitter of deliveries (0: it may start now)."""
+    if tat is None:
+        return 0.0
+    return max(0.0, tat - rate.interval / 2 - now)

@@ -5,7 +5,7 @@ next through. Nodes and instances without limits pass straight on, without a que
 from __future__ import annotations
 
 from orchestrator import admission, catalog, key_limits, limits
-from orchestrator.outcomes import Claim, Dispatch, Finished, StartInstance
+from orchestrator.outcomes import Claim, Dispatch, Finished, NodeFacts, StartInstance
 from workers import resources
 
 
@@ -34,3 +34,34 @@ def after_instance(finished: Finished) -> list[StartInstance]:
     if finished.concurrency_key is None:
         return []
     return key_limits.next_for_key(resources.engine(), finished.concurrency_key)
+
+
+def too_early(
+    node_id: str, attempt: int, instance_id: str, facts: NodeFacts | None, queue: str
+) -> Dispatch | None:
+    """For a message about to be claimed: its copy to send again later, if its node is under a rate
+    whose bucket of starts says it is too early (`admission.start_wait`); None: claim it now."""
+    if facts is None:
+        return None
+    engine = resources.engine()
+    spec = catalog.load_definition(engine, facts.definition_id).node(node_id)
+    gates = limits.node_gates(facts.workflow, node_id, spec.executor, spec.limits)
+    if not any(g.kind == limits.RATE for g in gates):
+        return None
+    wait = admission.start_wait(engine, gates)
+    if wait <= 0:
+        return None
+    return Dispatch(
+        instance_id=instance_id,
+        node_id=node_id,
+        attempt=attempt,
+        queue=queue,
+        priority=facts.priority,
+        executor=spec.executor,
+        workflow=facts.workflow,
+        node_type=spec.type,
+        countdown=wait,
+        timeout_s=None if spec.timeout_ms is None or spec.executor is None else spec.timeout_ms / 1000,
+        row_id=facts.row_id,
+        definition_id=facts.definition_id,
+    )

@@ -76,6 +76,11 @@ def run_node(
     facts = None
     if row is not None and definition is not None and workflow is not None and priority is not None:
         facts = NodeFacts(row, definition, workflow, priority)
+    queue = (self.request.delivery_info or {}).get("routing_key") or "default"
+    later = admitting.too_early(node_id, attempt, instance_id, facts, queue)
+    if later is not None:  # a rate's starts are full: the same message again when they are not
+        dispatch.send_nodes([later])
+        task_states.drop(self, f"attempt {attempt} waits {later.countdown:.3f}s for a start under its rate")
     held = scheduling.claim(engine, instance_id, node_id, attempt, identity.worker_id(), facts)
     if held is None:
         log.debug("not claimed: %s/%s attempt %s", instance_id, node_id, attempt)
