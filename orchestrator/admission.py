@@ -54,10 +54,11 @@ def under(gate: Gate) -> Any:
     if kind == "executor":
         return NodeRow.executor == rest
     workflow, _, node_id = rest.partition("/")
-    return and_(
-        InstanceRow.workflow_name == workflow,
-        or_(NodeRow.node_id == node_id, NodeRow.node_id.like(f"{node_id}[%")),
-    )
+    if node_id.endswith("[]"):  # a map's items
+        return and_(
+            InstanceRow.workflow_name == workflow, NodeRow.node_id.startswith(node_id[:-1], autoescape=True)
+        )
+    return and_(InstanceRow.workflow_name == workflow, NodeRow.node_id == node_id)
 
 
 def in_use(conn: Connection, gate: Gate) -> int:

@@ -188,13 +188,17 @@ def executor_limits() -> dict[str, Declared]:
 
 
 def node_gates(workflow: str, node_id: str, executor: str | None, own: Declared | None) -> tuple[Gate, ...]:
-    """The gates of a node: its executor's, then its own (`node:<workflow>/<node>`). A map's item
-    (`<map>[i]`) counts under its map's node name."""
+    """The gates of a node: its executor's, then its own (`node:<workflow>/<node>`; a map's items,
+    `<map>[i]`, under `node:<workflow>/<map>[]`, with the limits of the map's item body)."""
     found: tuple[Gate, ...] = ()
     if executor is not None and any_declared():
         found = of_executor(executor).gates(f"executor:{executor}")
     if own is not None and own != Declared():
-        found += own.gates(f"node:{workflow}/{node_id.split('[', 1)[0]}")
+        map_id = node_id.split("[", 1)[0]
+        # a map's items count apart from their map node: `node:<workflow>/<map>[]`
+        found += own.gates(
+            f"node:{workflow}/{map_id}[]" if map_id != node_id else f"node:{workflow}/{node_id}"
+        )
     return found
 
 
@@ -247,16 +251,15 @@ def parse_key_limit(value: Any) -> tuple[KeyLimit | None, list[tuple[str, str]]]
     return KeyLimit(key, limit), []
 
 
-MAX_KEY_LENGTH = 200
+MAX_NAME_LENGTH = 255  # the column of a limit's name and of an instance's key
 
 
 def key_name(workflow: str, key: KeyLimit, scope: dict[str, Any]) -> str:
     """`key:<workflow>:<value>` for an instance whose input is in `scope`; raises TemplateError when
     the key does not render."""
     value = templates.to_text(templates.parse(key.key).render(scope))
-    if len(value) > MAX_KEY_LENGTH:
-        value = value[:MAX_KEY_LENGTH]
-    return f"key:{workflow}:{value}"
+    prefix = f"key:{workflow}:"
+    return prefix + value[: MAX_NAME_LENGTH - len(prefix)]  # a longer value shares its prefix's slots
 
 
 def rate_delay(tat: float | None, now: float, rate: Rate) -> tuple[float, float]:

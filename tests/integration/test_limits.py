@@ -212,3 +212,43 @@ def test_orch_limits_overrides_a_declared_limit_field_by_field(monkeypatch):
     finally:
         monkeypatch.delenv("ORCH_LIMITS")
         limits.set_overrides(None)
+
+
+def test_a_limit_on_a_maps_item_body_holds_its_items_apart_from_the_map_node(db):
+    name = _name()
+    definition = {
+        "name": name,
+        "version": "1.0.0",
+        "nodes": [
+            {"id": "list", "executor": "noop", "config": {"items": [1, 2, 3, 4]}},
+            {
+                "id": "m",
+                "type": "map",
+                "dependsOn": ["list"],
+                "over": "${nodes.list.output.items}",
+                "node": {"executor": "noop", "concurrency": 2},
+            },
+        ],
+    }
+    instance_id, (first,) = _start(db, definition)
+    pending = [first]
+    items: list[Dispatch] = []
+    while pending:  # run what is not an item, until the map has sent its items
+        d = pending.pop()
+        if "[" in d.node_id:
+            items.append(d)
+            continue
+        held = scheduling.claim(db, d.instance_id, d.node_id, d.attempt, WORKER, d.facts())
+        assert held is not None
+        pending += run_attempt(db, held, 30.0).dispatches
+    assert len(items) == 4 and all(g.name == f"node:{name}/m[]" for d in items for g in d.limits)
+    sent = admission.admit(db, items)
+    assert len(sent) == 2
+    assert _limit(db, f"node:{name}/m[]")["waiting"] == 2  # the map node itself holds no slot of it
+    for d in sent:
+        _finish(db, d)
+    rest = admission.release(db, sent[0].limits)
+    assert len(rest) == 2
+    for d in rest:
+        _finish(db, d)
+    assert views.status(db, instance_id)["status"] == "completed"
