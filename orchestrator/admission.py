@@ -93,11 +93,17 @@ class _Pass:
         self.conn = conn
         self.engine = engine
         self.free: dict[str, int] = {}
+        self.locked: set[str] = set()
         self.now = utcnow()
+
+    def lock(self, gate: Gate) -> None:
+        if gate.name not in self.locked:
+            lock(self.conn, CONCURRENCY, gate.name, str(gate.shown), read=False)
+            self.locked.add(gate.name)
 
     def room(self, gate: Gate) -> int:
         if gate.name not in self.free:
-            lock(self.conn, CONCURRENCY, gate.name, str(gate.shown))
+            self.lock(gate)
             assert isinstance(gate.limit, int)
             self.free[gate.name] = gate.limit - in_use(self.conn, gate)
         return self.free[gate.name]
@@ -136,12 +142,14 @@ class _Pass:
                 longest, waits_for = delay, gate.name
         return longest, waits_for
 
-    def hold(self, row_id: int, gate: Gate) -> None:
-        self.conn.execute(
-            update(NodeRow)
-            .where(NodeRow.id == row_id, NodeRow.status == N.QUEUED.value, _NOT_ADMITTED)
-            .values(limit_wait=gate.name)
-        )
+    def hold(self, row_ids: list[int], gate: Gate, *, unless_held: bool = False) -> None:
+        """These nodes wait for `gate` (with `unless_held`, those that wait for no other)."""
+        if not row_ids:
+            return
+        where = [NodeRow.id.in_(row_ids), NodeRow.status == N.QUEUED.value, _NOT_ADMITTED]
+        if unless_held:
+            where.append(NodeRow.limit_wait.is_(None))
+        self.conn.execute(update(NodeRow).where(*where).values(limit_wait=gate.name))
 
     def waiting_under(self, gate: Gate, count: int) -> list[tuple[Dispatch, datetime | None]]:
         rows = self.conn.execute(_waiting(gate).limit(count)).all()
@@ -235,23 +243,31 @@ def start_wait(engine: Engine, gates: Iterable[Gate]) -> float:
         return 0.0
 
 
+WINDOW = 64  # waiting nodes one pass reads; a pass that reads this many marks the rest in bulk
+
+
 def _admit_waiting(run: _Pass, gate: Gate) -> list[Dispatch]:
     """Let through the nodes waiting under `gate`, in order, while it has free slots (and each one's
-    other concurrency limits too)."""
+    other concurrency limits too); those left say they wait for it. With none waiting (a release
+    that finds nobody), it is the lock and one read."""
+    run.lock(gate)
+    waiting = run.waiting_under(gate, WINDOW)
     out: list[Dispatch] = []
-    free = run.room(gate)
-    if free > 0:
-        for d, not_before in run.waiting_under(gate, free + 50):
-            if run.room(gate) <= 0:
-                break
-            blocked = next((g for g in d.limits if g.kind == CONCURRENCY and run.room(g) <= 0), None)
-            if blocked is not None:
-                run.hold(d.row_id or 0, blocked)
-                continue
-            admitted = run.admit(d, not_before)
-            if admitted is not None:
-                out.append(admitted)
-    run.mark_waiting(gate)
+    left: list[int] = []
+    for d, not_before in waiting:
+        if run.room(gate) <= 0:
+            left.append(d.row_id or 0)
+            continue
+        blocked = next((g for g in d.limits if g.kind == CONCURRENCY and run.room(g) <= 0), None)
+        if blocked is not None:
+            run.hold([d.row_id or 0], blocked)
+            continue
+        admitted = run.admit(d, not_before)
+        if admitted is not None:
+            out.append(admitted)
+    run.hold(left, gate, unless_held=True)
+    if len(waiting) == WINDOW:
+        run.mark_waiting(gate)
     return out
 
 

@@ -49,7 +49,7 @@ def may_start(conn: Connection, instance_id: str, inst: Any, now: datetime) -> b
     with the key's row locked until it commits): fewer than the limit run, counting those that wait
     ahead of it."""
     limit = inst.concurrency_limit or 1
-    lock(conn, CONCURRENCY, inst.concurrency_key, str(limit))
+    lock(conn, CONCURRENCY, inst.concurrency_key, str(limit), read=False)
     return not held_back(conn, instance_id, inst.concurrency_key, limit, now)
 
 

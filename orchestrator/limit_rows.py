@@ -15,8 +15,9 @@ RANK = {"critical": 0, "high": 1, "normal": 2, "low": 3}
 PRIORITY_ORDER = case(RANK, value=InstanceRow.priority, else_=2)
 
 
-def lock(conn: Connection, kind: str, name: str, value: str) -> float | None:
-    """Lock the limit's row (made on first use) for the rest of the transaction; its bucket's `tat`."""
+def lock(conn: Connection, kind: str, name: str, value: str, *, read: bool = True) -> float | None:
+    """Lock the limit's row (made on first use) for the rest of the transaction; its bucket's `tat`
+    (read only if `read`: a concurrency limit has none)."""
     now = utcnow()
     where = (LimitRow.kind == kind, LimitRow.name == name)
     touch = update(LimitRow).where(*where).values(value=value, updated_at=now)
@@ -25,4 +26,4 @@ def lock(conn: Connection, kind: str, name: str, value: str) -> float | None:
         row = {"kind": kind, "name": name, "value": value, "updated_at": now}
         conn.execute(insert(LimitRow).prefix_with(ignore).values(**row))
         conn.execute(touch)
-    return conn.execute(select(LimitRow.tat).where(*where)).scalar()
+    return conn.execute(select(LimitRow.tat).where(*where)).scalar() if read else None
