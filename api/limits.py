@@ -5,11 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from api.context import engine
-from orchestrator import admission
+from orchestrator import limit_report
 
 bp = Blueprint("limits", __name__, url_prefix="/api/v1/limits")
 
 
 @bp.get("")
 def list_all() -> Response:
-    return jsonify({"limits": admission.report(engine())})
+    return jsonify({"limits": limit_report.report(engine())})

@@ -25,7 +25,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
 
-from orchestrator import admission, logging_setup, metrics, workers_registry
+from orchestrator import limit_report, logging_setup, metrics, workers_registry
 from orchestrator.models import InstanceRow, NodeRow
 from orchestrator.settings import Settings
 from orchestrator.states import InstanceStatus, NodeStatus
@@ -130,7 +130,7 @@ def _limits(engine: Engine) -> Iterator[Metric]:
     waiting = GaugeMetricFamily(
         f"{metrics.PREFIX}_limit_waiting", "Nodes or instances waiting for a limit", labels=["limit", "kind"]
     )
-    for entry in admission.report(engine):
+    for entry in limit_report.report(engine):
         in_use.add_metric([entry["name"], entry["kind"]], entry["inUse"])
         waiting.add_metric([entry["name"], entry["kind"]], entry["waiting"])
     yield in_use

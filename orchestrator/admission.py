@@ -31,44 +31,17 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, or_, select, update
+from sqlalchemy import Connection, Engine, select, update
 
-from orchestrator import catalog, key_limits, limits
+from orchestrator import catalog, limits
 from orchestrator.db import retrying
-from orchestrator.limit_rows import PRIORITY_ORDER, lock
+from orchestrator.limit_rows import NOT_ADMITTED, PRIORITY_ORDER, in_use, lock, under
 from orchestrator.limits import CONCURRENCY, RATE, Gate, Rate, rate_delay
 from orchestrator.models import InstanceRow, LimitRow, NodeRow, utcnow
 from orchestrator.outcomes import Dispatch, QueuedNode, dispatch_for
 from orchestrator.scheduling import QUEUED_NODE
 from orchestrator.states import InstanceStatus as I
 from orchestrator.states import NodeStatus as N
-
-_ADMITTED = NodeRow.admitted_attempt == NodeRow.attempt
-_NOT_ADMITTED = or_(NodeRow.admitted_attempt.is_(None), NodeRow.admitted_attempt != NodeRow.attempt)
-_HOLDING = or_(NodeRow.status == N.RUNNING.value, and_(NodeRow.status == N.QUEUED.value, _ADMITTED))
-
-
-def under(gate: Gate) -> Any:
-    """The node rows a limit counts (its instance row joined)."""
-    kind, _, rest = gate.name.partition(":")
-    if kind == "executor":
-        return NodeRow.executor == rest
-    workflow, _, node_id = rest.partition("/")
-    if node_id.endswith("[]"):  # a map's items
-        return and_(
-            InstanceRow.workflow_name == workflow, NodeRow.node_id.startswith(node_id[:-1], autoescape=True)
-        )
-    return and_(InstanceRow.workflow_name == workflow, NodeRow.node_id == node_id)
-
-
-def in_use(conn: Connection, gate: Gate) -> int:
-    query = (
-        select(func.count())
-        .select_from(NodeRow)
-        .join(InstanceRow, InstanceRow.id == NodeRow.instance_id)
-        .where(under(gate), _HOLDING)
-    )
-    return int(conn.execute(query).scalar_one())
 
 
 def _waiting(gate: Gate) -> Any:
@@ -79,7 +52,7 @@ def _waiting(gate: Gate) -> Any:
         .where(
             under(gate),
             NodeRow.status == N.QUEUED.value,
-            _NOT_ADMITTED,
+            NOT_ADMITTED,
             InstanceRow.status == I.RUNNING.value,
         )
         .order_by(PRIORITY_ORDER, NodeRow.queued_at, NodeRow.id)
@@ -146,7 +119,7 @@ class _Pass:
         """These nodes wait for `gate` (with `unless_held`, those that wait for no other)."""
         if not row_ids:
             return
-        where = [NodeRow.id.in_(row_ids), NodeRow.status == N.QUEUED.value, _NOT_ADMITTED]
+        where = [NodeRow.id.in_(row_ids), NodeRow.status == N.QUEUED.value, NOT_ADMITTED]
         if unless_held:
             where.append(NodeRow.limit_wait.is_(None))
         self.conn.execute(update(NodeRow).where(*where).values(limit_wait=gate.name))
@@ -164,7 +137,7 @@ class _Pass:
     def mark_waiting(self, gate: Gate) -> None:
         """Every node still waiting under `gate` with no reason yet says it waits for it."""
         ids = select(NodeRow.id).join(InstanceRow, InstanceRow.id == NodeRow.instance_id)
-        ids = ids.where(under(gate), NodeRow.status == N.QUEUED.value, _NOT_ADMITTED)
+        ids = ids.where(under(gate), NodeRow.status == N.QUEUED.value, NOT_ADMITTED)
         ids = ids.where(NodeRow.limit_wait.is_(None))
         found = list(self.conn.execute(ids).scalars())
         if found:
@@ -297,7 +270,7 @@ def sweep_waiting(engine: Engine) -> list[Dispatch]:
             name
             for name in conn.execute(
                 select(NodeRow.limit_wait)
-                .where(NodeRow.status == N.QUEUED.value, NodeRow.limit_wait.is_not(None), _NOT_ADMITTED)
+                .where(NodeRow.status == N.QUEUED.value, NodeRow.limit_wait.is_not(None), NOT_ADMITTED)
                 .distinct()
             ).scalars()
             if name is not None
@@ -313,73 +286,3 @@ def sweep_waiting(engine: Engine) -> list[Dispatch]:
         )
     gates = [Gate(CONCURRENCY, name, int(values[name])) for name in names if name in values]
     return release(engine, gates)
-
-
-def report(engine: Engine) -> list[dict[str, Any]]:
-    """Every limit (declared on an executor, or used since: a node's, a key's), with its slots in
-    use (a rate: tokens of its burst taken) and what waits for it; `GET /api/v1/limits`."""
-    known: dict[tuple[str, str], str] = {}
-    for executor, declared in limits.executor_limits().items():
-        for gate in declared.gates(f"executor:{executor}"):
-            known[gate.kind, gate.name] = str(gate.shown)
-    tats: dict[tuple[str, str], float | None] = {}
-    with engine.connect() as conn:
-        for row in conn.execute(
-            select(LimitRow.kind, LimitRow.name, LimitRow.value, LimitRow.tat).where(LimitRow.kind != START)
-        ):
-            if row.name.startswith("executor:") and (row.kind, row.name) not in known:
-                continue  # no longer declared
-            known.setdefault((row.kind, row.name), row.value)
-            tats[row.kind, row.name] = row.tat
-        entries = [
-            _entry(conn, kind, name, value, tats.get((kind, name)))
-            for (kind, name), value in sorted(known.items(), key=lambda item: (item[0][1], item[0][0]))
-        ]
-    # a key's row stays once used; one with nothing running or waiting is not worth a line per value
-    return [e for e in entries if not e["name"].startswith("key:") or e["inUse"] or e["waiting"]]
-
-
-def _entry(conn: Connection, kind: str, name: str, value: str, tat: float | None) -> dict[str, Any]:
-    if kind == RATE:
-        rate = limits.parse_rate(value)
-        waiting = select(func.count()).where(
-            NodeRow.status == N.QUEUED.value,
-            NodeRow.limit_wait == name,
-            _ADMITTED,
-            NodeRow.not_before > utcnow(),
-        )
-        used = limits.bucket_used(tat, time.time(), rate)
-        return {"name": name, "kind": kind, "limit": value, "inUse": used, "waiting": _count(conn, waiting)}
-    if name.startswith("key:"):
-        used = key_limits.in_use(conn, name)
-        waiting = select(func.count()).select_from(key_limits.waiting(name, utcnow()).subquery())
-        return {
-            "name": name,
-            "kind": kind,
-            "limit": int(value),
-            "inUse": used,
-            "waiting": _count(conn, waiting),
-        }
-    gate = Gate(CONCURRENCY, name, int(value))
-    waiting = (
-        select(func.count())
-        .select_from(NodeRow)
-        .join(InstanceRow, InstanceRow.id == NodeRow.instance_id)
-        .where(
-            under(gate),
-            NodeRow.status == N.QUEUED.value,
-            _NOT_ADMITTED,
-            InstanceRow.status == I.RUNNING.value,
-        )
-    )
-    return {
-        "name": name,
-        "kind": kind,
-        "limit": int(value),
-        "inUse": in_use(conn, gate),
-        "waiting": _count(conn, waiting),
-    }
-
-
-def _count(conn: Connection, query: Any) -> int:
-    return int(conn.execute(query).scalar_one())

@@ -10,7 +10,17 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from orchestrator import admission, catalog, key_limits, lifecycle, limits, recovery, scheduling, views
+from orchestrator import (
+    admission,
+    catalog,
+    key_limits,
+    lifecycle,
+    limit_report,
+    limits,
+    recovery,
+    scheduling,
+    views,
+)
 from orchestrator.executors import executor
 from orchestrator.instances import InstanceRequest, create_instance
 from orchestrator.models import NodeRow
@@ -54,7 +64,7 @@ def _waiting_for(engine: Engine, instance_id: str) -> dict[str, Any]:
 
 
 def _limit(engine: Engine, name: str, kind: str = "concurrency") -> dict[str, Any]:
-    return next(e for e in admission.report(engine) if e["name"] == name and e["kind"] == kind)
+    return next(e for e in limit_report.report(engine) if e["name"] == name and e["kind"] == kind)
 
 
 def test_an_executor_limit_sends_only_as_many_as_it_has_slots_and_a_freed_slot_sends_the_next(db):
