@@ -209,7 +209,7 @@ def start_wait(engine: Engine, gates: Iterable[Gate]) -> float:
             return max(waits)
         for gate, tat in found:
             assert isinstance(gate.limit, Rate)
-            new_tat = max(tat or now, now) + gate.limit.interval
+            new_tat = limits.start_taken(tat, now, gate.limit)
             conn.execute(
                 update(LimitRow).where(LimitRow.kind == START, LimitRow.name == gate.name).values(tat=new_tat)
             )

@@ -284,3 +284,11 @@ def start_delay(tat: float | None, now: float, rate: Rate) -> float:
     if tat is None:
         return 0.0
     return max(0.0, tat - rate.interval / 2 - now)
+
+
+def start_taken(tat: float | None, now: float, rate: Rate) -> float:
+    """The bucket of starts after a start at `now`. A start up to half an interval late keeps its
+    turn (the next one is due an interval after it was), so delivery jitter does not slow the rate;
+    within any window of W seconds there are still at most W x rate + 1 starts."""
+    slack = rate.interval / 2
+    return max(tat if tat is not None else now - slack, now - slack) + rate.interval

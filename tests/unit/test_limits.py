@@ -74,3 +74,18 @@ def test_a_start_may_come_half_an_interval_early_not_more():
     assert limits.start_delay(None, 5.0, rate) == 0
     assert limits.start_delay(5.05, 5.0, rate) == 0
     assert limits.start_delay(5.2, 5.0, rate) == pytest.approx(0.15)
+
+
+def test_starts_under_the_bucket_of_starts_never_exceed_the_rate_plus_one_in_a_second():
+    rate = Rate("10/s", 10, 1.0)
+    tat, starts, now = None, [], 0.0
+    # a worker that delivers late and then in bunches: every start is as early as the bucket allows
+    while len(starts) < 200:
+        wait = limits.start_delay(tat, now, rate)
+        if wait > 0:
+            now += wait if len(starts) % 7 else wait + 0.3  # now and then a late delivery
+            continue
+        starts.append(now)
+        tat = limits.start_taken(tat, now, rate)
+    assert max(sum(1 for t in starts if s <= t < s + 1.0) for s in starts) <= 11
+    assert (len(starts) - 1) / (starts[-1] - starts[0]) == pytest.approx(10, rel=0.25)
