@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
         health,
         instances,
         lifecycle,
+        limits,
         metrics,
         openapi,
         requests,
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
     app.register_blueprint(signals.bp)
     app.register_blueprint(events.bp)
     app.register_blueprint(workers.bp)
+    app.register_blueprint(limits.bp)
     app.register_blueprint(schedules.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(health.bp)

@@ -25,7 +25,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
 
-from orchestrator import logging_setup, metrics, workers_registry
+from orchestrator import limit_report, logging_setup, metrics, workers_registry
 from orchestrator.models import InstanceRow, NodeRow
 from orchestrator.settings import Settings
 from orchestrator.states import InstanceStatus, NodeStatus
@@ -84,6 +84,7 @@ class OrchestratorCollector(Collector):
         for name in ("active", "shutting_down", "gone"):
             seen.add_metric([name], sum(1 for w in workers if w["status"] == name))
         yield seen
+        yield from _limits(self._engine)
 
     def _read_store(self) -> metrics.Snapshot | None:
         if self._store_url is None:
@@ -117,6 +118,23 @@ class OrchestratorCollector(Collector):
             for labels, value in sorted(series.items()):
                 counted.add_metric(list(labels), value)
             yield counted
+
+
+def _limits(engine: Engine) -> Iterator[Metric]:
+    """Each limit's slots in use (a rate: tokens of its burst taken) and what waits for it."""
+    in_use = GaugeMetricFamily(
+        f"{metrics.PREFIX}_limit_in_use",
+        "Slots of a limit in use (a rate: burst tokens taken)",
+        labels=["limit", "kind"],
+    )
+    waiting = GaugeMetricFamily(
+        f"{metrics.PREFIX}_limit_waiting", "Nodes or instances waiting for a limit", labels=["limit", "kind"]
+    )
+    for entry in limit_report.report(engine):
+        in_use.add_metric([entry["name"], entry["kind"]], entry["inUse"])
+        waiting.add_metric([entry["name"], entry["kind"]], entry["waiting"])
+    yield in_use
+    yield waiting
 
 
 @bp.get("/metrics")

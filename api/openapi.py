@@ -296,6 +296,7 @@ SCHEMAS: dict[str, Schema] = {
                     "callbackUrl": _nullable(_STR),
                     "queue": _nullable(_STR),
                     "workers": {"type": "array", "items": _STR},
+                    "waitingFor": _nullable(_ref("LimitWait")),
                 },
             },
         ]
@@ -416,8 +417,8 @@ SCHEMAS: dict[str, Schema] = {
         },
     },
     "WaitingFor": {
-        "description": "a queued node: `worker` or `retryDelay`; a waiting wait node: its signal and "
-        "timeout (`until`, null: none); a waiting sleep node: when it wakes",
+        "description": "a queued node: `worker` or `retryDelay`, or the limit it waits for; a waiting "
+        "wait node: its signal and timeout (`until`, null: none); a waiting sleep node: when it wakes",
         "anyOf": [
             {"enum": list(waiting.REASONS)},
             {
@@ -425,7 +426,44 @@ SCHEMAS: dict[str, Schema] = {
                 "required": ["until"],
                 "properties": {"signal": _STR, "until": _nullable(_TIME)},
             },
+            _ref("LimitWait"),
         ],
+    },
+    "Limit": {
+        "type": "object",
+        "required": ["name", "kind", "limit", "inUse", "waiting"],
+        "properties": {
+            "name": {
+                "type": "string",
+                "description": "`executor:<executor>`, `node:<workflow>/<node>` or `key:<workflow>:<value>`",
+            },
+            "kind": {"enum": ["concurrency", "rate"]},
+            "limit": {
+                "anyOf": [{"type": "integer", "minimum": 1}, _STR],
+                "description": "slots (concurrency), or a rate such as `100/m`",
+            },
+            "inUse": {
+                "type": "integer",
+                "description": "concurrency: nodes holding a slot (running, or sent and not yet claimed), "
+                "or instances running or paused with the key; rate: tokens of its burst taken",
+            },
+            "waiting": {
+                "type": "integer",
+                "description": "nodes (or pending instances) waiting for a slot; rate: nodes waiting "
+                "for their token",
+            },
+        },
+    },
+    "LimitWait": {
+        "description": "held back by a limit (GET /api/v1/limits): a concurrency slot (the node's message "
+        "is not sent, a pending instance is not started) or a rate token (`until`: when it starts)",
+        "type": "object",
+        "required": ["limit", "kind"],
+        "properties": {
+            "limit": {"type": "string", "examples": ["executor:crm.push", "node:etl/load", "key:etl:c-42"]},
+            "kind": {"enum": ["concurrency", "rate"]},
+            "until": _TIME,
+        },
     },
     "SignalDelivery": {
         "type": "object",
@@ -775,6 +813,18 @@ PATHS: dict[str, Schema] = {
             },
         )
     },
+    "/api/v1/limits": {
+        "get": _op(
+            "every concurrency and rate limit: declared on an executor (or ORCH_LIMITS), or used since "
+            "(a node's, a concurrency key's with something running or waiting), its use and what waits",
+            {
+                "200": _json(
+                    {"type": "object", "properties": {"limits": {"type": "array", "items": _ref("Limit")}}},
+                    "limits, by name",
+                )
+            },
+        )
+    },
     "/api/v1/openapi.json": {
         "get": _op("this document", {"200": _json({"type": "object"}, "the OpenAPI document")}),
     },
@@ -817,6 +867,7 @@ _OPERATION_IDS = {
     },
     ("post", "/api/v1/instances/{instance_id}/signals/{name}"): "sendSignal",
     ("get", "/api/v1/workers"): "listWorkers",
+    ("get", "/api/v1/limits"): "listLimits",
     ("get", "/api/v1/openapi.json"): "getOpenApiDocument",
     ("get", "/health"): "getHealth",
     ("get", "/metrics"): "getMetrics",

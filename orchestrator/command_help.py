@@ -23,6 +23,10 @@ SETTINGS: dict[str, str] = {
     "ORCH_BROKER_URL": f"Celery broker URL (default {_DEFAULTS.broker_url})",
     "ORCH_METRICS_URL": "Redis URL of the metrics store (default: the broker when it is Redis, else none)",
     "ORCH_EXECUTOR_MODULES": "comma-separated modules whose @executor functions are loaded",
+    "ORCH_LIMITS": (
+        'executor limits over the @executor ones, JSON: {"crm.push": {"concurrency": 4, "rate": "100/m"}}'
+        " (null removes one)"
+    ),
     "ORCH_API_TOKENS": "comma-separated bearer tokens required on /api/ (default: none, the API is open)",
     "ORCH_API_WORKERS": "default of --workers (2)",
     "ORCH_MAX_BODY_BYTES": f"larger request bodies get 413 (default {_DEFAULTS.max_body_bytes})",
@@ -70,6 +74,7 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
         "ORCH_SCHEDULE_INTERVAL",
         "ORCH_SHUTDOWN_GRACE",
         "ORCH_EGRESS_ALLOW",
+        "ORCH_LIMITS",
         "ORCH_LOG_FORMAT",
     ),
     "api": (
@@ -77,6 +82,7 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
         "ORCH_METRICS_URL",
         "ORCH_API_TOKENS",
         "ORCH_API_WORKERS",
+        "ORCH_LIMITS",
         "ORCH_MAX_BODY_BYTES",
         "ORCH_MAX_STREAMS",
         "ORCH_HEARTBEAT_TIMEOUT",
@@ -90,6 +96,7 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
         "ORCH_METRICS_URL",
         "ORCH_WORKER_ID",
         "ORCH_WORKER_CONCURRENCY",
+        "ORCH_LIMITS",
         "ORCH_HEARTBEAT_INTERVAL",
         "ORCH_HEARTBEAT_TIMEOUT",
         "ORCH_SHUTDOWN_GRACE",

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from orchestrator import dag, errors, executors, semver, templates
+from orchestrator import dag, errors, executors, limits, semver, templates
 from orchestrator.errors import Problem, ValidationError
 from orchestrator.inputs import InputSpec, parse_input_specs
+from orchestrator.limits import Declared, KeyLimit
 
 __all__ = ["InputSpec", "NodeSpec", "WorkflowDefinition", "parse_definition", "DEFAULT_VERSION"]
 
@@ -77,6 +78,8 @@ class NodeSpec:
     # sleep: how long, or until when (ISO 8601, or a template that renders to one)
     duration_ms: int | None = None
     until: str | None = None
+    # its own `concurrency` and `rate` (`limits.py`); None: none
+    limits: Declared | None = None
 
     def _templated(self) -> list[Any]:
         # every value of the node a template may be in, the item body's included
@@ -110,6 +113,8 @@ class WorkflowDefinition:
     inputs: dict[str, InputSpec]
     nodes: tuple[NodeSpec, ...]
     raw: dict[str, Any] = field(repr=False)
+    # `concurrency: {key, limit}`: running instances per key value (`admission.py`)
+    key_limit: KeyLimit | None = None
     _by_id: dict[str, NodeSpec] = field(init=False, repr=False, compare=False)
     _dependencies: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
     _successors: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
@@ -201,6 +206,9 @@ def parse_definition(body: Any, *, check_executors: bool = True, stored: bool = 
     inputs, input_problems = parse_input_specs(body.get("inputs"), "inputs", stored=stored)
     report.extend(input_problems)
     nodes = _parse_nodes(body.get("nodes"), report, check_executors)
+    key_limit, key_problems = limits.parse_key_limit(body.get("concurrency"))
+    for where, message in key_problems:
+        report.add(where, message)
     try:
         _canonical_json(body)
     except (TypeError, ValueError) as exc:
@@ -208,7 +216,9 @@ def parse_definition(body: Any, *, check_executors: bool = True, stored: bool = 
     if report or name is None:
         raise ValidationError(_INVALID, list(report))
     raw = copy.deepcopy(body)
-    return WorkflowDefinition(name, version, description, timeout_ms, inputs, tuple(nodes), raw)
+    return WorkflowDefinition(
+        name, version, description, timeout_ms, inputs, tuple(nodes), raw, key_limit=key_limit
+    )
 
 
 def _required_str(
@@ -396,6 +406,9 @@ def _parse_body(
     retry_delay = _optional_int(
         body, "retryDelay", f"{where}.retryDelay", report, minimum=0, maximum=MAX_DURATION_MS
     )
+    own_limits, limit_problems = limits.parse_node_limits(body)
+    for key, message in limit_problems:
+        report.add(f"{where}.{key}", message)
     return NodeSpec(
         id=node_id,
         name=_optional_str(body, "name", f"{where}.name", report) or node_id,
@@ -411,6 +424,7 @@ def _parse_body(
         when=when,
         subworkflow_name=sub_name,
         subworkflow_version=sub_version,
+        limits=own_limits,
     )
 
 

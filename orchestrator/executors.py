@@ -10,6 +10,7 @@ import importlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from orchestrator import limits
 from orchestrator.context import ExecutionContext
 from orchestrator.errors import ExecutorNotFound
 
@@ -20,8 +21,14 @@ DEFAULT_QUEUE = "default"
 _registry: dict[str, Executor] = {}
 
 
-def executor(name: str) -> Callable[[Executor], Executor]:
-    """Register the decorated function under `name`; registering another function there is an error."""
+def executor(
+    name: str, *, concurrency: int | None = None, rate: str | None = None
+) -> Callable[[Executor], Executor]:
+    """Register the decorated function under `name`; registering another function there is an error.
+
+    `concurrency` (running at once) and `rate` (`"100/m"`) hold every node of this executor to a
+    cluster-wide limit (`limits.py`); ValueError for a bad one."""
+    limits.declare(name, concurrency, rate)
 
     def register(fn: Executor) -> Executor:
         existing = _registry.get(name)

@@ -11,9 +11,10 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from orchestrator import catalog, executors, leases, logs, required_inputs
+from orchestrator import catalog, executors, leases, limits, logs, required_inputs
 from orchestrator.db import retrying
-from orchestrator.errors import LostClaim, Problem, ValidationError
+from orchestrator.definitions import WorkflowDefinition
+from orchestrator.errors import LostClaim, Problem, TemplateError, ValidationError
 from orchestrator.inputs import validate_input
 from orchestrator.models import InstanceRow, NodeRow, utcnow
 from orchestrator.states import InstanceStatus, NodeStatus
@@ -150,6 +151,7 @@ def _rows(
         "deadline_at": None if timeout_ms is None else _deadline(begins, timeout_ms),
         "start_requested_at": begins if request.start else None,
         "start_at": request.start_at,
+        **_concurrency_key(definition, instance_id, data, request.external_id),
     }
     nodes = [
         {
@@ -168,6 +170,22 @@ def _rows(
         for node in definition.nodes
     ]
     return instance, nodes
+
+
+def _concurrency_key(
+    definition: WorkflowDefinition, instance_id: str, data: dict[str, Any], external_id: str | None
+) -> dict[str, Any]:
+    """The instance's concurrency key and limit (`key_limits.py`); ValidationError naming the input
+    when the key's template does not render from it."""
+    if definition.key_limit is None:
+        return {}
+    scope = {"input": data, "instance": {"id": instance_id, "externalId": external_id}}
+    try:
+        key = limits.key_name(definition.name, definition.key_limit, scope)
+    except TemplateError as exc:
+        problem = Problem("input", f"the definition's concurrency key: {exc.message}", "REQUIRED_FIELD")
+        raise ValidationError("input does not match the workflow's inputs", [problem]) from None
+    return {"concurrency_key": key, "concurrency_limit": definition.key_limit.limit}
 
 
 _LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999)

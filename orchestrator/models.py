@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -65,6 +66,8 @@ class InstanceRow(Base):
         Index("ix_instances_callback_due", "callback_state", "callback_due_at"),
         # the sweep's search for delayed instances (`startAt`) that are due
         Index("ix_instances_status_start", "status", "start_at"),
+        # the count of running instances per concurrency key, and those waiting for one
+        Index("ix_instances_key_status", "concurrency_key", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -103,6 +106,10 @@ class InstanceRow(Base):
     callback_due_at: Mapped[datetime | None] = mapped_column(Timestamp)
     # `startAt` of the create: the instance stays pending until then (the sweep starts it)
     start_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # the definition's `concurrency` key as rendered for this instance (`key:<workflow>:<value>`) and
+    # its limit: a pending instance starts only while fewer running ones share it (admission.py)
+    concurrency_key: Mapped[str | None] = mapped_column(String(255))
+    concurrency_limit: Mapped[int | None] = mapped_column(Integer)
 
 
 class NodeRow(Base):
@@ -115,6 +122,9 @@ class NodeRow(Base):
         Index("ix_nodes_status_wake", "status", "wake_at"),
         # a map's items in index order, by status: the next ones to queue, the failed ones
         Index("ix_nodes_map_items", "instance_id", "map_node_id", "status", "item_index"),
+        # the slots in use and the nodes waiting under an executor's limit, and under any limit
+        Index("ix_nodes_executor_status", "executor", "status"),
+        Index("ix_nodes_status_limit", "status", "limit_wait"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -154,6 +164,24 @@ class NodeRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(Timestamp)
     heartbeat_at: Mapped[datetime | None] = mapped_column(Timestamp)
     finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    # a node under a limit (admission.py): the attempt that was let through (holding a slot while
+    # queued or running), and the limit it waits for (a concurrency slot, not sent; or a rate token,
+    # sent with a countdown). A claim needs `limit_wait` empty or this attempt admitted.
+    admitted_attempt: Mapped[int | None] = mapped_column(Integer)
+    limit_wait: Mapped[str | None] = mapped_column(String(255))
+
+
+class LimitRow(Base):
+    """One limit in use (admission.py): the row its admissions lock, so they decide one at a time,
+    the value it had then, and for a rate its bucket (GCRA's theoretical arrival time, epoch s)."""
+
+    __tablename__ = "limits"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[str] = mapped_column(String(32))
+    tat: Mapped[float | None] = mapped_column(Double)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 from orchestrator.definitions import WorkflowDefinition
+from orchestrator.limits import Gate, node_gates
 from orchestrator.logs import LogEntry
 
 
@@ -34,6 +35,9 @@ class Dispatch:
     # carried in the message so the claim need not read them back (they never change)
     row_id: int | None = None
     definition_id: int | None = None
+    # the limits the node is held to (`limits.py`): a message with any is sent only once admitted
+    # (`admission.py`); none, the common case, costs nothing
+    limits: tuple[Gate, ...] = ()
 
     def facts(self) -> NodeFacts | None:
         if self.row_id is None or self.definition_id is None:
@@ -59,6 +63,8 @@ class Finished:
     parent_instance_id: str | None
     parent_node_id: str | None
     callback_url: str | None
+    # its concurrency key: its end frees a slot for the next pending instance with the same key
+    concurrency_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -190,4 +196,5 @@ def dispatch_for(
         timeout_s=None if spec.timeout_ms is None or spec.executor is None else spec.timeout_ms / 1000,
         row_id=node.id,
         definition_id=inst.definition_id,
+        limits=node_gates(inst.workflow_name, node.node_id, node.executor, spec.limits),
     )

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, Engine, or_, select, update
 
 from orchestrator import (
+    admission,
     callbacks,
     catalog,
     completion,
@@ -124,6 +125,12 @@ def _resend_queued(engine: Engine, report: SweepReport, settings: SweepSettings)
     report.outcomes.append(Outcome(resent))
 
 
+def _admit_waiting(engine: Engine, report: SweepReport, _settings: SweepSettings) -> None:
+    admitted = admission.sweep_waiting(engine)
+    report.resent += len(admitted)
+    report.outcomes.append(Outcome(admitted))
+
+
 def _start_pending(engine: Engine, report: SweepReport, settings: SweepSettings) -> None:
     for outcome in start_lost_pending(engine, settings.resend_after):
         report.started += 1
@@ -161,6 +168,7 @@ _ACTIONS = (
     _hand_back_expired,
     _time_out_expired,
     _resend_queued,
+    _admit_waiting,
     _start_pending,
     _start_delayed,
     _node_type_actions,

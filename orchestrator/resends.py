@@ -84,6 +84,8 @@ def _due(now: datetime, window: float) -> tuple[ColumnElement[bool], ...]:
     later.append(and_(NodeRow.resends >= MAX_DOUBLINGS, NodeRow.resent_at < last_copy_before(MAX_DOUBLINGS)))
     return (
         NodeRow.status == N.QUEUED.value,
+        # a node waiting for a limit's slot has no message to lose (`admission.py` sends it)
+        or_(NodeRow.limit_wait.is_(None), NodeRow.admitted_attempt == NodeRow.attempt),
         NodeRow.queued_at < sent_before,
         or_(NodeRow.not_before.is_(None), NodeRow.not_before < sent_before),
         or_(_first_copy(), *later),

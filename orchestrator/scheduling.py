@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, bindparam, select
 
-from orchestrator import callbacks, catalog, logs
+from orchestrator import callbacks, catalog, key_limits, logs
 from orchestrator.db import autocommit, retrying
 from orchestrator.models import CheckpointRow, InstanceRow, NodeRow, utcnow
 from orchestrator.outcomes import (
@@ -54,6 +54,8 @@ class InstanceHead(NamedTuple):
     callback_url: str | None
     started_at: datetime | None
     max_retries: int | None
+    concurrency_key: str | None
+    concurrency_limit: int | None
 
 
 _INSTANCE = select(
@@ -67,6 +69,8 @@ _INSTANCE = select(
     InstanceRow.callback_url,
     InstanceRow.started_at,
     InstanceRow.max_retries,
+    InstanceRow.concurrency_key,
+    InstanceRow.concurrency_limit,
 ).where(InstanceRow.id == bindparam("instance_id"))
 _INSTANCE_LOCKED = _INSTANCE.with_for_update()
 _CLAIMED = (
@@ -122,6 +126,8 @@ def start(engine: Engine, instance_id: str, *, early: bool = False) -> Outcome:
     with engine.begin() as conn:
         inst = instance_row(conn, instance_id)
         if inst.status == I.PENDING.value:
+            if inst.concurrency_key is not None and not key_limits.may_start(conn, instance_id, inst, now):
+                return Outcome()  # held back by its concurrency key; an end of another sends it
             if not start_instance(conn, instance_id, now, early=early):
                 return Outcome()  # not due yet; or started meanwhile by a caller that sends its nodes
             logs.write(conn, logs.LogEntry(instance_id, "instance running", details={"status": "running"}))
@@ -314,7 +320,12 @@ def end_instance(
     else:
         entries.append(entry)
     return Finished(
-        instance_id, status.value, inst.parent_instance_id, inst.parent_node_id, inst.callback_url
+        instance_id,
+        status.value,
+        inst.parent_instance_id,
+        inst.parent_node_id,
+        inst.callback_url,
+        inst.concurrency_key,
     )
 
 

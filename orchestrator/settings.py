@@ -67,6 +67,9 @@ class Settings:
     metrics_url: str | None = None
     # open event streams one API process serves at once; more are answered 503 (api/events.py)
     max_streams: int = 200
+    # ORCH_LIMITS: the deployment's executor limits over the `@executor` ones (orchestrator/limits.py),
+    # JSON such as {"crm.push": {"concurrency": 4, "rate": "100/m"}}; checked here, read there
+    limits: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -108,6 +111,11 @@ class Settings:
         for attr, var in (("egress_deny", "ORCH_EGRESS_DENY"), ("egress_allow", "ORCH_EGRESS_ALLOW")):
             if env.get(var):
                 values[attr] = _networks(var, env[var])
+        if env.get("ORCH_LIMITS", "").strip():
+            from orchestrator.limits import parse_overrides  # limits reads the settings in turn
+
+            parse_overrides(env["ORCH_LIMITS"])
+            values["limits"] = env["ORCH_LIMITS"]
         if env.get("ORCH_API_TOKENS"):
             values["api_tokens"] = _split(env["ORCH_API_TOKENS"])
         return cls(**values)

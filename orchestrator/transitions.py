@@ -119,8 +119,11 @@ _CLAIM = _prepared(
     NodeRow.node_id == bindparam("b_node"),
     NodeRow.attempt == bindparam("b_fence"),
     _INSTANCE_RUNNING,
+    # a node waiting for a limit's slot was not sent: a stray copy of its message must not run it
+    or_(NodeRow.limit_wait.is_(None), NodeRow.admitted_attempt == NodeRow.attempt),
 ).values(
     status=NodeStatus.RUNNING.value,
+    limit_wait=None,
     worker_id=bindparam("b_worker"),
     started_at=bindparam("b_now"),
     heartbeat_at=bindparam("b_now"),

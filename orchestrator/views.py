@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from orchestrator import catalog, unreachable, waiting
+from orchestrator import catalog, key_limits, unreachable, waiting
 from orchestrator.definitions import WorkflowDefinition
 from orchestrator.errors import NotFound
 from orchestrator.instances import Created
@@ -122,6 +122,8 @@ def instance(engine: Engine, instance_id: str) -> dict[str, Any]:
         "queue": row.queue,
         "output": output_of(catalog.load_definition(engine, row.definition_id), nodes),
         "workers": _workers(engine, instance_id, nodes),
+        # a pending instance held back by its definition's concurrency key (`waiting.py`)
+        "waitingFor": key_limits.waiting_for(engine, row),
     }
 
 
@@ -161,7 +163,14 @@ def _signals(engine: Engine, definition_id: int, nodes: list[Any]) -> dict[str, 
 
 def _waiting_for(n: Any, instance_status: str, now: datetime, signals: dict[str, str]) -> Any:
     return waiting.waiting_for(
-        n.status, n.not_before, instance_status, now, wake_at=n.wake_at, signal=signals.get(n.node_id)
+        n.status,
+        n.not_before,
+        instance_status,
+        now,
+        wake_at=n.wake_at,
+        signal=signals.get(n.node_id),
+        limit_wait=n.limit_wait,
+        admitted=n.admitted_attempt is not None and n.admitted_attempt == n.attempt,
     )
 
 

@@ -7,6 +7,11 @@ after that, for a worker with a free slot on its queue. A queued node of a pause
 instance waits for nothing a worker could give it: its message is dropped at claim and the resume
 sends it again, so it has no `waitingFor`.
 
+A queued node under a limit (`admission.py`) says which: `{"limit": "executor:crm.push"}` while it
+waits for a concurrency slot (its message is not sent), `{"limit": ..., "kind": "rate", "until": ISO}`
+while its message waits out the countdown to its rate token. A pending instance held back by its
+definition's concurrency key has `{"limit": "key:<workflow>:<value>"}` (`key_limits.waiting_for`).
+
 A `waiting` node (a `wait` or a `sleep`) holds no worker slot and waits for what its type says, paused
 or not: a wait for its signal until its timeout, `{"signal": name, "until": ISO or null}`; a sleep
 for its timer, `{"until": ISO}`.
@@ -32,6 +37,8 @@ def waiting_for(
     *,
     wake_at: datetime | None = None,
     signal: str | None = None,
+    limit_wait: str | None = None,
+    admitted: bool = False,
 ) -> str | dict[str, Any] | None:
     """`worker`, `retryDelay`, what a `waiting` node waits for (its `signal`, if a wait, and until
     `wake_at`), or None for a node that waits for nothing."""
@@ -40,6 +47,10 @@ def waiting_for(
         return {"until": until} if signal is None else {"signal": signal, "until": until}
     if node_status != NodeStatus.QUEUED.value or instance_status != InstanceStatus.RUNNING.value:
         return None
+    if limit_wait is not None and not admitted:
+        return {"limit": limit_wait, "kind": "concurrency"}
     if not_before is not None and not_before > now:
+        if limit_wait is not None:
+            return {"limit": limit_wait, "kind": "rate", "until": not_before.isoformat() + "Z"}
         return RETRY_DELAY
     return WORKER

@@ -10,7 +10,7 @@ from celery import Task
 from orchestrator import scheduling
 from orchestrator.nodes import sleep
 from orchestrator.outcomes import NodeFacts, Outcome
-from workers import dispatch, identity, resources, runtime, subworkflows, task_states
+from workers import admitting, dispatch, identity, resources, runtime, subworkflows, task_states
 from workers.app import app
 
 log = logging.getLogger(__name__)
@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 def follow_up(outcome: Outcome) -> None:
     """Enqueue what a committed transaction released, and react to an instance's end."""
-    dispatch.send_nodes(outcome.dispatches)
+    dispatch.send_nodes(admitting.admitted(outcome.dispatches))
     for start in outcome.starts:
         dispatch.send_schedule(start.instance_id, start.priority)
     for wakeup in outcome.wakeups:
@@ -26,6 +26,8 @@ def follow_up(outcome: Outcome) -> None:
     finished = outcome.finished
     if finished is None:
         return
+    for start in admitting.after_instance(finished):
+        dispatch.send_schedule(start.instance_id, start.priority)
     subworkflows.after_end(finished)
     if finished.callback_url:
         dispatch.send_notify(finished.instance_id, seen=0)
@@ -74,10 +76,16 @@ def run_node(
     facts = None
     if row is not None and definition is not None and workflow is not None and priority is not None:
         facts = NodeFacts(row, definition, workflow, priority)
+    queue = (self.request.delivery_info or {}).get("routing_key") or "default"
+    later = admitting.too_early(node_id, attempt, instance_id, facts, queue)
+    if later is not None:  # a rate's starts are full: the same message again when they are not
+        dispatch.send_nodes([later])
+        task_states.drop(self, f"attempt {attempt} waits {later.countdown:.3f}s for a start under its rate")
     held = scheduling.claim(engine, instance_id, node_id, attempt, identity.worker_id(), facts)
     if held is None:
         log.debug("not claimed: %s/%s attempt %s", instance_id, node_id, attempt)
         task_states.drop(self, f"attempt {attempt} not claimed: taken, stale, or its instance is not running")
     ran = runtime.run(engine, held, settings.heartbeat_interval)
     follow_up(ran.outcome)
+    dispatch.send_nodes(admitting.after_attempt(held))
     return task_states.settle(self, ran)

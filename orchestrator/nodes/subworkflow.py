@@ -85,17 +85,14 @@ def start_child(engine: Engine, held: Claim, spec: NodeSpec, config: dict[str, A
     return Outcome(starts=[StartInstance(created.instance_id, priority)])
 
 
-_PARENT_NODE = (
-    select(
-        NodeRow.id,
-        NodeRow.attempt,
-        NodeRow.status,
-        NodeRow.worker_id,
-        InstanceRow.definition_id,
-        InstanceRow.workflow_name,
-    )
-    .join(InstanceRow, InstanceRow.id == NodeRow.instance_id)
-)
+_PARENT_NODE = select(
+    NodeRow.id,
+    NodeRow.attempt,
+    NodeRow.status,
+    NodeRow.worker_id,
+    InstanceRow.definition_id,
+    InstanceRow.workflow_name,
+).join(InstanceRow, InstanceRow.id == NodeRow.instance_id)
 
 
 def child_finished(engine: Engine, child_id: str) -> Outcome:

@@ -174,6 +174,44 @@ MAPPED = {  # a map node: its items are node rows of the SQLite store, each its 
 }
 
 
+LIMITED = {  # limits on SQLite: one instance per key, one `a` at a time across instances, a rate
+    "name": "dev-limited",
+    "version": "1.0.0",
+    "inputs": {"k": {"type": "string", "required": True}},
+    "concurrency": {"key": "${input.k}", "limit": 1},
+    "nodes": [
+        {
+            "id": "a",
+            "executor": "tests.limited",
+            "config": {"seconds": 0.1},
+            "concurrency": 1,
+            "rate": "20/s",
+        },
+        {"id": "b", "executor": "noop", "dependsOn": ["a"]},
+    ],
+}
+
+
+def _most_at_once(intervals: list[tuple[str, str]]) -> int:
+    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+    most = current = 0
+    for _, step in events:
+        current += step
+        most = max(most, current)
+    return most
+
+
+def _check_limited(dev: Dev, ids: list[str]) -> None:
+    nodes = [dev.get(f"/api/v1/instances/{i}/nodes")["nodes"] for i in ids]
+    a_runs = [(n[0]["startedAt"], n[0]["finishedAt"]) for n in nodes]
+    assert _most_at_once(a_runs) == 1, a_runs
+    for key in ("x", "y"):
+        mine = [dev.get(f"/api/v1/instances/{i}") for i, k in zip(ids, "xxyy", strict=True) if k == key]
+        assert _most_at_once([(m["startedAt"], m["finishedAt"]) for m in mine]) == 1, mine
+    names = {(e["name"], e["kind"]) for e in dev.get("/api/v1/limits")["limits"]}
+    assert {("executor:tests.limited", "concurrency"), ("node:dev-limited/a", "rate")} <= names, names
+
+
 def test_orchestrator_dev_runs_workflows_on_sqlite_and_the_embedded_broker(tmp_path):
     with dev_server(tmp_path, "--no-flower") as dev:
         started = {}
@@ -189,6 +227,12 @@ def test_orchestrator_dev_runs_workflows_on_sqlite_and_the_embedded_broker(tmp_p
             created = dev.post("/api/v1/instances", {"workflow": body["name"], "input": data})
             assert created.status_code == 201, created.text
             started[body["name"]] = created.json()["id"]
+        assert dev.post("/api/v1/definitions", LIMITED).status_code == 201
+        limited = [
+            dev.post("/api/v1/instances", {"workflow": "dev-limited", "input": {"k": k}}).json()["id"]
+            for k in "xxyy"
+        ]
+        started.update({f"dev-limited-{i}": instance_id for i, instance_id in enumerate(limited)})
 
         for instance_id in started.values():
             status = wait_for(
@@ -201,6 +245,7 @@ def test_orchestrator_dev_runs_workflows_on_sqlite_and_the_embedded_broker(tmp_p
                 "the instance to finish",
             )
             assert status["status"] == "completed", status
+        _check_limited(dev, limited)
         nodes = dev.get(f"/api/v1/instances/{started['linear-three']}/nodes")
         assert [n["output"] for n in nodes["nodes"]][1] == {"heard": "hi", "n": 2}
         assert (tmp_path / "dev" / "orchestrator.sqlite3").exists()

@@ -172,6 +172,26 @@ def work(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
     return {"node": ctx.node_id, "attempt": ctx.attempt, "worker": worker}
 
 
+@executor("tests.limited", concurrency=2)
+def limited(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
+    """An executor held to 2 running at once cluster-wide: works `seconds` (or waits at gate `gate`,
+    heeding should_stop) and records one effect naming the worker."""
+    if config.get("gate") is not None:
+        wait_at_gate(ctx, str(config["gate"]), heed_stop=True)
+    else:
+        time.sleep(float(config.get("seconds", 0.2)))
+    worker = os.environ.get("ORCH_WORKER_ID", "")
+    record(ctx, "run", worker)
+    return {"node": ctx.node_id, "attempt": ctx.attempt, "worker": worker}
+
+
+@executor("tests.rated", rate="10/s")
+def rated(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
+    """An executor held to 10 starts a second cluster-wide; records one effect."""
+    record(ctx, "run")
+    return {"node": ctx.node_id}
+
+
 MAP_RUNS = "tests:map:runs:"  # + instance id: a Redis hash, item index -> runs of `tests.map_item`
 MAP_FIXED_GATE = "map-fixed"
 

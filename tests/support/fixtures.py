@@ -24,6 +24,7 @@ from orchestrator.models import (
     CheckpointRow,
     DefinitionRow,
     InstanceRow,
+    LimitRow,
     LogRow,
     NodeRow,
     ScheduleRow,
@@ -87,7 +88,16 @@ def redis_client() -> Iterator[redis.Redis]:
 def db(mysql_engine: Engine, redis_client: redis.Redis) -> Iterator[Engine]:
     """The MySQL engine, with every table emptied and the test Redis database flushed first."""
     with mysql_engine.begin() as conn:
-        for table in (LogRow, CheckpointRow, NodeRow, InstanceRow, DefinitionRow, WorkerRow, ScheduleRow):
+        for table in (
+            LogRow,
+            CheckpointRow,
+            NodeRow,
+            InstanceRow,
+            DefinitionRow,
+            WorkerRow,
+            ScheduleRow,
+            LimitRow,
+        ):
             conn.execute(delete(table))
         conn.execute(delete(test_executors.effects))
     redis_client.flushdb()

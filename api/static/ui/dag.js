@@ -189,6 +189,11 @@
     if (!reason) return null;
     if (typeof reason === "string") return WAITING[reason] || reason;
     if (reason.signal) return `signal "${reason.signal}"` + (reason.until ? " (times out " + time(reason.until) + ")" : "");
+    if (reason.limit) {
+      return reason.kind === "rate"
+        ? `a token of ${reason.limit}` + (reason.until ? " (at " + time(reason.until) + ")" : "")
+        : `a slot of ${reason.limit}`;
+    }
     if (reason.until) return "until " + time(reason.until);
     return json(reason);
   }

@@ -1,0 +1,90 @@
+"""`/api/v1/limits`, limits in definitions (422 naming the field), an instance's `waitingFor` under a
+concurrency key, and the limit metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from orchestrator import scheduling
+from orchestrator.executors import executor
+from tests.api.helpers import assert_error
+
+
+@executor("tests.api.limited", concurrency=3, rate="5/s")
+def _limited(ctx: Any, config: dict[str, Any]) -> dict[str, Any]:
+    return {}
+
+
+def _definition(name: str, **extra: Any) -> dict[str, Any]:
+    node = {"id": "a", "executor": "noop", **extra.pop("node", {})}
+    return {"name": name, "version": "1.0.0", "nodes": [node], **extra}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"node": {"concurrency": 0}}, "nodes[0].concurrency"),
+        ({"node": {"concurrency": -2}}, "nodes[0].concurrency"),
+        ({"node": {"concurrency": "2"}}, "nodes[0].concurrency"),
+        ({"node": {"rate": "abc"}}, "nodes[0].rate"),
+        ({"node": {"rate": "0/s"}}, "nodes[0].rate"),
+        ({"node": {"rate": 10}}, "nodes[0].rate"),
+        ({"concurrency": {"key": "${input.customer", "limit": 1}}, "concurrency.key"),
+        ({"concurrency": {"key": "customer", "limit": 1}}, "concurrency.key"),
+        ({"concurrency": {"key": "${nodes.a.output.x}", "limit": 1}}, "concurrency.key"),
+        ({"concurrency": {"key": "${input.customer}", "limit": 0}}, "concurrency.limit"),
+        ({"concurrency": {"key": "${input.customer}"}}, "concurrency.limit"),
+        ({"concurrency": 3}, "concurrency"),
+    ],
+)
+def test_a_bad_limit_is_422_naming_its_field(live_api, body, field):
+    error = assert_error(live_api.post("/api/v1/definitions", _definition("bad-limit", **body)), 422)
+    assert field in [d["field"] for d in error["details"]], error
+
+
+def test_limits_lists_declared_and_used_limits_with_their_use(live_api, db):
+    entries = live_api.get("/api/v1/limits").json()["limits"]
+    declared = {(e["name"], e["kind"]): e for e in entries}
+    assert declared["executor:tests.api.limited", "concurrency"] == {
+        "name": "executor:tests.api.limited",
+        "kind": "concurrency",
+        "limit": 3,
+        "inUse": 0,
+        "waiting": 0,
+    }
+    assert declared["executor:tests.api.limited", "rate"]["limit"] == "5/s"
+    body = _definition(
+        "keyed", inputs={"customer": {"type": "string"}}, concurrency={"key": "${input.customer}", "limit": 1}
+    )
+    assert live_api.post("/api/v1/definitions", body).status_code == 201
+    first, second = (
+        live_api.post("/api/v1/instances", {"workflow": "keyed", "input": {"customer": "c7"}}).json()["id"]
+        for _ in range(2)
+    )
+    # no worker runs here: start both as a `schedule` message would
+    assert scheduling.start(db, first).dispatches
+    assert scheduling.start(db, second).dispatches == []
+    held = live_api.get(f"/api/v1/instances/{second}").json()
+    assert held["status"] == "pending"
+    assert held["waitingFor"] == {"limit": "key:keyed:c7", "kind": "concurrency"}
+    assert live_api.get(f"/api/v1/instances/{first}").json()["waitingFor"] is None
+    entries = {e["name"]: e for e in live_api.get("/api/v1/limits").json()["limits"]}
+    assert entries["key:keyed:c7"] == {
+        "name": "key:keyed:c7",
+        "kind": "concurrency",
+        "limit": 1,
+        "inUse": 1,
+        "waiting": 1,
+    }
+    scraped = live_api.get("/metrics").text
+    assert 'orchestrator_limit_in_use{kind="concurrency",limit="key:keyed:c7"} 1.0' in scraped
+    assert 'orchestrator_limit_waiting{kind="concurrency",limit="key:keyed:c7"} 1.0' in scraped
+
+
+def test_an_input_the_key_cannot_be_made_of_is_422(live_api):
+    body = _definition("keyed-required", concurrency={"key": "${input.customer}", "limit": 1})
+    assert live_api.post("/api/v1/definitions", body).status_code == 201
+    error = assert_error(live_api.post("/api/v1/instances", {"workflow": "keyed-required", "input": {}}), 422)
+    assert error["details"][0]["field"].startswith("input"), error

@@ -1,0 +1,67 @@
+"""The edge of the limits (`orchestrator/admission.py`, `orchestrator/key_limits.py`): a message of a
+node under a limit is sent only once admitted, and the end of a node or instance under one lets the
+next through. Nodes and instances without limits pass straight on, without a query."""
+
+from __future__ import annotations
+
+from orchestrator import admission, catalog, key_limits, limits
+from orchestrator.outcomes import Claim, Dispatch, Finished, NodeFacts, StartInstance
+from workers import resources
+
+
+def admitted(dispatches: list[Dispatch]) -> list[Dispatch]:
+    """The messages to send now: those under no limit, and those under limits that are admitted
+    (possibly with other waiting nodes their pass let through)."""
+    if not any(d.limits for d in dispatches):
+        return dispatches
+    free = [d for d in dispatches if not d.limits]
+    return free + admission.admit(resources.engine(), [d for d in dispatches if d.limits])
+
+
+def after_attempt(held: Claim) -> list[Dispatch]:
+    """The waiting nodes the end of this attempt lets through, if its node is held to a concurrency
+    limit (its slot was freed by the attempt's own transaction)."""
+    engine = resources.engine()
+    spec = catalog.load_definition(engine, held.definition_id).node(held.node_id)
+    gates = limits.node_gates(held.workflow, held.node_id, spec.executor, spec.limits)
+    if not any(g.kind == limits.CONCURRENCY for g in gates):
+        return []
+    return admission.release(engine, gates)
+
+
+def after_instance(finished: Finished) -> list[StartInstance]:
+    """The pending instances the end of one with a concurrency key lets start."""
+    if finished.concurrency_key is None:
+        return []
+    return key_limits.next_for_key(resources.engine(), finished.concurrency_key)
+
+
+def too_early(
+    node_id: str, attempt: int, instance_id: str, facts: NodeFacts | None, queue: str
+) -> Dispatch | None:
+    """For a message about to be claimed: its copy to send again later, if its node is under a rate
+    whose bucket of starts says it is too early (`admission.start_wait`); None: claim it now."""
+    if facts is None:
+        return None
+    engine = resources.engine()
+    spec = catalog.load_definition(engine, facts.definition_id).node(node_id)
+    gates = limits.node_gates(facts.workflow, node_id, spec.executor, spec.limits)
+    if not any(g.kind == limits.RATE for g in gates):
+        return None
+    wait = admission.start_wait(engine, gates)
+    if wait <= 0:
+        return None
+    return Dispatch(
+        instance_id=instance_id,
+        node_id=node_id,
+        attempt=attempt,
+        queue=queue,
+        priority=facts.priority,
+        executor=spec.executor,
+        workflow=facts.workflow,
+        node_type=spec.type,
+        countdown=wait,
+        timeout_s=None if spec.timeout_ms is None or spec.executor is None else spec.timeout_ms / 1000,
+        row_id=facts.row_id,
+        definition_id=facts.definition_id,
+    )
