@@ -218,8 +218,10 @@ class Processes:
         return process
 
     def stop_all(self) -> None:
+        """SIGKILL every process group at teardown: what a graceful stop does is asserted in the tests
+        that make one, and waiting for each warm shutdown here costs seconds per test."""
         for process in reversed(self.started):
-            process.stop(grace=10)
+            process.kill()
 
     def logs(self) -> str:
         return "\n".join(f"===== {p.name} ({p.log_path}) =====\n{p.log_text()[-8000:]}" for p in self.started)
