@@ -42,8 +42,7 @@ FAN = {
 
 
 def test_diamond_and_wide_fan_in_run_each_join_exactly_once(db, live_api, processes):
-    processes.worker("w1", concurrency=2)
-    processes.worker("w2", concurrency=2)
+    processes.workers(["w1", "w2"], concurrency=2)
     define(live_api, DIAMOND)
     define(live_api, FAN)
     diamonds = [start(live_api, "diamond") for _ in range(20)]

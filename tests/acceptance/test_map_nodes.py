@@ -51,8 +51,7 @@ def items(count: int, failing: tuple[int, ...] = ()) -> list[dict[str, Any]]:
 def test_a_map_over_1000_items_runs_each_once_and_completes_with_outputs_in_order(
     db, live_api, processes, redis_client
 ):
-    processes.worker("w1", concurrency=2)
-    processes.worker("w2", concurrency=2)
+    processes.workers(["w1", "w2"], concurrency=2)
     define(live_api, mapping("map-1000"))
     instance_id = start(live_api, "map-1000", {"list": items(1000)})
 

@@ -123,8 +123,9 @@ def test_a_worker_restarted_with_its_node_name_takes_back_its_own_nodes_only(
     db, live_api, processes, tmp_path
 ):
     w1_id, w2_id = expand_node_name("w1@%h"), expand_node_name("w2@%h")
-    w1 = processes.worker("w1", concurrency=1, node_name="w1@%h", **GATES)
-    processes.worker("w2", concurrency=1, node_name="w2@%h", **GATES)
+    w1 = processes.worker("w1", wait=False, concurrency=1, node_name="w1@%h", **GATES)
+    w2 = processes.worker("w2", wait=False, concurrency=1, node_name="w2@%h", **GATES)
+    processes.wait_all_registered({"w1": w1, "w2": w2}, by_pid=True)
     gate = tmp_path / "gate"
     define(live_api, _held("held-on-both", gate, ("a", "b")))
     instance_id = start(live_api, "held-on-both")

@@ -57,8 +57,10 @@ def test_a_frozen_workers_late_result_is_fenced_and_the_replacement_result_stand
     line); the node's output and attempt are w2's, and the node completed exactly once."""
     # w1 takes nodes only: frozen in the middle of a sweep it would hold the sweep's lock, and the
     # recovery would wait for the lock to expire too (the last test's case, measured there)
-    w1 = processes.worker("w1", queues=["tests"])
-    processes.worker("control", queues=["orchestrator", "default"])  # schedules and sweeps
+    w1 = processes.worker("w1", wait=False, queues=["tests"])
+    # control schedules and sweeps
+    control = processes.worker("control", wait=False, queues=["orchestrator", "default"])
+    processes.wait_all_registered({"w1": w1, "control": control})
     processes.beat()
     define(live_api, SLOW)
     instance_id = start(live_api, SLOW["name"])
@@ -107,8 +109,10 @@ def test_a_thawed_worker_rejoins_and_its_new_nodes_are_not_handed_back(db, live_
     alive: its heartbeats make it `active` again, and the nodes it claims from then on run to
     completion on it (held there until two sweeps have finished) instead of being handed back by
     every sweep."""
-    w1 = processes.worker("w1")
-    w2 = processes.worker("w2", queues=["orchestrator", "default"])  # runs sweeps, cannot take the node
+    w1 = processes.worker("w1", wait=False)
+    # w2 runs sweeps, cannot take the node
+    w2 = processes.worker("w2", wait=False, queues=["orchestrator", "default"])
+    processes.wait_all_registered({"w1": w1, "w2": w2})
     processes.beat()
     define(live_api, SLOW)
     os.killpg(w1.pid, signal.SIGSTOP)
@@ -151,8 +155,10 @@ def test_a_sweep_frozen_while_holding_its_lock_does_not_stop_recovery(db, live_a
     connection open. Every other sweep finds the lock taken, yet only until the lock expires (a
     heartbeat timeout of silence): a worker SIGKILLed meanwhile (its node held at a gate until then)
     is still recovered in time."""
-    w1 = processes.worker("w1")
-    processes.worker("w2", queues=["orchestrator", "default"])  # runs the sweeps, cannot take the node
+    w1 = processes.worker("w1", wait=False)
+    # w2 runs the sweeps, cannot take the node
+    w2 = processes.worker("w2", wait=False, queues=["orchestrator", "default"])
+    processes.wait_all_registered({"w1": w1, "w2": w2})
     processes.beat()
     define(live_api, SLOW)
     instance_id = start(live_api, SLOW["name"])

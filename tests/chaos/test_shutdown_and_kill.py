@@ -114,8 +114,10 @@ def test_a_restarted_worker_takes_back_the_nodes_its_id_held(db, live_api, proce
 def test_sigkill_mid_node_is_recovered_by_the_sweep_on_another_worker_in_time(
     db, live_api, processes, redis_client
 ):
-    w1 = processes.worker("w1")
-    processes.worker("w2", queues=["orchestrator", "default"])  # w2 cannot take `tests` nodes
+    w1 = processes.worker("w1", wait=False)
+    # w2 cannot take `tests` nodes
+    w2 = processes.worker("w2", wait=False, queues=["orchestrator", "default"])
+    processes.wait_all_registered({"w1": w1, "w2": w2})
     processes.beat()
     define(live_api, STEPS)  # held at its gate: still running on w1 after w3 started, however long that takes
     instance_id = start(live_api, "long-steps")

@@ -34,8 +34,10 @@ def test_with_two_beats_each_node_of_a_killed_worker_is_handed_back_exactly_once
     that two beats send every second; w3 stands by. w1 is SIGKILLed: each of its nodes is handed back
     once (one 'handed back' line, attempt 2), runs again on w3 within the recovery bound, resumes from
     its checkpoint and completes once."""
-    w1 = processes.worker("w1", concurrency=NODES)
-    processes.worker("w2", queues=["orchestrator", "default"])  # sweeps only: cannot take the nodes
+    w1 = processes.worker("w1", wait=False, concurrency=NODES)
+    # w2 runs the sweeps only: it cannot take the nodes
+    w2 = processes.worker("w2", wait=False, queues=["orchestrator", "default"])
+    processes.wait_all_registered({"w1": w1, "w2": w2})
     beats = [processes.beat("beat1"), processes.beat("beat2")]
     define(live_api, LONG)
     instance_ids = helpers.start_batch(live_api, LONG["name"], NODES)

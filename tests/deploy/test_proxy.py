@@ -71,25 +71,27 @@ def test_nginx_conf_in_front_of_the_api(db, tmp_path) -> None:
         body = {"workflow": "greeting", "input": {"email": "x"}, "start": False}
         instance_id = session.post(url + "/api/v1/instances", json=body, timeout=10).json()["id"]
 
-        # the event stream comes through as it is written: the opening snapshot, then a keepalive
-        sock, status, _, data = open_stream(port, f"/api/v1/instances/{instance_id}/events", "secret")
-        try:
-            assert status == 200
-            while b": keepalive" not in data:
-                chunk = sock.recv(4096)
-                assert chunk, data
-                data += chunk
-            assert b"event: status" in data
-        finally:
-            sock.close()
-
-        # a client that never finishes its headers is dropped by nginx, not left to gunicorn
+        # a client that never finishes its headers is dropped by nginx, not left to gunicorn; its
+        # header timeout runs while the event stream below waits for its keepalive
         header_timeout = nginx_seconds(conf.read_text(), "client_header_timeout")
         stalled = socket.create_connection(("127.0.0.1", port), timeout=header_timeout * 3)
         started = time.monotonic()
         try:
             stalled.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
             assert requests.get(url + "/health", timeout=10).status_code == 200  # meanwhile
+
+            # the event stream comes through as it is written: the opening snapshot, then a keepalive
+            sock, status, _, data = open_stream(port, f"/api/v1/instances/{instance_id}/events", "secret")
+            try:
+                assert status == 200
+                while b": keepalive" not in data:
+                    chunk = sock.recv(4096)
+                    assert chunk, data
+                    data += chunk
+                assert b"event: status" in data
+            finally:
+                sock.close()
+
             answer = b""
             while chunk := stalled.recv(4096):
                 answer += chunk
@@ -102,5 +104,5 @@ def test_nginx_conf_in_front_of_the_api(db, tmp_path) -> None:
         log = wait_for(lambda: (work / "access.log").read_text(), 10, "the proxy's access log")
         assert '"GET /ui/ HTTP/1.1"' in log and "secret" not in log, log
     finally:
-        proxy.stop(grace=10)
+        proxy.kill()
         api.stop()
