@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
@@ -187,33 +187,34 @@ START = "rate-start"  # the kind of a rate's second bucket, of starts (`start_wa
 
 
 @retrying()
-def start_wait(engine: Engine, gates: Iterable[Gate]) -> float:
-    """At a claim of a node under rates: 0 when each rate lets it start now (taking a token of its
-    bucket of starts), else the seconds until it would (taking nothing).
+def start_wait(conn: Connection, gates: Iterable[Gate], now: datetime) -> float:
+    """At a claim of a node under rates, in the claim's transaction: 0 when each rate lets it start
+    at `now` (taking a token of its bucket of starts), else the seconds until it would (taking
+    nothing; the caller rolls the claim back).
 
     The tokens reserved when the message was sent spread the messages; a worker that was busy
     delivers some late and the on-time ones after them would bunch up. This second bucket, checked
-    when the node starts, bounds the starts themselves: within any second at most the rate and
-    half an interval's slack."""
+    in the transaction that records the start (`started_at` is `now`), bounds the starts themselves:
+    within any second at most the rate and half an interval's slack. A copy that is not claimed
+    (stale, taken, its instance paused) takes no token."""
     rates = sorted((g for g in gates if g.kind == RATE), key=lambda g: g.name)
     if not rates:
         return 0.0
-    with engine.begin() as conn:
-        now = time.time()
-        found: list[tuple[Gate, float | None]] = []
-        for gate in rates:
-            assert isinstance(gate.limit, Rate)
-            found.append((gate, lock(conn, START, gate.name, str(gate.shown))))
-        waits = [limits.start_delay(tat, now, g.limit) for g, tat in found if isinstance(g.limit, Rate)]
-        if max(waits) > 0:
-            return max(waits)
-        for gate, tat in found:
-            assert isinstance(gate.limit, Rate)
-            new_tat = limits.start_taken(tat, now, gate.limit)
-            conn.execute(
-                update(LimitRow).where(LimitRow.kind == START, LimitRow.name == gate.name).values(tat=new_tat)
-            )
-        return 0.0
+    epoch = now.replace(tzinfo=UTC).timestamp()
+    found: list[tuple[Gate, float | None]] = []
+    for gate in rates:
+        assert isinstance(gate.limit, Rate)
+        found.append((gate, lock(conn, START, gate.name, str(gate.shown))))
+    waits = [limits.start_delay(tat, epoch, g.limit) for g, tat in found if isinstance(g.limit, Rate)]
+    if max(waits) > 0:
+        return max(waits)
+    for gate, tat in found:
+        assert isinstance(gate.limit, Rate)
+        new_tat = limits.start_taken(tat, epoch, gate.limit)
+        conn.execute(
+            update(LimitRow).where(LimitRow.kind == START, LimitRow.name == gate.name).values(tat=new_tat)
+        )
+    return 0.0
 
 
 WINDOW = 64  # waiting nodes one pass reads; a pass that reads this many marks the rest in bulk

@@ -55,6 +55,14 @@ class InvalidTransition(OrchestratorError):
     code = "INVALID_TRANSITION"
 
 
+class StartTooEarly(Exception):
+    """A claim rolled back: a rate's bucket of starts says the node may start `wait` seconds later."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"too early to start by {wait:.3f}s")
+        self.wait = wait
+
+
 class LostClaim(OrchestratorError):
     """A worker's write for an attempt that is no longer the node's current one (fencing)."""
 

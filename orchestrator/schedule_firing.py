@@ -195,10 +195,8 @@ def _unchanged(schedule: Schedule) -> Callable[[Connection], None]:
             .where(ScheduleRow.name == schedule.spec.name)
             .with_for_update()
         ).first()
-        if row is None or row.paused or (row.next_fire_at, row.updated_at) != (
-            schedule.next_fire_at,
-            schedule.updated_at,
-        ):
+        read = (schedule.next_fire_at, schedule.updated_at)
+        if row is None or row.paused or (row.next_fire_at, row.updated_at) != read:
             raise ScheduleChanged(schedule.spec.name)
 
     return guard

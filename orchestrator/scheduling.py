@@ -15,7 +15,7 @@ node are built once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Engine, bindparam, select
 
 from orchestrator import callbacks, catalog, key_limits, logs
 from orchestrator.db import autocommit, retrying
+from orchestrator.errors import StartTooEarly
 from orchestrator.models import CheckpointRow, InstanceRow, NodeRow, utcnow
 from orchestrator.outcomes import (
     Claim,
@@ -39,6 +40,9 @@ from orchestrator.states import NodeStatus as N
 from orchestrator.transitions import claim_node, move_instance, move_node, queue_ready, start_instance
 
 log = logging.getLogger(__name__)
+
+# run in a claim's transaction with the start time it records: 0 to start, else seconds to wait
+StartCheck = Callable[[Connection, datetime], float]
 
 
 class InstanceHead(NamedTuple):
@@ -147,18 +151,25 @@ def claim(
     attempt: int,
     worker_id: str,
     facts: NodeFacts | None = None,
+    start_check: StartCheck | None = None,
 ) -> Claim | None:
     """Take a queued node for `attempt` (queued -> running) while its instance runs.
 
     Returns None when the claim is lost: another delivery took it, the attempt is stale, or the
     instance is paused, cancelled or finished. The message is then simply dropped.
 
+    `start_check` (a node under a rate: `admission.start_wait`) runs in the claim's transaction with
+    the time the claim records as the start; a wait it returns rolls the claim back and raises
+    StartTooEarly, so only starts the rate allows are ever recorded.
+
     With the `facts` a message carries, the claim is one statement that commits as it runs; the
     "node running" line is written by the attempt's first transaction (`Claim.unwritten`). Reads of
     other nodes' outputs and of the last checkpoint follow only when the node needs them.
     """
     now = utcnow()
-    if facts is None:
+    if start_check is not None:
+        facts = _claim_at_its_turn(engine, instance_id, node_id, attempt, worker_id, now, facts, start_check)
+    elif facts is None:
         facts = _claim_reading_facts(engine, instance_id, node_id, attempt, worker_id, now)
     elif not _claim_alone(engine, instance_id, node_id, attempt, worker_id, now):
         return None
@@ -192,6 +203,29 @@ def _claim_reading_facts(
             return None
         row = conn.execute(_CLAIMED, {"instance_id": instance_id, "node_id": node_id}).one()
         return NodeFacts(row.id, row.definition_id, row.workflow_name, row.priority)
+
+
+@retrying()
+def _claim_at_its_turn(
+    engine: Engine,
+    instance_id: str,
+    node_id: str,
+    attempt: int,
+    worker_id: str,
+    now: datetime,
+    facts: NodeFacts | None,
+    start_check: StartCheck,
+) -> NodeFacts | None:
+    with engine.begin() as conn:
+        if not claim_node(conn, instance_id, node_id, attempt, worker_id, now):
+            return None
+        if facts is None:
+            row = conn.execute(_CLAIMED, {"instance_id": instance_id, "node_id": node_id}).one()
+            facts = NodeFacts(row.id, row.definition_id, row.workflow_name, row.priority)
+        wait = start_check(conn, now)
+        if wait > 0:
+            raise StartTooEarly(wait)  # leaving the block rolls the claim back
+        return facts
 
 
 @retrying()

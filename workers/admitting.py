@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from orchestrator import admission, catalog, key_limits, limits
 from orchestrator.outcomes import Claim, Dispatch, Finished, NodeFacts, StartInstance
+from orchestrator.scheduling import StartCheck
 from workers import resources
 
 
@@ -36,21 +37,23 @@ def after_instance(finished: Finished) -> list[StartInstance]:
     return key_limits.next_for_key(resources.engine(), finished.concurrency_key)
 
 
-def too_early(
-    node_id: str, attempt: int, instance_id: str, facts: NodeFacts | None, queue: str
-) -> Dispatch | None:
-    """For a message about to be claimed: its copy to send again later, if its node is under a rate
-    whose bucket of starts says it is too early (`admission.start_wait`); None: claim it now."""
+def start_check(node_id: str, facts: NodeFacts | None) -> StartCheck | None:
+    """For a message about to be claimed: the check its claim makes of its rates' buckets of starts
+    (`admission.start_wait`), or None for a node under no rate (no query)."""
     if facts is None:
         return None
-    engine = resources.engine()
-    spec = catalog.load_definition(engine, facts.definition_id).node(node_id)
+    spec = catalog.load_definition(resources.engine(), facts.definition_id).node(node_id)
     gates = limits.node_gates(facts.workflow, node_id, spec.executor, spec.limits)
     if not any(g.kind == limits.RATE for g in gates):
         return None
-    wait = admission.start_wait(engine, gates)
-    if wait <= 0:
-        return None
+    return lambda conn, now: admission.start_wait(conn, gates, now)
+
+
+def again_later(
+    node_id: str, attempt: int, instance_id: str, facts: NodeFacts, queue: str, wait: float
+) -> Dispatch:
+    """The same message again, `wait` seconds later: its claim was too early for its rate."""
+    spec = catalog.load_definition(resources.engine(), facts.definition_id).node(node_id)
     return Dispatch(
         instance_id=instance_id,
         node_id=node_id,

@@ -8,6 +8,7 @@ from typing import Any
 from celery import Task
 
 from orchestrator import scheduling
+from orchestrator.errors import StartTooEarly
 from orchestrator.nodes import sleep
 from orchestrator.outcomes import NodeFacts, Outcome
 from workers import admitting, dispatch, identity, resources, runtime, subworkflows, task_states
@@ -76,12 +77,14 @@ def run_node(
     facts = None
     if row is not None and definition is not None and workflow is not None and priority is not None:
         facts = NodeFacts(row, definition, workflow, priority)
-    queue = (self.request.delivery_info or {}).get("routing_key") or "default"
-    later = admitting.too_early(node_id, attempt, instance_id, facts, queue)
-    if later is not None:  # a rate's starts are full: the same message again when they are not
-        dispatch.send_nodes([later])
-        task_states.drop(self, f"attempt {attempt} waits {later.countdown:.3f}s for a start under its rate")
-    held = scheduling.claim(engine, instance_id, node_id, attempt, identity.worker_id(), facts)
+    check = admitting.start_check(node_id, facts)
+    try:
+        held = scheduling.claim(engine, instance_id, node_id, attempt, identity.worker_id(), facts, check)
+    except StartTooEarly as early:  # a rate's starts are full: the same message again when they are not
+        assert facts is not None  # a check is only made with the message's facts
+        queue = (self.request.delivery_info or {}).get("routing_key") or "default"
+        dispatch.send_nodes([admitting.again_later(node_id, attempt, instance_id, facts, queue, early.wait)])
+        task_states.drop(self, f"attempt {attempt} waits {early.wait:.3f}s for a start under its rate")
     if held is None:
         log.debug("not claimed: %s/%s attempt %s", instance_id, node_id, attempt)
         task_states.drop(self, f"attempt {attempt} not claimed: taken, stale, or its instance is not running")

@@ -8,6 +8,7 @@ import time
 import uuid
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, select
 
 from orchestrator import (
@@ -21,6 +22,7 @@ from orchestrator import (
     scheduling,
     views,
 )
+from orchestrator.errors import StartTooEarly
 from orchestrator.executors import executor
 from orchestrator.instances import InstanceRequest, create_instance
 from orchestrator.models import NodeRow
@@ -177,6 +179,33 @@ def test_a_rate_spreads_the_starts_by_a_countdown_without_holding_them(db):
     assert _limit(db, f"node:{name}/n0", "rate")["waiting"] >= 3
     # every node is admitted: a claim at its time runs it
     assert scheduling.claim(db, last.instance_id, "n0", last.attempt, WORKER, last.facts()) is not None
+
+
+def test_a_claim_too_early_for_its_rate_is_rolled_back_and_a_refused_copy_takes_no_start(db):
+    """The bucket of starts (a burst of one) is checked in the claim's transaction: a claim too early
+    for it leaves the node queued (raising StartTooEarly with the wait), and a copy whose claim is
+    refused (a stale attempt) spends no start, so the recorded starts are the ones the rate allows."""
+    name = _name()
+    definition = _fan(name, 1, "noop", rate="1/m")
+    first, burst, second = (admission.admit(db, _start(db, definition)[1])[0] for _ in range(3))
+    spec = catalog.load_definition(db, first.definition_id).node("n0")
+    gates = limits.node_gates(name, "n0", spec.executor, spec.limits)
+
+    def check(conn: Any, now: Any) -> float:
+        return admission.start_wait(conn, gates, now)
+
+    stale = scheduling.claim(db, first.instance_id, "n0", first.attempt + 1, WORKER, first.facts(), check)
+    assert stale is None
+    assert scheduling.claim(db, first.instance_id, "n0", first.attempt, WORKER, first.facts(), check)
+    assert scheduling.claim(db, burst.instance_id, "n0", burst.attempt, WORKER, burst.facts(), check)
+    with pytest.raises(StartTooEarly) as early:
+        scheduling.claim(db, second.instance_id, "n0", second.attempt, WORKER, second.facts(), check)
+    assert 29 < early.value.wait <= 60  # its turn: a minute after the first start, less half the slack
+    with db.connect() as conn:
+        row = conn.execute(
+            select(NodeRow.status, NodeRow.started_at).where(NodeRow.instance_id == second.instance_id)
+        ).one()
+    assert (row.status, row.started_at) == ("queued", None)
 
 
 def test_a_concurrency_key_keeps_instances_with_the_same_key_pending_in_order(db):
