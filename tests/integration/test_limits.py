@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from orchestrator import (
     admission,
@@ -23,7 +24,7 @@ from orchestrator import (
 )
 from orchestrator.executors import executor
 from orchestrator.instances import InstanceRequest, create_instance
-from orchestrator.models import NodeRow
+from orchestrator.models import InstanceRow, NodeRow, utcnow
 from orchestrator.outcomes import Dispatch
 from workers.runtime import run_attempt
 
@@ -262,3 +263,50 @@ def test_a_limit_on_a_maps_item_body_holds_its_items_apart_from_the_map_node(db)
     for d in rest:
         _finish(db, d)
     assert views.status(db, instance_id)["status"] == "completed"
+
+
+def _keyed(name: str, limit: int = 1) -> dict[str, Any]:
+    return {
+        "name": name,
+        "version": "1.0.0",
+        "concurrency": {"key": "${input.customer}", "limit": limit},
+        "nodes": [{"id": "a", "executor": "noop"}],
+    }
+
+
+def _asked_for_long_ago(engine: Engine, *instance_ids: str) -> None:
+    long_ago = utcnow() - timedelta(hours=1)
+    with engine.begin() as conn:
+        conn.execute(
+            update(InstanceRow).where(InstanceRow.id.in_(instance_ids)).values(start_requested_at=long_ago)
+        )
+
+
+def test_instances_held_back_by_their_key_do_not_keep_the_sweep_from_a_lost_start(db, monkeypatch):
+    monkeypatch.setattr(recovery, "BATCH", 3)
+    keyed = _keyed(_name())
+    first, _ = _start(db, keyed, input={"customer": "c1"})
+    held = [_start(db, keyed, input={"customer": "c1"})[0] for _ in range(5)]
+    plain = _name()
+    catalog.save_definition(
+        db, {"name": plain, "version": "1.0.0", "nodes": [{"id": "a", "executor": "noop"}]}
+    )
+    lost = create_instance(db, InstanceRequest(workflow=plain)).instance_id  # its `schedule` never sent
+    _asked_for_long_ago(db, first, *held, lost)
+    assert views.instance(db, lost)["status"] == "pending"
+    recovery.sweep(db, heartbeat_timeout=60.0)
+    assert views.instance(db, lost)["status"] == "running"
+    assert [views.instance(db, i)["status"] for i in held] == ["pending"] * 5
+
+
+def test_the_sweep_starts_the_next_instance_of_a_key_whose_release_was_lost(db):
+    keyed = _keyed(_name())
+    first, _ = _start(db, keyed, input={"customer": "c1"})
+    second, _ = _start(db, keyed, input={"customer": "c1"})
+    lost = create_instance(db, InstanceRequest(workflow=keyed["name"], input={"customer": "c2"})).instance_id
+    _asked_for_long_ago(db, first, second, lost)
+    lifecycle.cancel(db, first)  # and the end's `schedule` of the next is never sent
+    assert views.instance(db, second)["status"] == "pending"
+    recovery.sweep(db, heartbeat_timeout=60.0)
+    assert views.instance(db, second)["status"] == "running"
+    assert views.instance(db, lost)["status"] == "running"
