@@ -31,7 +31,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, or_, select, update
 
 from orchestrator import catalog, limits
 from orchestrator.db import retrying
@@ -45,6 +45,10 @@ from orchestrator.states import NodeStatus as N
 
 
 def _waiting(gate: Gate) -> Any:
+    """The nodes a pass of `gate` may let through, in order. A node parked on another of its limits
+    (`limit_wait` names it: it found that one full) is left to that limit's own pass, which brings
+    it back here if this one is full then; else a window of nodes all parked elsewhere would keep
+    this limit's free slots from the nodes behind them."""
     return (
         select(*QUEUED_NODE, NodeRow.not_before, InstanceRow.priority, InstanceRow.workflow_name)
         .add_columns(InstanceRow.definition_id)
@@ -53,6 +57,7 @@ def _waiting(gate: Gate) -> Any:
             under(gate),
             NodeRow.status == N.QUEUED.value,
             NOT_ADMITTED,
+            or_(NodeRow.limit_wait.is_(None), NodeRow.limit_wait == gate.name),
             InstanceRow.status == I.RUNNING.value,
         )
         .order_by(PRIORITY_ORDER, NodeRow.queued_at, NodeRow.id)

@@ -310,3 +310,29 @@ def test_the_sweep_starts_the_next_instance_of_a_key_whose_release_was_lost(db):
     recovery.sweep(db, heartbeat_timeout=60.0)
     assert views.instance(db, second)["status"] == "running"
     assert views.instance(db, lost)["status"] == "running"
+
+
+@executor("tests.limits.shared", concurrency=2)
+def _shared(ctx: Any, config: dict[str, Any]) -> dict[str, Any]:
+    return {}
+
+
+def test_nodes_parked_on_another_full_limit_do_not_keep_a_limits_free_slots_idle(db, monkeypatch):
+    monkeypatch.setattr(admission, "WINDOW", 2)
+    # one slot of the executor's two taken by a node whose own limit (1) is then full
+    own = _fan(_name(), 1, "tests.limits.shared", concurrency=1)
+    first, sent = _start(db, own)
+    started = admission.admit(db, sent)
+    assert [d.instance_id for d in started] == [first]
+    parked = []
+    for _ in range(2):  # the executor's oldest waiting nodes: parked on their node's full limit
+        instance_id, sent = _start(db, own)
+        assert admission.admit(db, sent) == []
+        parked.append(instance_id)
+    assert {_waiting_for(db, i)["n0"]["limit"] for i in parked} == {f"node:{own['name']}/n0"}
+    other, sent = _start(db, _fan(_name(), 1, "tests.limits.shared"))
+    assert [d.instance_id for d in admission.admit(db, sent)] == [other]
+    assert _waiting_for(db, other)["n0"] == "worker"
+    # the parked nodes come back by their own limit's release, in order
+    _finish(db, started[0])
+    assert [d.instance_id for d in admission.release(db, started[0].limits)] == [parked[0]]
