@@ -336,3 +336,31 @@ def test_nodes_parked_on_another_full_limit_do_not_keep_a_limits_free_slots_idle
     # the parked nodes come back by their own limit's release, in order
     _finish(db, started[0])
     assert [d.instance_id for d in admission.release(db, started[0].limits)] == [parked[0]]
+
+
+@executor("tests.limits.flaky", concurrency=1)
+def _flaky(ctx: Any, config: dict[str, Any]) -> dict[str, Any]:
+    if config.get("fail"):
+        raise RuntimeError("fails, to be retried")
+    return {}
+
+
+def test_a_retry_in_its_delay_holds_no_slot_and_is_let_through_once_due(db):
+    def flaky(**config: Any) -> dict[str, Any]:
+        node = {"id": "a", "executor": "tests.limits.flaky", "config": config, "retries": 1}
+        return {"name": _name(), "version": "1.0.0", "nodes": [{**node, "retryDelay": 3_600_000}]}
+
+    failing, sent = _start(db, flaky(fail=True))
+    first = admission.admit(db, sent)
+    held = scheduling.claim(db, failing, "a", first[0].attempt, WORKER, first[0].facts())
+    assert held is not None
+    retry = run_attempt(db, held, 30.0).dispatches
+    assert admission.admit(db, retry) == []  # not admitted while its delay runs
+    assert _waiting_for(db, failing)["a"] == "retryDelay"
+    other, sent = _start(db, flaky())
+    admitted = admission.admit(db, sent)
+    assert [d.instance_id for d in admitted] == [other]  # the free slot is not the retry's
+    with db.begin() as conn:  # its delay is over
+        conn.execute(update(NodeRow).where(NodeRow.id == retry[0].row_id).values(not_before=utcnow()))
+    _finish(db, admitted[0])
+    assert [d.instance_id for d in admission.release(db, admitted[0].limits)] == [failing]
