@@ -31,7 +31,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, or_, select, update
 
 from orchestrator import catalog, limits
 from orchestrator.db import retrying
@@ -44,7 +44,11 @@ from orchestrator.states import InstanceStatus as I
 from orchestrator.states import NodeStatus as N
 
 
-def _waiting(gate: Gate) -> Any:
+def _waiting(gate: Gate, now: datetime) -> Any:
+    """The nodes a pass of `gate` may let through, in order. A node parked on another of its limits
+    (`limit_wait` names it: it found that one full) is left to that limit's own pass, which brings
+    it back here if this one is full then; else a window of nodes all parked elsewhere would keep
+    this limit's free slots from the nodes behind them."""
     return (
         select(*QUEUED_NODE, NodeRow.not_before, InstanceRow.priority, InstanceRow.workflow_name)
         .add_columns(InstanceRow.definition_id)
@@ -53,6 +57,9 @@ def _waiting(gate: Gate) -> Any:
             under(gate),
             NodeRow.status == N.QUEUED.value,
             NOT_ADMITTED,
+            or_(NodeRow.limit_wait.is_(None), NodeRow.limit_wait == gate.name),
+            # a retry in its retryDelay takes no slot until it is due
+            or_(NodeRow.not_before.is_(None), NodeRow.not_before <= now),
             InstanceRow.status == I.RUNNING.value,
         )
         .order_by(PRIORITY_ORDER, NodeRow.queued_at, NodeRow.id)
@@ -125,7 +132,7 @@ class _Pass:
         self.conn.execute(update(NodeRow).where(*where).values(limit_wait=gate.name))
 
     def waiting_under(self, gate: Gate, count: int) -> list[tuple[Dispatch, datetime | None]]:
-        rows = self.conn.execute(_waiting(gate).limit(count)).all()
+        rows = self.conn.execute(_waiting(gate, self.now).limit(count)).all()
         found = []
         width = len(QUEUED_NODE)
         for row in rows:
@@ -176,6 +183,10 @@ def admit(engine: Engine, dispatches: list[Dispatch]) -> list[Dispatch]:
                 if admitted is not None:
                     out.append(admitted)
                 continue
+            if row.not_before is not None and row.not_before > run.now:
+                # a retry in its retryDelay: it waits, holding no slot, and a pass of this limit (a
+                # release, or the sweep's) lets it through once it is due
+                run.hold([d.row_id or 0], min(concurrency, key=lambda g: g.name))
             for gate in concurrency:
                 gates.setdefault(gate.name, gate)
         for name in sorted(gates):

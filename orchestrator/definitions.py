@@ -206,6 +206,8 @@ def parse_definition(body: Any, *, check_executors: bool = True, stored: bool = 
     inputs, input_problems = parse_input_specs(body.get("inputs"), "inputs", stored=stored)
     report.extend(input_problems)
     nodes = _parse_nodes(body.get("nodes"), report, check_executors)
+    if name is not None:
+        _limit_names_fit(name, body.get("nodes"), nodes, report)
     key_limit, key_problems = limits.parse_key_limit(body.get("concurrency"))
     for where, message in key_problems:
         report.add(where, message)
@@ -219,6 +221,24 @@ def parse_definition(body: Any, *, check_executors: bool = True, stored: bool = 
     return WorkflowDefinition(
         name, version, description, timeout_ms, inputs, tuple(nodes), raw, key_limit=key_limit
     )
+
+
+def _limit_names_fit(workflow: str, raw: Any, nodes: list[NodeSpec], report: _Report) -> None:
+    """A node's own limits are named `node:<workflow>/<node>` (a map's items `.../<map>[]`): the name
+    must fit the column it is kept in."""
+    positions = [i for i, body in enumerate(raw) if isinstance(body, dict)] if isinstance(raw, list) else []
+    for i, node in zip(positions, nodes, strict=False):
+        items = (node.item, f"{node.id}[]", f"nodes[{i}].node")
+        for spec, node_id, where in ((node, node.id, f"nodes[{i}]"), items):
+            if spec is None or spec.limits is None:
+                continue
+            if len(limits.node_gate(workflow, node_id)) > limits.MAX_NAME_LENGTH:
+                field = limits.CONCURRENCY if spec.limits.concurrency is not None else limits.RATE
+                report.add(
+                    f"{where}.{field}",
+                    f"a node with limits needs its workflow's name and its id to be at most "
+                    f"{limits.MAX_NAME_LENGTH - len(limits.node_gate('', '[]'))} characters together",
+                )
 
 
 def _required_str(

@@ -50,6 +50,8 @@ def start_due(engine: Engine) -> list[Outcome]:
                         InstanceRow.status == I.PENDING.value,
                         InstanceRow.start_at <= utcnow(),
                         InstanceRow.start_requested_at == InstanceRow.start_at,
+                        # one with a concurrency key is started per key (`key_limits.start_free`)
+                        InstanceRow.concurrency_key.is_(None),
                     )
                     .order_by(InstanceRow.start_at)
                     .limit(BATCH)

@@ -10,17 +10,24 @@ then creation) waits for one; the others stay `pending` (`waitingFor`). The end 
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, or_, select
+from sqlalchemy import Connection, Engine, and_, func, or_, select
+from sqlalchemy.orm import aliased
 
 from orchestrator.db import retrying
 from orchestrator.limit_rows import PRIORITY_ORDER, lock
 from orchestrator.limits import CONCURRENCY
 from orchestrator.models import InstanceRow, LimitRow, utcnow
-from orchestrator.outcomes import StartInstance
+from orchestrator.outcomes import Outcome, StartInstance
 from orchestrator.states import InstanceStatus as I
+
+log = logging.getLogger(__name__)
+
+KEYS_PER_SWEEP = 200  # keys with a free slot one sweep starts instances of; the rest are next sweep's
 
 
 def in_use(conn: Connection, key: str) -> int:
@@ -79,6 +86,61 @@ def next_for_key(engine: Engine, key: str) -> list[StartInstance]:
             return []
         rows = conn.execute(waiting(key, now).limit(free)).all()
     return [StartInstance(row.id, row.priority) for row in rows]
+
+
+def start_free(engine: Engine, older_than: float, start: Callable[[Engine, str], Outcome]) -> list[Outcome]:
+    """The sweep's start of instances with a concurrency key: for each key with a free slot and a
+    pending instance whose start was asked for (`older_than` s ago, or its startAt has come), start
+    the next ones (`start`: `scheduling.start`, which checks again under the key's lock). It covers
+    a lost `schedule` and a lost end of the one ahead. Keys whose slots are all taken are not read,
+    so instances held back for them (any number) hold back nothing else."""
+    now = utcnow()
+    cutoff = now - timedelta(seconds=older_than)
+    other = aliased(InstanceRow)
+    used = (
+        select(func.count())
+        .where(
+            other.concurrency_key == InstanceRow.concurrency_key,
+            other.status.in_([I.RUNNING.value, I.PAUSED.value]),
+        )
+        .scalar_subquery()
+    )
+    query = (
+        select(InstanceRow.concurrency_key)
+        .where(
+            InstanceRow.status == I.PENDING.value,
+            InstanceRow.concurrency_key.is_not(None),
+            or_(
+                InstanceRow.start_requested_at < cutoff,
+                and_(
+                    InstanceRow.start_at.is_not(None), InstanceRow.start_requested_at == InstanceRow.start_at
+                ),
+            ),
+            or_(InstanceRow.start_at.is_(None), InstanceRow.start_at <= now),
+            used < func.coalesce(InstanceRow.concurrency_limit, 1),
+        )
+        .distinct()
+        .limit(KEYS_PER_SWEEP)
+    )
+    with engine.connect() as conn:
+        keys = [key for key in conn.execute(query).scalars() if key is not None]
+    outcomes: list[Outcome] = []
+    for key in keys:
+        try:
+            for instance_id in _next_ids(engine, key, now):
+                outcomes.append(start(engine, instance_id))
+        except Exception:
+            log.exception("starting the next instances of concurrency key %s failed; the others go on", key)
+    return outcomes
+
+
+def _next_ids(engine: Engine, key: str, now: datetime) -> list[str]:
+    with engine.connect() as conn:
+        head = conn.execute(waiting(key, now).add_columns(InstanceRow.concurrency_limit).limit(1)).first()
+        if head is None:
+            return []
+        free = (head.concurrency_limit or 1) - in_use(conn, key)
+        return [] if free <= 0 else [row.id for row in conn.execute(waiting(key, now).limit(free))]
 
 
 def waiting_for(engine: Engine, row: Any) -> dict[str, Any] | None:

@@ -31,6 +31,9 @@ RATE = "rate"
 _RATE = re.compile(r"\s*(\d+)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour)\s*")
 _UNIT_SECONDS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
 MAX_LIMIT = 1_000_000
+MAX_PERIOD_S = 86_400  # a rate's period: at most a day, so every wait it implies fits a timedelta
+MAX_RATE_TEXT = 32  # the column that keeps a limit's value
+MAX_NAME_LENGTH = 255  # the column of a limit's name, of a node's `limit_wait` and of an instance's key
 
 
 @dataclass(frozen=True)
@@ -52,13 +55,20 @@ def parse_rate(value: Any) -> Rate:
     """A rate such as `"100/m"`, `"10/s"`, `"5/2s"`; raises ValueError saying what is expected."""
     if not isinstance(value, str):
         raise ValueError('must be a rate such as "10/s", "100/m" or "1000/h"')
+    if len(value.strip()) > MAX_RATE_TEXT:
+        raise ValueError(f'must be at most {MAX_RATE_TEXT} characters, such as "10/s"')
     match = _RATE.fullmatch(value)
     if match is None:
         raise ValueError(f'{value!r} is not a rate such as "10/s", "100/m" or "1000/h"')
     count, times, unit = int(match.group(1)), int(match.group(2) or 1), match.group(3)
-    if count < 1 or count > MAX_LIMIT or times < 1:
+    if count < 1 or times < 1:
         raise ValueError(f"{value!r}: the count and the period must be at least 1")
-    return Rate(value.strip(), count, float(times * _UNIT_SECONDS[unit]))
+    if count > MAX_LIMIT:
+        raise ValueError(f"{value!r}: the count must be at most {MAX_LIMIT}")
+    per_s = times * _UNIT_SECONDS[unit]
+    if per_s > MAX_PERIOD_S:
+        raise ValueError(f"{value!r}: the period must be at most a day ({MAX_PERIOD_S}s, 24h)")
+    return Rate(value.strip(), count, float(per_s))
 
 
 def check_concurrency(value: Any) -> int:
@@ -112,8 +122,26 @@ _declared: dict[str, Declared] = {}
 _overrides: dict[str, Override] | None = None
 
 
+def check_executor_name(executor: str) -> None:
+    """An executor with limits: its limit's name (`executor:<name>`) must fit its column."""
+    if len(executor_gate(executor)) > MAX_NAME_LENGTH:
+        longest = MAX_NAME_LENGTH - len(executor_gate(""))
+        raise ValueError(f"an executor with limits needs a name of at most {longest} characters")
+
+
+def executor_gate(executor: str) -> str:
+    return f"executor:{executor}"
+
+
+def node_gate(workflow: str, node_id: str) -> str:
+    """The name of a node's own limits (a map's items: `node_id` is `<map>[]`)."""
+    return f"node:{workflow}/{node_id}"
+
+
 def declare(executor: str, concurrency: int | None, rate: str | None) -> None:
     """Record an executor's limits (`@executor`); raises ValueError for a bad one."""
+    if concurrency is not None or rate is not None:
+        check_executor_name(executor)
     value = Declared(
         None if concurrency is None else check_concurrency(concurrency),
         None if rate is None else parse_rate(rate),
@@ -139,6 +167,7 @@ def parse_overrides(text: str) -> dict[str, Override]:
             raise ValueError(f"ORCH_LIMITS[{name!r}] must be an object with concurrency and/or rate")
         entry: Override = {}
         try:
+            check_executor_name(name)
             if CONCURRENCY in fields:
                 value = fields[CONCURRENCY]
                 entry[CONCURRENCY] = None if value is None else check_concurrency(value)
@@ -192,13 +221,11 @@ def node_gates(workflow: str, node_id: str, executor: str | None, own: Declared 
     `<map>[i]`, under `node:<workflow>/<map>[]`, with the limits of the map's item body)."""
     found: tuple[Gate, ...] = ()
     if executor is not None and any_declared():
-        found = of_executor(executor).gates(f"executor:{executor}")
+        found = of_executor(executor).gates(executor_gate(executor))
     if own is not None and own != Declared():
         map_id = node_id.split("[", 1)[0]
         # a map's items count apart from their map node: `node:<workflow>/<map>[]`
-        found += own.gates(
-            f"node:{workflow}/{map_id}[]" if map_id != node_id else f"node:{workflow}/{node_id}"
-        )
+        found += own.gates(node_gate(workflow, f"{map_id}[]" if map_id != node_id else node_id))
     return found
 
 
@@ -249,9 +276,6 @@ def parse_key_limit(value: Any) -> tuple[KeyLimit | None, list[tuple[str, str]]]
     if problems or limit is None or not isinstance(key, str):
         return None, problems
     return KeyLimit(key, limit), []
-
-
-MAX_NAME_LENGTH = 255  # the column of a limit's name and of an instance's key
 
 
 def key_name(workflow: str, key: KeyLimit, scope: dict[str, Any]) -> str:

@@ -23,6 +23,7 @@ from orchestrator import (
     catalog,
     completion,
     delayed_start,
+    key_limits,
     lifecycle,
     logs,
     map_items,
@@ -137,6 +138,12 @@ def _start_pending(engine: Engine, report: SweepReport, settings: SweepSettings)
         report.outcomes.append(outcome)
 
 
+def _start_keyed(engine: Engine, report: SweepReport, settings: SweepSettings) -> None:
+    for outcome in key_limits.start_free(engine, settings.resend_after, scheduling.start):
+        report.started += 1
+        report.outcomes.append(outcome)
+
+
 def _start_delayed(engine: Engine, report: SweepReport, _settings: SweepSettings) -> None:
     for outcome in delayed_start.start_due(engine):
         report.started += 1
@@ -170,6 +177,7 @@ _ACTIONS = (
     _resend_queued,
     _admit_waiting,
     _start_pending,
+    _start_keyed,
     _start_delayed,
     _node_type_actions,
     _resend_callbacks,
@@ -380,11 +388,19 @@ def start_lost_pending(engine: Engine, older_than: float) -> list[Outcome]:
     their `schedule` message was lost (a broker restart, a crash between the commit and the send).
     Instances created with `start: false` have no start request and wait. `scheduling.start` is
     idempotent, so a `schedule` message that was only slow finds the instance running."""
-    cutoff = utcnow() - timedelta(seconds=older_than)
+    now = utcnow()
+    cutoff = now - timedelta(seconds=older_than)
     with engine.connect() as conn:
         rows = conn.execute(
             select(InstanceRow.id, InstanceRow.start_requested_at, InstanceRow.start_at)
-            .where(InstanceRow.status == I.PENDING.value, InstanceRow.start_requested_at < cutoff)
+            .where(
+                InstanceRow.status == I.PENDING.value,
+                InstanceRow.start_requested_at < cutoff,
+                # one with a concurrency key is started per key (`key_limits.start_free`): those held
+                # back for their key, any number, would else fill every batch
+                or_(InstanceRow.concurrency_key.is_(None), InstanceRow.start_at > now),
+            )
+            .order_by(InstanceRow.start_requested_at)
             .limit(BATCH)
         ).all()
     # a start asked for at another time than the startAt (a retry, whose process died before its

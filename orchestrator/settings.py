@@ -35,6 +35,10 @@ def _flag(var: str, value: str) -> bool:
     return word in ("1", "true", "yes", "on")
 
 
+class SettingsError(ValueError):
+    """An `ORCH_*` variable that is not valid; the message names it."""
+
+
 @dataclass(frozen=True)
 class Settings:
     """Typed, immutable configuration. Build it with `Settings.from_env()`."""
@@ -73,8 +77,15 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Read `ORCH_*` variables; unset ones keep their defaults. Raises ValueError on a bad number."""
-        env = os.environ if env is None else env
+        """Read `ORCH_*` variables; unset ones keep their defaults. Raises `SettingsError` (a
+        ValueError naming the variable) on a bad value."""
+        try:
+            return cls._read(os.environ if env is None else env)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+
+    @classmethod
+    def _read(cls, env: Mapping[str, str]) -> Settings:
         values: dict[str, Any] = {}
         text = {
             "database_url": "ORCH_DATABASE_URL",

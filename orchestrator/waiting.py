@@ -48,6 +48,8 @@ def waiting_for(
     if node_status != NodeStatus.QUEUED.value or instance_status != InstanceStatus.RUNNING.value:
         return None
     if limit_wait is not None and not admitted:
+        if not_before is not None and not_before > now:
+            return RETRY_DELAY  # a retry waits for its delay first, then for a slot
         return {"limit": limit_wait, "kind": "concurrency"}
     if not_before is not None and not_before > now:
         if limit_wait is not None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from orchestrator import secrets_check
 from orchestrator.command_help import describe_settings, epilog
 from orchestrator.connectivity import Unreachable, check_database, shown_url
-from orchestrator.settings import Settings
+from orchestrator.settings import Settings, SettingsError
 
 INSECURE_WARNING = (
     "WARNING: ORCH_API_TOKENS is not set and the API listens on {host}, not only on loopback: anyone "
@@ -125,6 +125,7 @@ def _beat(args: argparse.Namespace, extra: list[str]) -> int:
         return _celery_help("beat", extra)
     if _refuse_placeholders():
         return 2
+    Settings.from_env()  # a setting that is not valid is one line now, not a traceback from beat
     from workers.app import app
 
     app.start(argv=["beat", *extra])
@@ -189,6 +190,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         handlers = {"dev": _dev, "api": _api, "db": _db_upgrade}
         return handlers.get(args.command, _client)(args)
+    except SettingsError as exc:
+        # a setting that is not valid is the operator's to fix: which one, in one line
+        print(f"orchestrator: error: {exc}", file=sys.stderr)
+        return 2
     except Unreachable as exc:
         # a setting that points nowhere (or names the wrong user) is the operator's to fix: say
         # which in one line, not in a traceback

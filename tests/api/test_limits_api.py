@@ -19,7 +19,7 @@ def _limited(ctx: Any, config: dict[str, Any]) -> dict[str, Any]:
 
 def _definition(name: str, **extra: Any) -> dict[str, Any]:
     node = {"id": "a", "executor": "noop", **extra.pop("node", {})}
-    return {"name": name, "version": "1.0.0", "nodes": [node], **extra}
+    return {"name": extra.pop("workflow", name), "version": "1.0.0", "nodes": [node], **extra}
 
 
 @pytest.mark.parametrize(
@@ -31,6 +31,12 @@ def _definition(name: str, **extra: Any) -> dict[str, Any]:
         ({"node": {"rate": "abc"}}, "nodes[0].rate"),
         ({"node": {"rate": "0/s"}}, "nodes[0].rate"),
         ({"node": {"rate": 10}}, "nodes[0].rate"),
+        ({"node": {"rate": "1/" + "9" * 400 + "h"}}, "nodes[0].rate"),
+        ({"node": {"rate": "1/99999999999999999999h"}}, "nodes[0].rate"),
+        ({"node": {"rate": "1/2d"}}, "nodes[0].rate"),
+        ({"node": {"rate": "10/" + "0" * 40 + "1s"}}, "nodes[0].rate"),
+        ({"workflow": "w" * 128, "node": {"id": "n" * 128, "concurrency": 2}}, "nodes[0].concurrency"),
+        ({"workflow": "w" * 128, "node": {"id": "n" * 128, "rate": "1/s"}}, "nodes[0].rate"),
         ({"concurrency": {"key": "${input.customer", "limit": 1}}, "concurrency.key"),
         ({"concurrency": {"key": "customer", "limit": 1}}, "concurrency.key"),
         ({"concurrency": {"key": "${nodes.a.output.x}", "limit": 1}}, "concurrency.key"),

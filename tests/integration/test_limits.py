@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from orchestrator import (
     admission,
@@ -25,7 +26,7 @@ from orchestrator import (
 from orchestrator.errors import StartTooEarly
 from orchestrator.executors import executor
 from orchestrator.instances import InstanceRequest, create_instance
-from orchestrator.models import NodeRow
+from orchestrator.models import InstanceRow, NodeRow, utcnow
 from orchestrator.outcomes import Dispatch
 from workers.runtime import run_attempt
 
@@ -291,3 +292,104 @@ def test_a_limit_on_a_maps_item_body_holds_its_items_apart_from_the_map_node(db)
     for d in rest:
         _finish(db, d)
     assert views.status(db, instance_id)["status"] == "completed"
+
+
+def _keyed(name: str, limit: int = 1) -> dict[str, Any]:
+    return {
+        "name": name,
+        "version": "1.0.0",
+        "concurrency": {"key": "${input.customer}", "limit": limit},
+        "nodes": [{"id": "a", "executor": "noop"}],
+    }
+
+
+def _asked_for_long_ago(engine: Engine, *instance_ids: str) -> None:
+    long_ago = utcnow() - timedelta(hours=1)
+    with engine.begin() as conn:
+        conn.execute(
+            update(InstanceRow).where(InstanceRow.id.in_(instance_ids)).values(start_requested_at=long_ago)
+        )
+
+
+def test_instances_held_back_by_their_key_do_not_keep_the_sweep_from_a_lost_start(db, monkeypatch):
+    monkeypatch.setattr(recovery, "BATCH", 3)
+    keyed = _keyed(_name())
+    first, _ = _start(db, keyed, input={"customer": "c1"})
+    held = [_start(db, keyed, input={"customer": "c1"})[0] for _ in range(5)]
+    plain = _name()
+    catalog.save_definition(
+        db, {"name": plain, "version": "1.0.0", "nodes": [{"id": "a", "executor": "noop"}]}
+    )
+    lost = create_instance(db, InstanceRequest(workflow=plain)).instance_id  # its `schedule` never sent
+    _asked_for_long_ago(db, first, *held, lost)
+    assert views.instance(db, lost)["status"] == "pending"
+    recovery.sweep(db, heartbeat_timeout=60.0)
+    assert views.instance(db, lost)["status"] == "running"
+    assert [views.instance(db, i)["status"] for i in held] == ["pending"] * 5
+
+
+def test_the_sweep_starts_the_next_instance_of_a_key_whose_release_was_lost(db):
+    keyed = _keyed(_name())
+    first, _ = _start(db, keyed, input={"customer": "c1"})
+    second, _ = _start(db, keyed, input={"customer": "c1"})
+    lost = create_instance(db, InstanceRequest(workflow=keyed["name"], input={"customer": "c2"})).instance_id
+    _asked_for_long_ago(db, first, second, lost)
+    lifecycle.cancel(db, first)  # and the end's `schedule` of the next is never sent
+    assert views.instance(db, second)["status"] == "pending"
+    recovery.sweep(db, heartbeat_timeout=60.0)
+    assert views.instance(db, second)["status"] == "running"
+    assert views.instance(db, lost)["status"] == "running"
+
+
+@executor("tests.limits.shared", concurrency=2)
+def _shared(ctx: Any, config: dict[str, Any]) -> dict[str, Any]:
+    return {}
+
+
+def test_nodes_parked_on_another_full_limit_do_not_keep_a_limits_free_slots_idle(db, monkeypatch):
+    monkeypatch.setattr(admission, "WINDOW", 2)
+    # one slot of the executor's two taken by a node whose own limit (1) is then full
+    own = _fan(_name(), 1, "tests.limits.shared", concurrency=1)
+    first, sent = _start(db, own)
+    started = admission.admit(db, sent)
+    assert [d.instance_id for d in started] == [first]
+    parked = []
+    for _ in range(2):  # the executor's oldest waiting nodes: parked on their node's full limit
+        instance_id, sent = _start(db, own)
+        assert admission.admit(db, sent) == []
+        parked.append(instance_id)
+    assert {_waiting_for(db, i)["n0"]["limit"] for i in parked} == {f"node:{own['name']}/n0"}
+    other, sent = _start(db, _fan(_name(), 1, "tests.limits.shared"))
+    assert [d.instance_id for d in admission.admit(db, sent)] == [other]
+    assert _waiting_for(db, other)["n0"] == "worker"
+    # the parked nodes come back by their own limit's release, in order
+    _finish(db, started[0])
+    assert [d.instance_id for d in admission.release(db, started[0].limits)] == [parked[0]]
+
+
+@executor("tests.limits.flaky", concurrency=1)
+def _flaky(ctx: Any, config: dict[str, Any]) -> dict[str, Any]:
+    if config.get("fail"):
+        raise RuntimeError("fails, to be retried")
+    return {}
+
+
+def test_a_retry_in_its_delay_holds_no_slot_and_is_let_through_once_due(db):
+    def flaky(**config: Any) -> dict[str, Any]:
+        node = {"id": "a", "executor": "tests.limits.flaky", "config": config, "retries": 1}
+        return {"name": _name(), "version": "1.0.0", "nodes": [{**node, "retryDelay": 3_600_000}]}
+
+    failing, sent = _start(db, flaky(fail=True))
+    first = admission.admit(db, sent)
+    held = scheduling.claim(db, failing, "a", first[0].attempt, WORKER, first[0].facts())
+    assert held is not None
+    retry = run_attempt(db, held, 30.0).dispatches
+    assert admission.admit(db, retry) == []  # not admitted while its delay runs
+    assert _waiting_for(db, failing)["a"] == "retryDelay"
+    other, sent = _start(db, flaky())
+    admitted = admission.admit(db, sent)
+    assert [d.instance_id for d in admitted] == [other]  # the free slot is not the retry's
+    with db.begin() as conn:  # its delay is over
+        conn.execute(update(NodeRow).where(NodeRow.id == retry[0].row_id).values(not_before=utcnow()))
+    _finish(db, admitted[0])
+    assert [d.instance_id for d in admission.release(db, admitted[0].limits)] == [failing]

@@ -23,10 +23,55 @@ def test_a_rate_is_a_count_per_period(text, count, per_s):
     assert (rate.count, rate.per_s, rate.burst) == (count, per_s, 1)
 
 
-@pytest.mark.parametrize("text", ["abc", "10", "0/s", "10/d", "-1/s", "10/0s", 10, None, ""])
-def test_a_malformed_rate_is_refused(text):
+@pytest.mark.parametrize(
+    "text",
+    [
+        "abc",
+        "10",
+        "0/s",
+        "10/d",
+        "-1/s",
+        "10/0s",
+        10,
+        None,
+        "",
+        "1/" + "9" * 400 + "h",  # too large for a float
+        "1/99999999999999999999h",  # more than a timedelta holds
+        "1/25h",  # a period of more than a day
+        "1000001/s",
+        "1/" + " " * 40 + "s",  # more than the column holds
+    ],
+)
+def test_a_malformed_or_unbounded_rate_is_refused_with_a_value_error(text):
     with pytest.raises(ValueError):
         limits.parse_rate(text)
+
+
+def test_a_rate_of_a_day_is_the_longest():
+    assert limits.parse_rate("1/24h").per_s == 86_400.0
+    assert limits.parse_rate("1/86400s").per_s == 86_400.0
+
+
+def test_an_executor_whose_limits_name_would_not_fit_its_column_is_refused():
+    with pytest.raises(ValueError, match=r"ORCH_LIMITS\['x+'\]: an executor with limits"):
+        limits.parse_overrides('{"%s": {"concurrency": 2}}' % ("x" * 250))
+    with pytest.raises(ValueError, match="at most 246"):
+        limits.declare("y" * 247, 1, None)
+    limits.declare("y" * 246, 1, None)
+    limits.declare("y" * 246, None, None)
+    limits.declare("y" * 247, None, None)  # no limits: no name to keep
+
+
+def test_a_bad_orch_limits_is_one_line_naming_the_setting(monkeypatch, capsys):
+    from orchestrator_cli import cli
+
+    monkeypatch.setenv("ORCH_LIMITS", '{"crm.push": {"rate": "1/%sh"}}' % ("9" * 400))
+    assert cli.main(["db", "upgrade"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("orchestrator: error: ORCH_LIMITS['crm.push']: ") and "Traceback" not in err
+    monkeypatch.setenv("ORCH_LIMITS", '{"crm.push": {"rate": "1/99999999999999999999h"}}')
+    assert cli.main(["db", "upgrade"]) == 2
+    assert "ORCH_LIMITS['crm.push']: " in capsys.readouterr().err
 
 
 def test_orch_limits_names_the_executor_and_field_it_refuses():
