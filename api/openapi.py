@@ -14,6 +14,7 @@ from flask import Blueprint, Response, jsonify
 
 from api import openapi_schedules
 from api.instances import MAX_BATCH
+from api.openapi_parts import query as _query
 from api.query import DEFAULT_INSTANCE_PAGE, DEFAULT_LOG_PAGE, MAX_INSTANCE_PAGE, MAX_LOG_PAGE
 from api.requests import ALIASES, MAX_TIMEOUT_MS
 from orchestrator import waiting
@@ -79,18 +80,6 @@ def _body(schema: Schema, required: bool = True) -> Schema:
 def _action_body(properties: dict[str, Schema]) -> Schema:
     """A lifecycle action's optional body: an object with only these fields (none: `{}`)."""
     return {"type": "object", "additionalProperties": False, "properties": properties}
-
-
-def _query(name: str, schema: Schema, description: str) -> Schema:
-    """An optional query parameter; given empty (`?limit=`) it counts as left out."""
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "allowEmptyValue": True,
-        "schema": schema,
-        "description": description,
-    }
 
 
 def _list_query(name: str, item: Schema, description: str) -> Schema:

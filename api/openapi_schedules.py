@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from api.openapi_parts import query as _query
 from api.query import DEFAULT_SCHEDULE_PAGE, MAX_SCHEDULE_PAGE
 from orchestrator.instances import PRIORITIES
 from orchestrator.schedule_specs import CATCHUPS, FIRE_TIME_TAG, OVERLAPS, SCHEDULE_TAG
@@ -36,18 +37,6 @@ def _json(schema: Schema, description: str) -> Schema:
 def _op(summary: str, ok: dict[str, Schema], *errors: str, **extra: Any) -> Schema:
     responses = {code: {"$ref": f"#/components/responses/E{code}"} for code in ("401", *errors)}
     return {"summary": summary, "responses": {**ok, **responses}, **extra}
-
-
-def _query(name: str, schema: Schema, description: str) -> Schema:
-    """An optional query parameter; given empty (`?limit=`) it counts as left out."""
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "allowEmptyValue": True,
-        "schema": schema,
-        "description": description,
-    }
 
 
 def _body(schema: Schema, required: bool = True) -> Schema:

@@ -15,21 +15,12 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
+from bench.memory import proc_children
 from bench.stats import Row, Target
 
 _TICK = os.sysconf("SC_CLK_TCK")
 DATABASE_COMMANDS = ("mariadbd", "mysqld")
 RABBITMQ_COMMANDS = ("beam.smp",)
-
-
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    for children in Path(f"/proc/{pid}/task").glob("*/children"):
-        try:
-            found += [int(c) for c in children.read_text().split()]
-        except OSError:
-            continue
-    return found
 
 
 def _cpu(pid: int) -> float:
@@ -48,7 +39,7 @@ def tree_cpu(pids: list[int]) -> float:
     while todo:
         pid = todo.pop()
         total += _cpu(pid)
-        todo += _children(pid)
+        todo += proc_children(pid)
     return total
 
 

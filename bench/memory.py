@@ -14,7 +14,7 @@ except ImportError:  # the /proc fallback below (Linux)
     psutil = None
 
 
-def _proc_children(pid: int) -> list[int]:
+def proc_children(pid: int) -> list[int]:
     found: list[int] = []
     for children in Path(f"/proc/{pid}/task").glob("*/children"):
         try:
@@ -41,7 +41,7 @@ def tree_rss(pid: int) -> int:
         while pids:
             current = pids.pop()
             total += _proc_rss(current)
-            pids += _proc_children(current)
+            pids += proc_children(current)
         return total
     try:
         root = psutil.Process(pid)

@@ -56,39 +56,28 @@ def sequential(ctx: Context) -> list[Row]:
 
 def fan(ctx: Context) -> list[Row]:
     width = ctx.sizes.fan
-    nodes = width + 2
     ctx.orchestrator.define(ours.fan_definition(width))
-    name = f"fan-out/fan-in (1 -> {width} -> 1)"
-    rate = Row(name, "throughput", "nodes/s", target=Target("ratio", ">=", 0.6, ">= 0.6x raw chord"))
-    wall = Row(name, "wall time", "s")
-    cost = CostRows(name)
-    for rep in range(ctx.sizes.repetitions):
-        with ctx.cost.measure() as ours_cost:
-            run = ctx.orchestrator.run(f"bench-fan-{width}")
-        rate.ours.append(nodes / run.total_s)
-        wall.ours.append(run.total_s)
-        with ctx.cost.measure() as raw_cost:
-            baseline = raw.run_chord(ctx.redis, width)
-        cost.add(ours_cost, nodes, raw_cost, nodes)
-        rate.raw.append(nodes / baseline.total_s)
-        wall.raw.append(baseline.total_s)
-        ctx.say(f"  {name} #{rep + 1}: {rate.ours[-1]:.0f} nodes/s vs raw {rate.raw[-1]:.0f}")
-    return [rate, wall, *cost.rows()]
+    return _beside_a_chord(ctx, f"fan-out/fan-in (1 -> {width} -> 1)", f"bench-fan-{width}")
 
 
 def mapped(ctx: Context) -> list[Row]:
     """The fan-out's shape as a map node (1 -> map of N items -> 1) beside the same raw chord: the
     items count as the leaves do (the map node itself is the extra work of a map)."""
     width = ctx.sizes.fan
-    nodes = width + 2
     ctx.orchestrator.define(ours.map_definition(width))
-    name = f"map (1 -> map of {width} -> 1)"
+    return _beside_a_chord(ctx, f"map (1 -> map of {width} -> 1)", f"bench-map-{width}")
+
+
+def _beside_a_chord(ctx: Context, name: str, workflow: str) -> list[Row]:
+    """Ours (1 -> `ctx.sizes.fan` -> 1, as `workflow`) and raw Celery's chord of as many leaves."""
+    width = ctx.sizes.fan
+    nodes = width + 2
     rate = Row(name, "throughput", "nodes/s", target=Target("ratio", ">=", 0.6, ">= 0.6x raw chord"))
     wall = Row(name, "wall time", "s")
     cost = CostRows(name)
     for rep in range(ctx.sizes.repetitions):
         with ctx.cost.measure() as ours_cost:
-            run = ctx.orchestrator.run(f"bench-map-{width}")
+            run = ctx.orchestrator.run(workflow)
         rate.ours.append(nodes / run.total_s)
         wall.ours.append(run.total_s)
         with ctx.cost.measure() as raw_cost:
