@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import text
 
 from orchestrator.schedule_firing import FireReport
+from tests.support.services import wait_for
 from workers import beat
 
 
@@ -45,10 +47,19 @@ def hold_lock(db):
         released()
 
 
-def test_a_sweep_waits_out_a_schedule_pass_instead_of_skipping(hold_lock):
+def _held(db, name: str) -> bool:
+    with db.connect() as conn:
+        return conn.execute(text("SELECT IS_USED_LOCK(:n)"), {"n": name}).scalar() is not None
+
+
+def test_a_sweep_waits_out_a_schedule_pass_instead_of_skipping(db, hold_lock):
     release = hold_lock(beat.SWEEP_LOCK)  # a schedule pass, sent on the same beat tick
-    threading.Timer(0.3, release).start()
-    assert "handedBack" in beat.recover()
+    with ThreadPoolExecutor(1) as pool:
+        sweep = pool.submit(beat.recover)
+        # the sweep holds its own lock while it waits for the shared one (up to 5 s here)
+        wait_for(lambda: _held(db, beat.SWEEPER_LOCK), 10, "the sweep to wait for the lock")
+        release()
+        assert "handedBack" in sweep.result(timeout=30)
 
 
 def test_a_second_sweep_skips(hold_lock):
