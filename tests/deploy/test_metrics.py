@@ -75,7 +75,9 @@ def test_metrics_count_instances_node_attempts_and_retries(db, live_api, process
     def recorded() -> dict[Any, float] | None:
         # the last attempt is recorded just after the commit that completes the instance
         samples = scrape(live_api)
-        return samples if value(samples, f"{duration}_count", executor="noop") == 2 else None
+        # each attempt's observation follows its own commit: wait for those of both executors
+        counts = [value(samples, f"{duration}_count", executor=e) for e in ("noop", "tests.flaky")]
+        return samples if counts == [2, 2] else None
 
     samples = wait_for(recorded, 20, "the last attempt in /metrics", interval=0.1)
 
