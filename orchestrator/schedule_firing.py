@@ -131,8 +131,7 @@ def _fire(engine: Engine, schedule: Schedule, now: datetime, report: FireReport)
             # paused, changed or deleted since this pass read it: what the user did after the read
             # stands (the compare-and-set below fails too, and the next pass plans anew)
             log.info("schedule %s: changed while firing; this pass leaves it", name)
-            report.outcomes += mine.outcomes
-            report.fired += mine.fired
+            _add_created(report, mine)
             return
         except OrchestratorError as exc:  # the workflow or its inputs changed under the schedule
             log.error("schedule %s: the run of %s was not created: %s", name, iso(fire_time), exc.message)
@@ -153,13 +152,19 @@ def _fire(engine: Engine, schedule: Schedule, now: datetime, report: FireReport)
             .where(ScheduleRow.name == name, ScheduleRow.next_fire_at == schedule.next_fire_at)
             .values(**values)
         ).rowcount
-    report.outcomes += mine.outcomes  # the starts of instances created here, whoever advanced the row
-    report.fired += mine.fired
-    report.lags += mine.lags
+    _add_created(report, mine)
     if won:  # a pass that lost the compare-and-set counts nothing the winner counts too
         report.skipped += mine.skipped
         report.missed += mine.missed
         report.failed += mine.failed
+
+
+def _add_created(report: FireReport, mine: FireReport) -> None:
+    """What the instances created by this pass count (their starts, fires and lags), whoever
+    advanced the schedule's row: each was created once, here."""
+    report.outcomes += mine.outcomes
+    report.fired += mine.fired
+    report.lags += mine.lags
 
 
 def _open_previous(engine: Engine, schedule: Schedule, key: str, limit: int) -> list[str]:

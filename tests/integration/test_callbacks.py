@@ -151,4 +151,3 @@ def test_a_delivery_attempted_after_the_sweep_looked_is_not_restarted(db, monkey
     monkeypatch.setattr(callbacks, "_overdue_rows", lambda *_: seen_by_the_sweep)
     assert callbacks.overdue(db, 3.0, 10) == []
     assert _delivery(db, instance_id).callback_due_at == due  # the attempt's retry time stands
-

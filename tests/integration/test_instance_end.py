@@ -27,7 +27,10 @@ def test_a_cancel_ends_the_instance_as_every_end_does(db: Engine) -> None:
     outcome = lifecycle.cancel(db, instance_id, reason="no longer needed")
 
     assert outcome.finished is not None
-    assert (outcome.finished.status, outcome.finished.callback_url) == ("cancelled", "http://127.0.0.1:9/hook")
+    assert (outcome.finished.status, outcome.finished.callback_url) == (
+        "cancelled",
+        "http://127.0.0.1:9/hook",
+    )
     with db.connect() as conn:
         row = conn.execute(
             select(

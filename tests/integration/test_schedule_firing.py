@@ -163,3 +163,24 @@ def test_a_pass_that_read_the_schedule_before_a_change_does_not_fire_the_old_fir
     schedule_firing._fire(db, read_by_the_pass, NOW, report)
 
     assert _fired(db) == [] and report.fired == 0
+
+
+def test_a_change_in_the_middle_of_a_catchup_counts_the_runs_created_before_it(db, monkeypatch):
+    """A pause between two fire times of one pass stops the rest, and the runs already created are
+    counted whole: fired, their starts and their lags (the metrics read all three)."""
+    _schedule(db, catchup="all", overlap="allow")
+    _outage(db, MINUTE - timedelta(minutes=3))
+    create = schedule_firing.instances.create_instance
+
+    def create_then_pause_after_the_second(engine, request):
+        created = create(engine, request)
+        if len(_fired(db)) == 2:
+            schedules.set_paused(db, "s", True)
+        return created
+
+    monkeypatch.setattr(schedule_firing.instances, "create_instance", create_then_pause_after_the_second)
+    report = schedule_firing.fire_due(db, NOW)
+
+    assert [when for when, _ in _fired(db)] == [_iso(MINUTE - timedelta(minutes=m)) for m in (3, 2)]
+    assert report.fired == 2 and len(report.outcomes) == 2
+    assert [catchup for catchup, _ in report.lags] == ["all", "all"]
