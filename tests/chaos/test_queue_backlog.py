@@ -148,6 +148,8 @@ def test_a_message_deleted_from_the_broker_is_resent_within_the_recovery_bound(
     helpers.record_recovery("message deleted from the broker -> resent", took)
     print(f"\nmessage deleted -> resent by the sweep in {took:.2f} s")
     assert took <= helpers.RECOVERY_BOUND_S, took
+    # the sweep commits `resent_at` first and sends the copy after its lock is let go: wait for it
+    wait_for(lambda: broker_probe.count_waiting(["later"])["later"] > 0, 10, "the resent copy on `later`")
     assert broker_probe.count_waiting(["later"]) == {"later": 1}  # the copy, and nothing more
 
     processes.worker("w2", queues=["later"])
