@@ -6,7 +6,8 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
 
 
 @contextmanager
@@ -20,8 +21,10 @@ def advisory_lock(
     connection. A holder that is alive but stuck (frozen by SIGSTOP, a paused VM, a hung call)
     keeps its connection open, and with it the lock; with `expire_after` (s) the server closes the
     lock's connection once it has been idle that long, which releases the lock. Use it where a
-    second holder is merely wasteful (the sweep: every action is a compare-and-set); such a
-    connection is closed at the end, never returned to the pool with its short timeout.
+    second holder is merely wasteful (the sweep: every action is a compare-and-set). Such a
+    connection goes back to the pool with the server's timeout restored, since a new connection
+    (TLS and authentication) costs far more than the pass it serves; one the server has closed meanwhile
+    is dropped.
     SQLite (the one-process embedded profile) always yields True; its writers are serialised by
     the database file lock anyway.
     """
@@ -35,9 +38,16 @@ def advisory_lock(
         try:
             yield got
         finally:
-            if expire_after is not None:
-                conn.invalidate()  # closing the connection releases the lock (if it still held it)
-            else:
-                if got:
-                    conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": name})
-                conn.rollback()
+            _let_go(conn, name, got, restore_timeout=expire_after is not None)
+
+
+def _let_go(conn: Connection, name: str, got: bool, *, restore_timeout: bool) -> None:
+    try:
+        if got:
+            conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+        if restore_timeout:
+            conn.execute(text("SET SESSION wait_timeout = @@GLOBAL.wait_timeout"))
+        conn.rollback()
+    except DBAPIError:
+        # the server closed it (idle past the short timeout): the lock went with it
+        conn.invalidate()
