@@ -16,6 +16,8 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 
+from orchestrator.pool_reset import roll_back_only_when_needed
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -39,7 +41,8 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
-    engine = _mysql_engine(url, pool_size, isolation_level="READ COMMITTED")
+    engine = _mysql_engine(url, pool_size, isolation_level="READ COMMITTED", pool_reset_on_return=None)
+    roll_back_only_when_needed(engine)  # the pool's reset, without a ROLLBACK after each commit
     # a sibling for single statements that commit as they run (see `autocommit`), made with the
     # engine so that it is forked, reset and disposed with it
     _AUTOCOMMIT[engine] = _mysql_engine(
