@@ -9,10 +9,11 @@ FLOWER_PORT ?= 5555
 
 .PHONY: setup run test lint bench up down clean
 
+# [mysqlclient]: CI tests both MySQL drivers; its C build needs .ci/apt-packages (gcc, pkg-config, headers)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,mysqlclient]'
 	touch $(STAMP)
 
 setup: $(STAMP)

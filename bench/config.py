@@ -6,6 +6,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
+from orchestrator.database_urls import MYSQL_DRIVERS, mysql_driver, url_problem, with_driver
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MYSQL_URL = "mysql+pymysql://root@127.0.0.1:3306/orch_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/11"
@@ -82,6 +86,11 @@ class BenchConfig:
     def broker_url(self) -> str:
         return self.amqp_url if self.broker == "amqp" else self.redis_url
 
+    @property
+    def driver(self) -> str:
+        """The MySQL driver of the run (`pymysql`, `mysqldb`): the API's, the workers' and the bench's."""
+        return mysql_driver(self.mysql_url) or make_url(self.mysql_url).get_backend_name()
+
     @staticmethod
     def from_env_defaults() -> dict[str, str]:
         return {
@@ -89,3 +98,16 @@ class BenchConfig:
             "redis_url": os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL),
             "amqp_url": os.environ.get("BENCH_AMQP_URL", DEFAULT_AMQP_URL),
         }
+
+
+def database_url(url: str, driver: str | None, setting: str = "BENCH_MYSQL_URL") -> str:
+    """`url`, with its MySQL driver replaced by `driver` when one is given (`--driver`). Raises
+    ValueError naming `setting` for a bare `mysql://` or a driver the product does not support."""
+    if driver is not None:
+        if driver not in MYSQL_DRIVERS:
+            raise ValueError(f"--driver must be one of {', '.join(MYSQL_DRIVERS)}, got {driver!r}")
+        url = with_driver(url, driver)
+    problem = url_problem(url, setting)
+    if problem:
+        raise ValueError(problem)
+    return url

@@ -23,7 +23,8 @@ from sqlalchemy.engine import make_url
 
 from bench import ours
 from bench.cluster import drop_database, recreate_database
-from bench.config import BenchConfig
+from bench.config import BenchConfig, database_url
+from orchestrator.database_urls import MYSQL_DRIVERS
 
 WORKER = "nodepath"
 
@@ -59,16 +60,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chain", type=int, default=200)
     parser.add_argument("--fan", type=int, default=200)
     parser.add_argument("--repetitions", type=int, default=5)
+    parser.add_argument("--driver", choices=MYSQL_DRIVERS, help="the MySQL driver (default: the URL's own)")
     args = parser.parse_args(argv)
     defaults = BenchConfig.from_env_defaults()
-    url = make_url(defaults["mysql_url"])
-    url = url.set(database=f"{url.database}_nodepath").render_as_string(hide_password=False)
+    try:
+        chosen = make_url(database_url(defaults["mysql_url"], args.driver))
+    except ValueError as exc:
+        parser.error(str(exc))
+    url = chosen.set(database=f"{chosen.database}_nodepath").render_as_string(hide_password=False)
     os.environ.update(ORCH_DATABASE_URL=url, ORCH_BROKER_URL=defaults["redis_url"], ORCH_WORKER_ID=WORKER)
     recreate_database(url)
     try:
         from orchestrator.db import make_engine
 
         engine = make_engine(url)
+        print(f"driver {engine.dialect.driver} ({engine.dialect.dialect_description})")
         counts = collections.Counter[str]()
         # on the class: the claim runs on the engine's autocommitting sibling, which counts too
         event.listen(
@@ -94,9 +100,11 @@ def main(argv: list[str] | None = None) -> int:
                 walls.append(wall / nodes * 1000)
                 cpus.append(cpu / nodes * 1000)
             per_node = args.repetitions * nodes
+            statements = (counts["statements"] + counts["autocommitted"]) / per_node
             print(
                 f"{label} {nodes} nodes: wall {statistics.median(walls):.3f} ms/node"
-                f" (min {min(walls):.3f}), cpu {statistics.median(cpus):.3f} ms/node,"
+                f" (min {min(walls):.3f}), cpu {statistics.median(cpus):.3f} ms/node"
+                f" ({statistics.median(cpus) / statements * 1000:.0f} us per statement),"
                 f" {counts['statements'] / per_node:.1f} statements in"
                 f" {counts['commits'] / per_node:.1f} transactions and"
                 f" {counts['autocommitted'] / per_node:.1f} autocommitted statements per node"

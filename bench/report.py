@@ -22,6 +22,8 @@ from bench.stats import Row, spread
 START = "<!-- bench:results:start -->"
 END = "<!-- bench:results:end -->"
 PACKAGES = ("celery", "kombu", "redis", "SQLAlchemy", "PyMySQL", "Flask", "gunicorn")
+# the distribution of each MySQL driver a run may use (`--driver`)
+DRIVER_PACKAGES = {"pymysql": "PyMySQL", "mysqldb": "mysqlclient"}
 
 
 def _cpu() -> str:
@@ -54,7 +56,8 @@ def environment(engine: Engine, redis_version: str, config: BenchConfig) -> list
 
     with engine.connect() as conn:
         mysql_version = str(conn.execute(text("SELECT VERSION()")).scalar())
-    versions = ", ".join(f"{name} {metadata.version(name)}" for name in PACKAGES)
+    packages = (*PACKAGES, DRIVER_PACKAGES.get(config.driver, "PyMySQL"))
+    versions = ", ".join(f"{name} {metadata.version(name)}" for name in dict.fromkeys(packages))
     return [
         ("date", datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")),
         ("machine", f"{_cpu()}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.1f} GiB RAM"),
@@ -62,6 +65,7 @@ def environment(engine: Engine, redis_version: str, config: BenchConfig) -> list
         ("python", sys.version.split()[0]),
         ("packages", versions),
         ("services", f"MariaDB/MySQL {mysql_version}, Redis {redis_version} (same host)"),
+        ("database driver", f"{config.driver} ({engine.dialect.dialect_description})"),
         ("code", _git()),
         (
             "setup",

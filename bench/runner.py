@@ -16,8 +16,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench.config import AMQP_SCENARIOS, BROKERS, FULL, QUICK, ROOT, BenchConfig
+from bench.config import AMQP_SCENARIOS, BROKERS, FULL, QUICK, ROOT, BenchConfig, database_url
 from bench.stats import Row
+from orchestrator.database_urls import MYSQL_DRIVERS
 
 SCENARIOS = ("sequential", "fan", "map", "many", "scale", "backlog", "recovery")
 
@@ -28,6 +29,12 @@ def parse(argv: Sequence[str] | None) -> BenchConfig:
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 repetition, small sizes")
     parser.add_argument("--only", nargs="+", choices=SCENARIOS, default=[], help="run only these scenarios")
     parser.add_argument("--mysql-url", default=defaults["mysql_url"], help="a database the run may drop")
+    parser.add_argument(
+        "--driver",
+        choices=MYSQL_DRIVERS,
+        help="the MySQL driver of the API, the workers and the bench (default: the URL's own, PyMySQL in "
+        "the default URL); mysqldb needs the mysqlclient extra",
+    )
     parser.add_argument(
         "--redis-url", default=defaults["redis_url"], help="a Redis database the run may flush"
     )
@@ -48,13 +55,17 @@ def parse(argv: Sequence[str] | None) -> BenchConfig:
     parser.add_argument("--keep-database", action="store_true", help="do not drop the database at the end")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
+    try:
+        mysql_url = database_url(args.mysql_url, args.driver, "--mysql-url (BENCH_MYSQL_URL)")
+    except ValueError as exc:
+        parser.error(str(exc))
     out = args.out or (ROOT / "var" / "bench" / "BENCHMARKS-quick.md" if args.quick else None)
     sizes = QUICK if args.quick else FULL
     if args.repetitions:
         sizes = replace(sizes, repetitions=args.repetitions)
     config = BenchConfig(
         sizes,
-        mysql_url=args.mysql_url,
+        mysql_url=mysql_url,
         redis_url=args.redis_url,
         amqp_url=args.amqp_url,
         brokers=BROKERS if args.broker == "both" else (args.broker,),
@@ -190,7 +201,10 @@ def _run(
     from bench.backlog import backlog
     from bench.recovery import recovery
 
-    say(f"database {config.mysql_url.rsplit('/', 1)[-1]}, redis {config.redis_url}, broker {config.broker}")
+    say(
+        f"database {config.mysql_url.rsplit('/', 1)[-1]} (driver {config.driver}), redis {config.redis_url},"
+        f" broker {config.broker}"
+    )
     engine = cluster.prepare()
     cluster.start_api()
     cluster.start_ours("ours1")

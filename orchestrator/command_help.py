@@ -19,7 +19,10 @@ _DEFAULTS = Settings()
 SETTINGS: dict[str, str] = {
     "ORCH_API_URL": "the API to talk to (default http://127.0.0.1:8080)",
     "ORCH_API_TOKEN": "bearer token sent as `Authorization: Bearer ...` (one of the API's ORCH_API_TOKENS)",
-    "ORCH_DATABASE_URL": f"SQLAlchemy URL of the database (default {_DEFAULTS.database_url})",
+    "ORCH_DATABASE_URL": (
+        "SQLAlchemy URL of the database: mysql+pymysql://, mysql+mysqldb:// or sqlite:// "
+        f"(default {_DEFAULTS.database_url})"
+    ),
     "ORCH_BROKER_URL": f"Celery broker URL (default {_DEFAULTS.broker_url})",
     "ORCH_METRICS_URL": "Redis URL of the metrics store (default: the broker when it is Redis, else none)",
     "ORCH_EXECUTOR_MODULES": "comma-separated modules whose @executor functions are loaded",

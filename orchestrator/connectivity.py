@@ -54,7 +54,7 @@ def driver_reason(exc: DBAPIError, url: str) -> str:
     'orch'@'10.0.0.5' (MySQL error 1045)`, `unable to open database file`."""
     orig = exc.orig
     args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
-    if len(args) >= 2 and isinstance(args[0], int):  # pymysql: (error number, message)
+    if len(args) >= 2 and isinstance(args[0], int):  # PyMySQL and mysqlclient: (error number, message)
         text = f"{args[1]} (MySQL error {args[0]})"
     else:
         text = str(orig) or type(orig).__name__
@@ -65,9 +65,13 @@ def check_database(url: str, setting: str = "ORCH_DATABASE_URL") -> None:
     """Connect once to the database of `url` and let go. Raises Unreachable, with one line naming the
     URL (password hidden), the setting it came from and the driver's reason, when the URL is not
     usable or the server refuses or does not answer."""
+    from orchestrator.database_urls import url_problem
     from orchestrator.db import make_engine  # the engine factory pulls in the SQL dialects: only now
 
     shown = shown_url(url)
+    problem = url_problem(url, setting)
+    if problem:
+        raise Unreachable(f"{problem} ({shown})")
     try:
         engine = make_engine(url, pool_size=1)
     except ArgumentError as exc:
@@ -76,6 +80,8 @@ def check_database(url: str, setting: str = "ORCH_DATABASE_URL") -> None:
         raise Unreachable(f"{setting} is not a usable database URL ({shown}): {reason}") from None
     except ImportError as exc:
         reason = one_line(str(exc), url)
+        if exc.name == "MySQLdb":
+            reason += " (mysql+mysqldb:// needs mysqlclient: pip install 'celery-orchestrator[mysqlclient]')"
         raise Unreachable(f"{setting} ({shown}) needs a database driver that is missing: {reason}") from None
     except OSError as exc:  # SQLite: the file's directory cannot be made
         reason = one_line(f"{exc.strerror}: {exc.filename}", url)

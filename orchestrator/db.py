@@ -21,8 +21,11 @@ from orchestrator.pool_reset import roll_back_only_when_needed
 P = ParamSpec("P")
 T = TypeVar("T")
 
-# MySQL error numbers worth one more try: deadlock, lock wait timeout, server gone / connection lost.
-_RETRYABLE_MYSQL = {1213, 1205, 2006, 2013, 2014, 2055}
+# MySQL error numbers worth one more try: deadlock (1213), lock wait timeout (1205), server gone /
+# connection lost (2006, 2013, 2014, 2055), and MariaDB's disconnect of a client idle past
+# wait_timeout (4031, sent before it closes the socket; MySQL 8.0.24+ sends it too). PyMySQL and
+# mysqlclient both raise them as `(number, message)` args, client-side (2xxx) numbers included.
+_RETRYABLE_MYSQL = {1213, 1205, 2006, 2013, 2014, 2055, 4031}
 # A pooled connection idle longer than this is pinged before use; one used more recently is not.
 PING_AFTER_IDLE_S = 1.0
 
@@ -65,13 +68,18 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
 
 
 def _mysql_engine(url: str, pool_size: int, **options: Any) -> Engine:
+    connect_args: dict[str, Any] = {"connect_timeout": 10}
+    if "charset" not in make_url(url).query:
+        # both drivers' own default differs by version (and mysqlclient's follows the client
+        # library's configuration): 4-byte UTF-8 (emoji in outputs) is the one that stores any text
+        connect_args["charset"] = "utf8mb4"
     engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_use_lifo=True,
         pool_recycle=1800,
-        connect_args={"connect_timeout": 10},
+        connect_args=connect_args,
         # a statement's parameters (outputs, callback URLs with their credentials) stay out of
         # error messages and logs; the SQL text alone tells an operator which statement failed
         hide_parameters=True,
@@ -102,6 +110,10 @@ def autocommit(engine: Engine) -> Iterator[Connection]:
 
 
 def _ping_when_idle(engine: Engine) -> None:
+    # the dialect knows its driver's ping: PyMySQL's `ping(reconnect=False)`, mysqlclient's `ping()`
+    # (which never reconnects by itself since 2.x); a reconnecting ping would lose the session settings
+    dialect = engine.dialect
+
     @event.listens_for(engine, "connect")
     def _connected(dbapi_conn: Any, record: Any) -> None:
         record.info["orch_used_at"] = time.monotonic()
@@ -116,7 +128,7 @@ def _ping_when_idle(engine: Engine) -> None:
         if used is not None and time.monotonic() - used < PING_AFTER_IDLE_S:
             return
         try:
-            dbapi_conn.ping(reconnect=False)
+            dialect.do_ping(dbapi_conn)
         except Exception as exc:  # the pool discards this connection and checks out a fresh one
             raise DisconnectionError(f"stale pooled connection: {exc}") from exc
 

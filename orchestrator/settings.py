@@ -80,7 +80,12 @@ class Settings:
         """Read `ORCH_*` variables; unset ones keep their defaults. Raises `SettingsError` (a
         ValueError naming the variable) on a bad value."""
         try:
-            return cls._read(os.environ if env is None else env)
+            settings = cls._read(os.environ if env is None else env)
+            if settings.database_url != DEFAULT_DATABASE_URL:
+                from orchestrator.database_urls import check_url  # pulls in SQLAlchemy's URL parser
+
+                check_url(settings.database_url, "ORCH_DATABASE_URL")  # a bare mysql://, a driver of neither
+            return settings
         except ValueError as exc:
             raise SettingsError(str(exc)) from None
 

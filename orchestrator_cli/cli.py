@@ -14,6 +14,7 @@ from pathlib import Path
 from orchestrator import secrets_check
 from orchestrator.command_help import describe_settings, epilog
 from orchestrator.connectivity import Unreachable, check_database, shown_url
+from orchestrator.database_urls import mysql_driver
 from orchestrator.settings import Settings, SettingsError
 
 INSECURE_WARNING = (
@@ -29,6 +30,15 @@ _CELERY_HELP = {
         "above are Celery's."
     ),
 }
+
+
+# gunicorn's gevent workers serve every connection of a process on one thread: a C driver's wait on
+# the server cannot yield to the others (README, "The MySQL driver")
+MYSQLDB_API_WARNING = (
+    "orchestrator: warning: ORCH_DATABASE_URL uses mysql+mysqldb:// (mysqlclient), whose queries block "
+    "the API's gevent workers while they wait on the server (event streams, other requests); "
+    "mysql+pymysql:// serves them concurrently"
+)
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
@@ -78,6 +88,8 @@ def _api(args: argparse.Namespace) -> int:
             )
             return 2
         print(INSECURE_WARNING.format(host=args.host, port=args.port), file=sys.stderr, flush=True)
+    if mysql_driver(Settings.from_env().database_url) == "mysqldb":
+        print(MYSQLDB_API_WARNING, file=sys.stderr, flush=True)
     host = f"[{args.host}]" if ":" in args.host and not args.host.startswith("[") else args.host
     argv = [
         sys.executable,

@@ -105,6 +105,18 @@ def count(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
     return {"node": ctx.node_id, "attempt": ctx.attempt, **config}
 
 
+@executor("tests.driver")
+def driver(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
+    """Which MySQL driver the worker's own engine uses, and its connection's character set."""
+    from sqlalchemy import text
+
+    from workers.resources import engine
+
+    with engine().connect() as conn:
+        charset = conn.execute(text("SELECT @@character_set_connection")).scalar()
+    return {"driver": engine().dialect.driver, "charset": charset, **config}
+
+
 @executor("tests.flaky")
 def flaky(ctx: ExecutionContext, config: dict[str, Any]) -> dict[str, Any]:
     """Fails its first `failures` attempts (retryable), then succeeds."""

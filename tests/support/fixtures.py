@@ -18,6 +18,7 @@ from sqlalchemy import Engine, create_engine, delete, select, text
 from sqlalchemy.engine import make_url
 
 from orchestrator import catalog, executors
+from orchestrator.database_urls import MYSQL_DRIVERS, with_driver
 from orchestrator.db import make_engine
 from orchestrator.migrate import upgrade
 from orchestrator.models import (
@@ -38,6 +39,8 @@ MYSQL_URL = os.environ["ORCH_DATABASE_URL"]
 REDIS_URL = os.environ["ORCH_BROKER_URL"]
 AMQP_URL = os.environ["ORCH_TEST_AMQP_URL"]
 BROKERS = {"redis": REDIS_URL, "amqp": AMQP_URL}
+# the test database through each MySQL driver, for the tests marked `both_drivers`
+DRIVER_URLS = {driver: with_driver(MYSQL_URL, driver) for driver in MYSQL_DRIVERS}
 executors.load_modules(os.environ["ORCH_EXECUTOR_MODULES"].split(","))
 
 # Short timings for every process a test starts: settings, not sleeps.
@@ -106,9 +109,29 @@ def db(mysql_engine: Engine, redis_client: redis.Redis) -> Iterator[Engine]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """`@pytest.mark.both_brokers`: the test runs once on Redis and once on RabbitMQ."""
+    """`@pytest.mark.both_brokers`: the test runs once on Redis and once on RabbitMQ.
+    `@pytest.mark.both_drivers`: once with PyMySQL and once with mysqlclient (fixture `database_url`)."""
     if metafunc.definition.get_closest_marker("both_brokers") and "broker_url" in metafunc.fixturenames:
         metafunc.parametrize("broker_url", list(BROKERS), indirect=True)
+    if metafunc.definition.get_closest_marker("both_drivers") and "database_url" in metafunc.fixturenames:
+        metafunc.parametrize("database_url", list(DRIVER_URLS), indirect=True)
+
+
+@pytest.fixture()
+def database_url(request: pytest.FixtureRequest) -> str:
+    """The test database's URL for the processes the test starts (and its API): ORCH_TEST_MYSQL_URL
+    as given, unless the test is marked `both_drivers` (then with each MySQL driver in turn). The
+    test's own `db` engine stays on ORCH_TEST_MYSQL_URL's driver."""
+    driver = getattr(request, "param", None)
+    return MYSQL_URL if driver is None else DRIVER_URLS[driver]
+
+
+@pytest.fixture()
+def driver_engine(db: Engine, database_url: str) -> Iterator[Engine]:
+    """An engine of `make_engine` on the (emptied) test database through `database_url`'s driver."""
+    engine = make_engine(database_url, pool_size=2)
+    yield engine
+    engine.dispose()
 
 
 def clear_amqp(url: str) -> None:
@@ -175,12 +198,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
 class Processes:
     """Starts real worker, beat and server processes for one test; stops all of them at teardown."""
 
-    def __init__(self, tmp_path: Path, broker_url: str = REDIS_URL) -> None:
+    def __init__(self, tmp_path: Path, broker_url: str = REDIS_URL, database_url: str = MYSQL_URL) -> None:
         self.tmp_path = tmp_path
         self.broker_url = broker_url
         self.started: list[Process] = []
         self.env = process_env(
-            ORCH_DATABASE_URL=MYSQL_URL,
+            ORCH_DATABASE_URL=database_url,
             ORCH_BROKER_URL=broker_url,
             ORCH_EXECUTOR_MODULES="tests.support.executors,examples.executors",
             ORCH_EXAMPLES_DATA_DIR=str(tmp_path / "examples"),
@@ -262,9 +285,9 @@ def egress_allowed(request: pytest.FixtureRequest) -> str | None:
 
 @pytest.fixture()
 def processes(
-    request: pytest.FixtureRequest, tmp_path: Path, db: Engine, broker_url: str
+    request: pytest.FixtureRequest, tmp_path: Path, db: Engine, broker_url: str, database_url: str
 ) -> Iterator[Processes]:
-    procs = Processes(tmp_path, broker_url)
+    procs = Processes(tmp_path, broker_url, database_url)
     allowed = egress_allowed(request)
     if allowed is not None:
         procs.env["ORCH_EGRESS_ALLOW"] = allowed
@@ -319,9 +342,11 @@ class LiveApi:
 
 
 @pytest.fixture()
-def live_api(request: pytest.FixtureRequest, db: Engine, broker_url: str) -> Iterator[LiveApi]:
+def live_api(
+    request: pytest.FixtureRequest, db: Engine, broker_url: str, database_url: str
+) -> Iterator[LiveApi]:
     allowed = egress_allowed(request)
-    env = {**os.environ, "ORCH_BROKER_URL": broker_url}
+    env = {**os.environ, "ORCH_BROKER_URL": broker_url, "ORCH_DATABASE_URL": database_url}
     if allowed is not None:
         env["ORCH_EGRESS_ALLOW"] = allowed
     settings = Settings.from_env(env)
