@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from orchestrator import limits
+from orchestrator import executors, limits
 from orchestrator.db import retrying
 from orchestrator.errors import NotFound, Problem, ValidationError
 from orchestrator.limits import CONCURRENCY, RATE, Gate, Override, Rate
@@ -222,8 +222,14 @@ def concurrency_under_lock(conn: Connection, gate: Gate) -> int | None:
         assert isinstance(gate.limit, int)
         return gate.limit
     executor = gate.name[len(PREFIX) :]
-    value = limits.of_executor(executor, read(conn, executor) or {}).concurrency
-    if value is not None and value != gate.limit:
+    value, source = limits.sources(executor, read(conn, executor) or {})[CONCURRENCY]
+    if source is None and not executors.is_registered(executor):
+        # an executor whose module this process did not load: its code's limit is unknown here, so
+        # the caller's value (its node's, or the one stored in the limit's row) stands
+        value = gate.limit
+    if not isinstance(value, int):
+        return None
+    if value != gate.limit:
         where = (LimitRow.kind == CONCURRENCY, LimitRow.name == gate.name)
         conn.execute(update(LimitRow).where(*where).values(value=str(value)))
     return value
