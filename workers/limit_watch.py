@@ -3,8 +3,8 @@ read again every `REFRESH_S` by a thread of its own: a node's limits are worked 
 message is about to be sent, without a query on the node path. (An admission pass reads the
 committed value itself, under the limit's lock.)
 
-Started in each pool process (prefork: after the fork, where the tasks run) and in the main process
-(a solo or threads pool runs tasks there; the recovery sweep's process is one of these)."""
+Started in each pool process (prefork: after the fork, where the tasks run), and in the main process
+of a worker whose pool runs tasks there (solo, threads); the recovery sweep runs in one of these."""
 
 from __future__ import annotations
 
@@ -47,5 +47,8 @@ def _in_pool_process(**_: Any) -> None:
 
 
 @worker_ready.connect
-def _in_main_process(**_: Any) -> None:
-    start()
+def _in_main_process(sender: Any = None, **_: Any) -> None:
+    # a prefork worker's main process runs no task (it receives and schedules their messages, which
+    # a thread with queries to make would only slow down): its pool processes have their own
+    if type(getattr(sender, "pool", None)).__module__ != "celery.concurrency.prefork":
+        start()
