@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
     errors.init_app(app)
     auth.init_app(app, settings.api_tokens)
     requests.init_app(app)
+    limits.init_app(app)
     app.register_blueprint(definitions.bp)
     app.register_blueprint(instances.bp)
     app.register_blueprint(lifecycle.bp)

@@ -25,7 +25,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
 
-from orchestrator import limit_report, logging_setup, metrics, workers_registry
+from orchestrator import limit_overrides, limit_report, logging_setup, metrics, workers_registry
 from orchestrator.models import InstanceRow, NodeRow
 from orchestrator.settings import Settings
 from orchestrator.states import InstanceStatus, NodeStatus
@@ -130,6 +130,7 @@ def _limits(engine: Engine) -> Iterator[Metric]:
     waiting = GaugeMetricFamily(
         f"{metrics.PREFIX}_limit_waiting", "Nodes or instances waiting for a limit", labels=["limit", "kind"]
     )
+    limit_overrides.refresh_if_stale(engine)  # the executors' limits set through the API, as committed
     for entry in limit_report.report(engine):
         in_use.add_metric([entry["name"], entry["kind"]], entry["inUse"])
         waiting.add_metric([entry["name"], entry["kind"]], entry["waiting"])

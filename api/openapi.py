@@ -12,11 +12,11 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from api import openapi_schedules
+from api import openapi_limits, openapi_schedules
 from api.instances import MAX_BATCH
 from api.openapi_parts import query as _query
 from api.query import DEFAULT_INSTANCE_PAGE, DEFAULT_LOG_PAGE, MAX_INSTANCE_PAGE, MAX_LOG_PAGE
-from api.requests import ALIASES, MAX_TIMEOUT_MS
+from api.requests import ALIASES, MAX_TIMEOUT_MS, SCHEDULE_KEY_PREFIX
 from orchestrator import waiting
 from orchestrator.definitions import MAX_DURATION_MS, MAX_MAP_ITEMS, NODE_TYPES
 from orchestrator.instances import PRIORITIES
@@ -207,7 +207,15 @@ SCHEMAS: dict[str, Schema] = {
             },
             **{name: _optional({"type": "object"}) for name in ("input", "inputData")},
             "priority": _optional({"enum": list(PRIORITIES)}),
-            "externalId": _optional({"type": "string", "minLength": 1, "maxLength": 255}),
+            "externalId": _optional(
+                {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 255,
+                    # the keys of the schedules' fire times (`schedule:<name>@<time>`) are theirs only
+                    "not": {"type": "string", "pattern": f"^{SCHEDULE_KEY_PREFIX}"},
+                }
+            ),
             "tags": _optional(
                 {
                     "type": "object",
@@ -417,31 +425,6 @@ SCHEMAS: dict[str, Schema] = {
             },
             _ref("LimitWait"),
         ],
-    },
-    "Limit": {
-        "type": "object",
-        "required": ["name", "kind", "limit", "inUse", "waiting"],
-        "properties": {
-            "name": {
-                "type": "string",
-                "description": "`executor:<executor>`, `node:<workflow>/<node>` or `key:<workflow>:<value>`",
-            },
-            "kind": {"enum": ["concurrency", "rate"]},
-            "limit": {
-                "anyOf": [{"type": "integer", "minimum": 1}, _STR],
-                "description": "slots (concurrency), or a rate such as `100/m`",
-            },
-            "inUse": {
-                "type": "integer",
-                "description": "concurrency: nodes holding a slot (running, or sent and not yet claimed), "
-                "or instances running or paused with the key; rate: tokens of its burst taken",
-            },
-            "waiting": {
-                "type": "integer",
-                "description": "nodes (or pending instances) waiting for a slot; rate: nodes waiting "
-                "for their token",
-            },
-        },
     },
     "LimitWait": {
         "description": "held back by a limit (GET /api/v1/limits): a concurrency slot (the node's message "
@@ -802,18 +785,6 @@ PATHS: dict[str, Schema] = {
             },
         )
     },
-    "/api/v1/limits": {
-        "get": _op(
-            "every concurrency and rate limit: declared on an executor (or ORCH_LIMITS), or used since "
-            "(a node's, a concurrency key's with something running or waiting), its use and what waits",
-            {
-                "200": _json(
-                    {"type": "object", "properties": {"limits": {"type": "array", "items": _ref("Limit")}}},
-                    "limits, by name",
-                )
-            },
-        )
-    },
     "/api/v1/openapi.json": {
         "get": _op("this document", {"200": _json({"type": "object"}, "the OpenAPI document")}),
     },
@@ -856,7 +827,6 @@ _OPERATION_IDS = {
     },
     ("post", "/api/v1/instances/{instance_id}/signals/{name}"): "sendSignal",
     ("get", "/api/v1/workers"): "listWorkers",
-    ("get", "/api/v1/limits"): "listLimits",
     ("get", "/api/v1/openapi.json"): "getOpenApiDocument",
     ("get", "/health"): "getHealth",
     ("get", "/metrics"): "getMetrics",
@@ -864,6 +834,9 @@ _OPERATION_IDS = {
 PATHS.update(openapi_schedules.PATHS)
 SCHEMAS.update(openapi_schedules.SCHEMAS)
 _OPERATION_IDS.update(openapi_schedules.OPERATION_IDS)
+PATHS.update(openapi_limits.PATHS)
+SCHEMAS.update(openapi_limits.SCHEMAS)
+_OPERATION_IDS.update(openapi_limits.OPERATION_IDS)
 for (_method, _path), _operation_id in _OPERATION_IDS.items():
     PATHS[_path][_method]["operationId"] = _operation_id
 

@@ -23,6 +23,9 @@ MAX_INSTANCE_PAGE = 500
 DEFAULT_INSTANCE_PAGE = 50
 MAX_SCHEDULE_PAGE = 500
 DEFAULT_SCHEDULE_PAGE = 100
+MAX_LIMIT_PAGE = 500
+DEFAULT_LIMIT_PAGE = 100
+LIMIT_KINDS = ("concurrency", "rate")
 MAX_LOG_PAGE = 5000
 DEFAULT_LOG_PAGE = 1000
 _MAX_ID = 2**63 - 1
@@ -153,3 +156,21 @@ def schedule_page() -> tuple[int, str | None]:
     """`limit` and `after` (a schedule's name: the page starts after it) of GET /schedules."""
     limit = integer("limit", DEFAULT_SCHEDULE_PAGE, 1, MAX_SCHEDULE_PAGE)
     return int(limit or DEFAULT_SCHEDULE_PAGE), text("after")
+
+
+def limit_page() -> tuple[int, tuple[str, str] | None]:
+    """`limit` (default 100, at most 500) and `cursor` (a `nextCursor` of GET /limits: `<kind>:<name>`,
+    the page starts after that limit)."""
+    limit = integer("limit", DEFAULT_LIMIT_PAGE, 1, MAX_LIMIT_PAGE)
+    cursor = request.args.get("cursor")
+    if not cursor:
+        return int(limit or DEFAULT_LIMIT_PAGE), None
+    kind, _, name = cursor.partition(":")
+    if kind not in LIMIT_KINDS or not 0 < len(name) <= _MAX_TEXT:
+        raise _invalid("cursor", "is not a cursor returned by this API")
+    return int(limit or DEFAULT_LIMIT_PAGE), (name, kind)
+
+
+def limit_cursor(after: tuple[str, str]) -> str:
+    name, kind = after
+    return f"{kind}:{name}"

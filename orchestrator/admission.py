@@ -33,8 +33,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, or_, select, update
 
-from orchestrator import catalog, limits
+from orchestrator import catalog, limit_overrides, limits
 from orchestrator.db import retrying
+from orchestrator.limit_overrides import UNLIMITED
 from orchestrator.limit_rows import NOT_ADMITTED, PRIORITY_ORDER, in_use, lock, under
 from orchestrator.limits import CONCURRENCY, RATE, Gate, Rate, rate_delay
 from orchestrator.models import InstanceRow, LimitRow, NodeRow, utcnow
@@ -84,8 +85,9 @@ class _Pass:
     def room(self, gate: Gate) -> int:
         if gate.name not in self.free:
             self.lock(gate)
-            assert isinstance(gate.limit, int)
-            self.free[gate.name] = gate.limit - in_use(self.conn, gate)
+            # the value now, read under the lock (an API override may have changed it since `gate`)
+            limit = limit_overrides.concurrency_under_lock(self.conn, gate)
+            self.free[gate.name] = UNLIMITED if limit is None else limit - in_use(self.conn, gate)
         return self.free[gate.name]
 
     def admit(self, d: Dispatch, not_before: datetime | None) -> Dispatch | None:
@@ -296,5 +298,6 @@ def sweep_waiting(engine: Engine) -> list[Dispatch]:
                 )
             ).all()
         )
+    # the stored value only stands in: each pass reads an executor's value under the limit's lock
     gates = [Gate(CONCURRENCY, name, int(values[name])) for name in names if name in values]
     return release(engine, gates)

@@ -1,5 +1,5 @@
-"""`orchestrator submit | status | logs | signal | definitions push | schedules ...`: the API's client
-commands, on `orchestrator.client`.
+"""`orchestrator submit | status | logs | signal | definitions push | schedules ... | limits ...`: the
+API's client commands, on `orchestrator.client`.
 
 Reads `ORCH_API_URL` (default http://127.0.0.1:8080) and `ORCH_API_TOKEN`. Exit codes
 (`status_text.py`): 0 done (with `--watch`, every instance completed; `status`: completed or not
@@ -14,7 +14,7 @@ import json
 import sys
 from typing import Any
 
-from orchestrator import schedule_cli, status_text
+from orchestrator import limit_cli, schedule_cli, status_text
 from orchestrator.client import ApiUnreachable, Client, ClientError, LogLine, Run
 from orchestrator.client.client import instance_request
 from orchestrator.client.http import parse_events as parse_events  # where the tests read streams with
@@ -73,6 +73,7 @@ def add_commands(sub: Any) -> None:
     definitions.add_argument("action", choices=["push"])
     definitions.add_argument("file")
     schedule_cli.add_commands(sub)
+    limit_cli.add_commands(sub)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,10 +95,12 @@ def run(args: argparse.Namespace) -> int:
             if args.command == "schedules":
                 given = _json_argument(args.input, "--input") if getattr(args, "input", None) else None
                 return schedule_cli.run(client, args, _tags(getattr(args, "tag", [])), given)
+            if args.command == "limits":
+                return limit_cli.run(client, args)
         except ClientError as exc:
             print(describe(exc), file=sys.stderr)
             return EXIT_ERROR
-        except UsageError as exc:
+        except (UsageError, limit_cli.UsageError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_ERROR
     raise AssertionError(f"unknown command {args.command}")

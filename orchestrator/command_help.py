@@ -125,6 +125,7 @@ COMMAND_SETTINGS: dict[str, tuple[str, ...]] = {
     "signal": _CLIENT,
     "definitions": _CLIENT,
     "schedules": _CLIENT,
+    "limits": _CLIENT,
 }
 
 _NOTES: dict[str, str] = {
@@ -142,6 +143,7 @@ _NOTES: dict[str, str] = {
     "is already stored) or did not answer, or a wrong command line",
     "definitions": "exit status: 0 stored (or identical), 2 refused (every problem is printed) or no answer",
     "schedules": "exit status: 0 done, 2 refused (every problem is printed) or no answer",
+    "limits": "exit status: 0 done, 2 refused (every problem is printed), no answer, or a wrong command line",
 }
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, or_, select
+from sqlalchemy import Connection, Engine, and_, delete, exists, func, or_, select
 from sqlalchemy.orm import aliased
 
 from orchestrator.db import retrying
@@ -28,6 +28,7 @@ from orchestrator.states import InstanceStatus as I
 log = logging.getLogger(__name__)
 
 KEYS_PER_SWEEP = 200  # keys with a free slot one sweep starts instances of; the rest are next sweep's
+PRUNE_PER_SWEEP = 500  # idle key rows one sweep deletes; the rest are next sweep's
 
 
 def in_use(conn: Connection, key: str) -> int:
@@ -155,3 +156,22 @@ def waiting_for(engine: Engine, row: Any) -> dict[str, Any] | None:
         if not held_back(conn, row.id, row.concurrency_key, row.concurrency_limit or 1, now):
             return None
     return {"limit": row.concurrency_key, "kind": CONCURRENCY}
+
+
+@retrying()
+def prune_idle(engine: Engine, at_most: int = PRUNE_PER_SWEEP) -> int:
+    """Delete up to `at_most` rows of keys that no instance holds or waits for (none pending, running
+    or paused with the key), so that `/limits` and `/metrics` do not grow with every key ever used;
+    the number deleted. A key used again gets its row back at its next lock (`limit_rows.lock`); the
+    row only serialises admissions, the count is the instances'."""
+    used = exists().where(
+        InstanceRow.concurrency_key == LimitRow.name,
+        InstanceRow.status.in_([I.PENDING.value, I.RUNNING.value, I.PAUSED.value]),
+    )
+    idle = (LimitRow.kind == CONCURRENCY, LimitRow.name.startswith("key:", autoescape=True), ~used)
+    with engine.begin() as conn:
+        names = list(conn.execute(select(LimitRow.name).where(*idle).limit(at_most)).scalars())
+        if not names:
+            return 0
+        # checked again as it deletes: a key taken meanwhile keeps its row
+        return conn.execute(delete(LimitRow).where(LimitRow.name.in_(names), *idle)).rowcount

@@ -18,26 +18,46 @@ from orchestrator.states import NodeStatus as N
 
 def report(engine: Engine) -> list[dict[str, Any]]:
     """Every limit (declared on an executor, or used since: a node's, a key's), with its slots in
-    use (a rate: tokens of its burst taken) and what waits for it; `GET /api/v1/limits`."""
-    known: dict[tuple[str, str], str] = {}
-    for executor, declared in limits.executor_limits().items():
-        for gate in declared.gates(f"executor:{executor}"):
-            known[gate.kind, gate.name] = str(gate.shown)
+    use (a rate: tokens of its burst taken) and what waits for it; `/metrics`."""
+    return page(engine, None)[0]
+
+
+def page(
+    engine: Engine, limit: int | None, after: tuple[str, str] | None = None
+) -> tuple[list[dict[str, Any]], tuple[str, str] | None]:
+    """Up to `limit` limits (None: all) by name then kind, after (name, kind) `after`; and the
+    (name, kind) to ask the next page after (None on the last page). An executor's limits say where
+    their value comes from (`source`: api, env or code; a node's or a key's: definition)."""
+    known: dict[tuple[str, str], tuple[str, str]] = {}  # (name, kind): (value, source)
+    for executor in limits.executor_limits():
+        for kind, (given, source) in limits.sources(executor).items():
+            if given is not None and source is not None:
+                shown = given.text if isinstance(given, limits.Rate) else str(given)
+                known[limits.executor_gate(executor), kind] = (shown, source)
     tats: dict[tuple[str, str], float | None] = {}
+    entries: list[dict[str, Any]] = []
     with engine.connect() as conn:
-        for row in conn.execute(
-            select(LimitRow.kind, LimitRow.name, LimitRow.value, LimitRow.tat).where(LimitRow.kind != START)
-        ):
-            if row.name.startswith("executor:") and (row.kind, row.name) not in known:
+        rows = select(LimitRow.kind, LimitRow.name, LimitRow.value, LimitRow.tat).where(
+            LimitRow.kind != START
+        )
+        if after is not None:
+            rows = rows.where(LimitRow.name >= after[0])
+        for row in conn.execute(rows):
+            if row.name.startswith("executor:") and (row.name, row.kind) not in known:
                 continue  # no longer declared
-            known.setdefault((row.kind, row.name), row.value)
-            tats[row.kind, row.name] = row.tat
-        entries = [
-            _entry(conn, kind, name, value, tats.get((kind, name)))
-            for (kind, name), value in sorted(known.items(), key=lambda item: (item[0][1], item[0][0]))
-        ]
-    # a key's row stays once used; one with nothing running or waiting is not worth a line per value
-    return [e for e in entries if not e["name"].startswith("key:") or e["inUse"] or e["waiting"]]
+            known.setdefault((row.name, row.kind), (row.value, "definition"))
+            tats[row.name, row.kind] = row.tat
+        for (name, kind), (value, source) in sorted(known.items()):
+            if after is not None and (name, kind) <= after:
+                continue
+            if limit is not None and len(entries) == limit:
+                return entries, (entries[-1]["name"], entries[-1]["kind"])
+            entry = _entry(conn, kind, name, value, tats.get((name, kind)))
+            # a key's row stays until the sweep prunes it; one with nothing running or waiting is
+            # not worth a line per value
+            if not name.startswith("key:") or entry["inUse"] or entry["waiting"]:
+                entries.append({**entry, "source": source})
+    return entries, None
 
 
 def _entry(conn: Connection, kind: str, name: str, value: str, tat: float | None) -> dict[str, Any]:

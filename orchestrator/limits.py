@@ -2,7 +2,9 @@
 
 Three sources, one shape:
 - an executor's `@executor("crm.push", concurrency=4, rate="100/m")`, overridden per deployment by
-  `ORCH_LIMITS` (JSON: `{"crm.push": {"concurrency": 2, "rate": "10/s"}}`; `null` removes one);
+  `ORCH_LIMITS` (JSON: `{"crm.push": {"concurrency": 2, "rate": "10/s"}}`; `null` removes one), and
+  both field by field by the API's (`PUT /api/v1/limits/crm.push`, kept here as last read:
+  `limit_overrides.py`);
 - a node's own `"concurrency": 2` and `"rate": "10/s"` in its definition;
 - a definition's `"concurrency": {"key": "${input.customerId}", "limit": 1}`: instances, not nodes
   (`admission.py` keeps such an instance pending).
@@ -116,10 +118,14 @@ class KeyLimit:
     limit: int
 
 
-Override = dict[str, "int | Rate | None"]  # the fields an `ORCH_LIMITS` entry gives (None: removed)
+Override = dict[str, "int | Rate | None"]  # the fields an override gives (None: that kind removed)
 # declared by `@executor(...)`, and the deployment's `ORCH_LIMITS` read once on first use
 _declared: dict[str, Declared] = {}
 _overrides: dict[str, Override] | None = None
+# the API's overrides as this process last read them (`limit_overrides.py` keeps the copy current:
+# a worker's thread; the API process reads them again before a request when stale)
+_api: dict[str, Override] = {}
+SOURCES = ("api", "env", "code")  # where an executor's value comes from, the first that sets it
 
 
 def check_executor_name(executor: str) -> None:
@@ -193,26 +199,49 @@ def _current_overrides() -> dict[str, Override]:
     return _overrides
 
 
-def of_executor(executor: str) -> Declared:
-    """An executor's limits: the deployment's override of a field, else the decorator's."""
+def set_api_overrides(overrides: dict[str, Override]) -> None:
+    """The API's overrides as just read (`limit_overrides.load`)."""
+    global _api
+    _api = overrides
+
+
+def sources(executor: str, api: Override | None = None) -> dict[str, tuple[int | Rate | None, str | None]]:
+    """Each field of an executor's limits: its value and where it comes from, the first of the API's
+    override (`api`, else the copy last read), `ORCH_LIMITS` and the code that sets it (a None
+    value with a source: removed there; None, None: no limit of that kind anywhere)."""
     declared = _declared.get(executor, Declared())
-    override = _current_overrides().get(executor)
-    if not override:
-        return declared
-    concurrency = override.get(CONCURRENCY, declared.concurrency)
-    rate = override.get(RATE, declared.rate)
+    env = _current_overrides().get(executor, {})
+    given = _api.get(executor, {}) if api is None else api
+    found: dict[str, tuple[int | Rate | None, str | None]] = {}
+    for field, coded in ((CONCURRENCY, declared.concurrency), (RATE, declared.rate)):
+        if field in given:
+            found[field] = (given[field], "api")
+        elif field in env:
+            found[field] = (env[field], "env")
+        elif coded is not None:
+            found[field] = (coded, "code")
+        else:
+            found[field] = (None, None)
+    return found
+
+
+def of_executor(executor: str, api: Override | None = None) -> Declared:
+    """An executor's limits: per field, the API's override, else `ORCH_LIMITS`, else the decorator's
+    (`api`: the API's override as just read; by default the copy last read)."""
+    found = sources(executor, api)
+    concurrency, rate = found[CONCURRENCY][0], found[RATE][0]
     return Declared(
         concurrency if isinstance(concurrency, int) else None, rate if isinstance(rate, Rate) else None
     )
 
 
 def any_declared() -> bool:
-    return bool(_declared) or bool(_current_overrides())
+    return bool(_declared) or bool(_current_overrides()) or bool(_api)
 
 
 def executor_limits() -> dict[str, Declared]:
     """Every executor with a limit (declared or overridden), for the `/limits` listing."""
-    names = set(_declared) | set(_current_overrides())
+    names = set(_declared) | set(_current_overrides()) | set(_api)
     return {name: found for name in sorted(names) if (found := of_executor(name)) != Declared()}
 
 

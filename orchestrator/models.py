@@ -185,6 +185,21 @@ class LimitRow(Base):
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 
+class LimitOverrideRow(Base):
+    """An executor's limits as set through the API (`PUT /api/v1/limits/<executor>`,
+    `limit_overrides.py`): each field it sets (`*_set`) wins over `ORCH_LIMITS` and the code; a
+    value of None with its field set removes that kind of limit."""
+
+    __tablename__ = "limit_overrides"
+
+    executor: Mapped[str] = mapped_column(String(255), primary_key=True)
+    concurrency_set: Mapped[bool] = mapped_column(Boolean, default=False)
+    concurrency: Mapped[int | None] = mapped_column(Integer)
+    rate_set: Mapped[bool] = mapped_column(Boolean, default=False)
+    rate: Mapped[str | None] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
 class SignalRow(Base):
     """A signal sent to an instance (`POST .../signals/<name>`). One that arrives before its `wait`
     node is reached is kept unconsumed (`consumed_at` None) until the node consumes it."""

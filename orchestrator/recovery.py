@@ -170,6 +170,10 @@ def _resend_callbacks(engine: Engine, report: SweepReport, settings: SweepSettin
     report.resent += len(report.overdue_callbacks)
 
 
+def _prune_idle_keys(engine: Engine, _report: SweepReport, _settings: SweepSettings) -> None:
+    key_limits.prune_idle(engine)
+
+
 _ACTIONS = (
     _mark_gone,
     _hand_back_expired,
@@ -181,6 +185,7 @@ _ACTIONS = (
     _start_delayed,
     _node_type_actions,
     _resend_callbacks,
+    _prune_idle_keys,
 )
 
 

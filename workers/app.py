@@ -35,7 +35,13 @@ def _queues() -> list[Queue]:
 app = Celery(
     "orchestrator",
     broker=settings().broker_url,
-    include=["workers.tasks", "workers.beat", "workers.lifecycle_tasks", "workers.membership"],
+    include=[
+        "workers.tasks",
+        "workers.beat",
+        "workers.lifecycle_tasks",
+        "workers.membership",
+        "workers.limit_watch",
+    ],
     amqp="workers.observe:ReadableAMQP",  # readable node task names in Flower (see there)
 )
 app.conf.update(

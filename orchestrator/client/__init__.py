@@ -32,6 +32,7 @@ from orchestrator.client.errors import (
     WorkflowEnded,
     WorkflowFailed,
 )
+from orchestrator.client.limits import ExecutorLimits, Limit, Limits
 from orchestrator.client.models import (
     BatchResult,
     Definition,
@@ -61,10 +62,13 @@ __all__ = [
     "DefinitionSummary",
     "Definitions",
     "ErrorInfo",
+    "ExecutorLimits",
     "Event",
     "Instance",
     "InstanceSummary",
     "Instances",
+    "Limit",
+    "Limits",
     "LogLine",
     "MapItem",
     "NodeExecution",

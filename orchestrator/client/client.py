@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from orchestrator.client.errors import ClientError, api_error
 from orchestrator.client.http import Transport, settings_of
+from orchestrator.client.limits import Limits
 from orchestrator.client.models import (
     BatchResult,
     Definition,
@@ -176,6 +177,7 @@ class Client:
         self.definitions = Definitions(self._http)
         self.instances = Instances(self._http)
         self.schedules = Schedules(self._http)
+        self.limits = Limits(self._http)
 
     def __enter__(self) -> Client:
         return self

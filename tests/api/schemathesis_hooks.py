@@ -65,8 +65,10 @@ def _documented(operation: str, case: Any, status: int, problems: list[dict[str,
         )
     if operation in ("POST /api/v1/schedules", "PATCH /api/v1/schedules/{name}"):
         return all(_SCHEDULE_RULES.fullmatch(f) or _integral_float(case, f) for f in fields)
-    if operation == "GET /api/v1/instances":
+    if operation in ("GET /api/v1/instances", "GET /api/v1/limits"):
         return fields == ["cursor"]  # only a `nextCursor` the server gave out is a cursor
+    if operation == "PUT /api/v1/limits/{name}":
+        return fields == ["rate"]  # a rate's count of at most 1,000,000, its period of at most a day
     return False
 
 

@@ -59,6 +59,7 @@ def test_limits_lists_declared_and_used_limits_with_their_use(live_api, db):
         "limit": 3,
         "inUse": 0,
         "waiting": 0,
+        "source": "code",
     }
     assert declared["executor:tests.api.limited", "rate"]["limit"] == "5/s"
     body = _definition(
@@ -83,6 +84,7 @@ def test_limits_lists_declared_and_used_limits_with_their_use(live_api, db):
         "limit": 1,
         "inUse": 1,
         "waiting": 1,
+        "source": "definition",
     }
     scraped = live_api.get("/metrics").text
     assert 'orchestrator_limit_in_use{kind="concurrency",limit="key:keyed:c7"} 1.0' in scraped

@@ -148,7 +148,7 @@ def test_integer_parameters_are_bounded_as_documented(live_api):
                 answer = live_api.get(url, params={parameter["name"]: value})
                 assert answer.status_code == 422, (url, parameter["name"], value, answer.text)
             checked.append(f"{path}?{parameter['name']}")
-    assert len(checked) == 7, checked  # limit four times, afterId twice, a map's items' after
+    assert len(checked) == 8, checked  # limit five times, afterId twice, a map's items' after
 
 
 def test_every_request_body_documents_415_and_lifecycle_bodies_take_only_their_fields(live_api):

@@ -17,7 +17,7 @@ import requests
 from sqlalchemy import Engine, create_engine, delete, select, text
 from sqlalchemy.engine import make_url
 
-from orchestrator import catalog, executors
+from orchestrator import catalog, executors, limits
 from orchestrator.database_urls import MYSQL_DRIVERS, with_driver
 from orchestrator.db import make_engine
 from orchestrator.migrate import upgrade
@@ -25,6 +25,7 @@ from orchestrator.models import (
     CheckpointRow,
     DefinitionRow,
     InstanceRow,
+    LimitOverrideRow,
     LimitRow,
     LogRow,
     NodeRow,
@@ -100,11 +101,13 @@ def db(mysql_engine: Engine, redis_client: redis.Redis) -> Iterator[Engine]:
             WorkerRow,
             ScheduleRow,
             LimitRow,
+            LimitOverrideRow,
         ):
             conn.execute(delete(table))
         conn.execute(delete(test_executors.effects))
     redis_client.flushdb()
     catalog.clear_cache()
+    limits.set_api_overrides({})  # this process's copy of the (now emptied) limits set through the API
     yield mysql_engine
 
 
