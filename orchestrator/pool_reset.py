@@ -26,21 +26,21 @@ def roll_back_only_when_needed(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _began(conn: Connection) -> None:
-        conn.info[_CLEAN] = False
+        _mark(conn, clean=False)
 
     @event.listens_for(engine, "commit")
     def _committing(conn: Connection) -> None:
         # the event comes before the DBAPI commit; one that fails goes through handle_error below
-        conn.info[_CLEAN] = True
+        _mark(conn, clean=True)
 
     @event.listens_for(engine, "rollback")
     def _rolling_back(conn: Connection) -> None:
-        conn.info[_CLEAN] = True
+        _mark(conn, clean=True)
 
     @event.listens_for(engine, "handle_error")
     def _failed(context: ExceptionContext) -> None:
-        if context.connection is not None and not context.connection.closed:
-            context.connection.info[_CLEAN] = False
+        if context.connection is not None and not context.is_disconnect:
+            _mark(context.connection, clean=False)
 
     @event.listens_for(engine, "reset")
     def _reset(dbapi_conn: Any, record: Any, state: PoolResetState) -> None:
@@ -48,3 +48,9 @@ def roll_back_only_when_needed(engine: Engine) -> None:
         if state.transaction_was_reset or clean or not state.asyncio_safe:
             return
         dbapi_conn.rollback()
+
+
+def _mark(conn: Connection, *, clean: bool) -> None:
+    # an invalidated connection (lost) is never pooled again, and its `info` is out of reach
+    if not conn.closed and not conn.invalidated:
+        conn.info[_CLEAN] = clean
