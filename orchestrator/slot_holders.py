@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, or_, select, update
+from sqlalchemy import Connection, Engine, and_, or_, select, update
 
 from orchestrator import catalog, limits
 from orchestrator.db import retrying
@@ -80,6 +80,11 @@ def freed(
     return merge(*(of_node(definition, r.workflow_name, r.node_id, r.executor) for r in rows))
 
 
+# a running attempt of an executor let through by admission: what a cancel leaves its slot to
+_RUNS_EXECUTOR = and_(NodeRow.status == N.RUNNING.value, ADMITTED, NodeRow.executor.is_not(None))
+_NOT_RUNNING_EXECUTOR = or_(NodeRow.status != N.RUNNING.value, NOT_ADMITTED, NodeRow.executor.is_(None))
+
+
 def cancel_open(conn: Connection, engine: Engine, instance_id: str, definition_id: int) -> tuple[Gate, ...]:
     """Cancel every open node of an instance (`lifecycle.cancel_open_nodes`), keeping the slot of a
     running attempt under a limit until that attempt stops (module doc); the limits freed now."""
@@ -89,16 +94,15 @@ def cancel_open(conn: Connection, engine: Engine, instance_id: str, definition_i
     if not may_hold(definition):
         lifecycle.cancel_open_nodes(conn, instance_id)
         return ()
-    # what is queued frees its slot now; a running attempt under a limit keeps it (below)
-    gates = freed(
-        conn, engine, instance_id, definition_id, or_(NodeRow.status == N.QUEUED.value, NOT_ADMITTED)
-    )
+    # what is queued (or runs no executor: a sub-workflow's node) frees its slot now; a running
+    # executor's attempt under a limit keeps it (below)
+    gates = freed(conn, engine, instance_id, definition_id, _NOT_RUNNING_EXECUTOR)
     now = utcnow()
     move_nodes(
         conn,
         N.CANCELLED,
         NodeRow.instance_id == instance_id,
-        ADMITTED,
+        _RUNS_EXECUTOR,
         sources=[N.RUNNING],
         finished_at=now,
         heartbeat_at=now,  # the slot is held until the attempt ends or this heartbeat expires

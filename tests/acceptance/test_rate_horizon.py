@@ -1,0 +1,73 @@
+"""A rate books only a few tokens ahead, on real workers: a higher-priority node that arrives after
+a large backlog under the rate starts before the backlog's tail, not after it
+(orchestrator/rate_horizon.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from orchestrator.models import InstanceRow, NodeRow
+from tests.acceptance.helpers import define, start
+from tests.support.services import wait_for
+
+ITEMS = 40  # at the executor's 10/s: a backlog of four seconds
+
+
+def _starts(engine: Engine, instance_id: str) -> list[Any]:
+    with engine.connect() as conn:
+        return [
+            row.started_at
+            for row in conn.execute(
+                select(NodeRow.started_at).where(
+                    NodeRow.instance_id == instance_id, NodeRow.executor == "tests.rated"
+                )
+            )
+            if row.started_at is not None
+        ]
+
+
+def _done(engine: Engine, *instance_ids: str) -> bool:
+    with engine.connect() as conn:
+        statuses = conn.execute(select(InstanceRow.status).where(InstanceRow.id.in_(instance_ids))).scalars()
+        return all(s == "completed" for s in statuses)
+
+
+def test_a_higher_priority_node_arriving_after_a_rate_backlog_starts_before_its_tail(db, live_api, processes):
+    processes.worker("w1", concurrency=3)
+    processes.worker("w2", concurrency=3)
+    define(
+        live_api,
+        {
+            "name": "rate-backlog",
+            "version": "1.0.0",
+            "nodes": [
+                {"id": "list", "executor": "noop", "config": {"items": list(range(ITEMS))}},
+                {
+                    "id": "m",
+                    "type": "map",
+                    "dependsOn": ["list"],
+                    "over": "${nodes.list.output.items}",
+                    "maxConcurrency": ITEMS,
+                    "node": {"executor": "tests.rated"},
+                },
+            ],
+        },
+    )
+    define(
+        live_api,
+        {"name": "rate-urgent", "version": "1.0.0", "nodes": [{"id": "call", "executor": "tests.rated"}]},
+    )
+    backlog = start(live_api, "rate-backlog", priority="low")
+    wait_for(lambda: len(_starts(db, backlog)) >= 1, 30, "the backlog's first start")
+    # every item is queued behind the rate by now
+    urgent = start(live_api, "rate-urgent", priority="critical")
+    wait_for(lambda: _done(db, backlog, urgent), 60, "the backlog and the urgent node to complete")
+    (urgent_start,) = _starts(db, urgent)
+    items = sorted(_starts(db, backlog))
+    assert len(items) == ITEMS
+    after = sum(1 for t in items if t > urgent_start)
+    print(f"{ITEMS} items under 10/s; a critical node started ahead of {after} of them")
+    # booked all at once, the backlog's tokens would all come before its token: none after it
+    assert after >= 10
