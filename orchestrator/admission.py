@@ -11,11 +11,16 @@ and so decide one at a time, whatever the number of worker processes and hosts.
   admitted only while a slot is free; else it stays `queued` with `limit_wait` set and no message.
   Each admission pass lets through the waiting nodes of the limit in order of their instance's
   priority, then queueing time (FIFO), as many as slots are free.
-- A node's end sends the next ones (`release`, called by the worker after the attempt's commit); the
-  recovery sweep runs the same pass for every limit with waiting nodes (`sweep_waiting`), so a lost
-  release only delays them by a sweep.
-- A rate limit is a GCRA bucket (`limits.rate_delay`) in the limit's row: each admitted node reserves
-  the next token and its message is sent with the countdown to it. It waits in no worker slot.
+- Every transaction that frees a slot (a node's end, a sub-workflow node's end, a cancel, a pause, a
+  timeout, an instance failure, a hand-back) reports the limits it freed (`Outcome.freed`, read by
+  `slot_holders.py`), and `release` runs right after its commit (`workers/tasks.py: follow_up`); the
+  recovery sweep runs the same pass for every limit with waiting nodes (`sweep_waiting`), so a
+  release lost with its process only delays them by a sweep. A cancelled attempt whose executor
+  still runs keeps its slot until it stops (`slot_holders`).
+- A rate limit is a GCRA bucket (`limits.rate_delay`) in the limit's row: an admitted node books the
+  next token and its message is sent with the countdown to it, while at most `HORIZON_TOKENS` are
+  booked ahead; the others wait as rows for a pass as tokens come due (`rate_horizon.py`). It waits
+  in no worker slot.
 
 A definition's concurrency key (instances, not nodes) is `key_limits.py`.
 

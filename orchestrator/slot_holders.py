@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, or_, select, update
 
-from orchestrator import catalog, limits
+from orchestrator import catalog, limits, rate_horizon
 from orchestrator.db import retrying
 from orchestrator.definitions import WorkflowDefinition
 from orchestrator.limit_rows import ADMITTED, HOLDING, KEPT_BY_CANCEL, NOT_ADMITTED
@@ -130,11 +130,14 @@ def hand_back_admitted(
         gates = limits.node_gates(row.workflow_name, row.node_id, row.executor, _own(definition, row.node_id))
         if not gates:
             continue
-        found += [g for g in gates if g.kind == CONCURRENCY]
+        concurrency = [g for g in gates if g.kind == CONCURRENCY]
+        found += concurrency
+        # what it waits for: a pass that will bring it back (its first slot's, else its rate's)
+        mark = concurrency[0].name if concurrency else rate_horizon.wait_name(gates[0])
         conn.execute(
             update(NodeRow)
             .where(NodeRow.id == row.id, NodeRow.status == N.QUEUED.value, ADMITTED)
-            .values(admitted_attempt=None, limit_wait=gates[0].name)
+            .values(admitted_attempt=None, limit_wait=mark)
         )
     return merge(found)
 

@@ -10,7 +10,7 @@ from celery import Task
 from orchestrator import scheduling
 from orchestrator.errors import StartTooEarly
 from orchestrator.nodes import sleep
-from orchestrator.outcomes import NodeFacts, Outcome
+from orchestrator.outcomes import Claim, NodeFacts, Outcome
 from workers import admitting, dispatch, identity, resources, runtime, subworkflows, task_states
 from workers.app import app
 
@@ -92,8 +92,19 @@ def run_node(
         log.debug("not claimed: %s/%s attempt %s", instance_id, node_id, attempt)
         task_states.drop(self, f"attempt {attempt} not claimed: taken, stale, or its instance is not running")
     if check is not None:  # a start under a rate: its token is spent, the next waiting ones may book
-        dispatch.send_nodes(admitting.after_start(held))
+        _after_start(held)
     ran = runtime.run(engine, held, settings.heartbeat_interval)
     follow_up(ran.outcome)
     dispatch.send_nodes(admitting.after_attempt(held, stopped_cancelled=ran.ending is runtime.Ending.FENCED))
     return task_states.settle(self, ran)
+
+
+def _after_start(held: Claim) -> None:
+    """The rate pass a start makes (`rate_horizon`); the node is claimed, so nothing may escape here
+    that would leave it running unattended: a pass that fails is the sweep's to make."""
+    try:
+        dispatch.send_nodes(admitting.after_start(held))
+    except Exception:
+        log.exception(
+            "rate pass after the start of %s/%s failed; the sweep makes it", held.instance_id, held.node_id
+        )

@@ -212,6 +212,8 @@ def test_a_rate_books_at_most_its_horizon_and_a_later_higher_priority_node_goes_
     left = [i for i, _ in backlog if i not in {d.instance_id for d in sent}]
     waiting = views.status(db, left[-1])["waitingFor"]["a"]
     assert waiting == {"limit": f"node:{workflow}/a", "kind": "rate"}, waiting
+    entry = next(e for e in limit_report.report(db) if e["name"] == f"node:{workflow}/a")
+    assert entry["waiting"] >= len(left), entry  # the nodes beyond the horizon wait for the rate too
     urgent, found = _start(db, workflow, priority="critical")
     assert admission.admit(db, found) == []  # the horizon is booked: it waits, ahead of the backlog
     gates = found[0].limits
