@@ -270,7 +270,14 @@ def test_a_cancel_waits_for_a_start_committing_meanwhile_instead_of_a_conflict(d
                 ).scalar()
             )
 
-    wait_for(cancel_waits_on_the_row, 30, "the cancel to wait for the instance row")
+    # polled slower than 0.1 s: the server refreshes `innodb_trx` only once it was not read for that long
+    wait_for(
+        lambda: not canceller.is_alive() or cancel_waits_on_the_row(),
+        30,
+        "the cancel to wait for the instance row",
+        interval=0.25,
+    )
+    assert canceller.is_alive(), answer  # it waits for the start's commit
     release.set()
     starter.join(30)
     canceller.join(30)
