@@ -11,11 +11,16 @@ and so decide one at a time, whatever the number of worker processes and hosts.
   admitted only while a slot is free; else it stays `queued` with `limit_wait` set and no message.
   Each admission pass lets through the waiting nodes of the limit in order of their instance's
   priority, then queueing time (FIFO), as many as slots are free.
-- A node's end sends the next ones (`release`, called by the worker after the attempt's commit); the
-  recovery sweep runs the same pass for every limit with waiting nodes (`sweep_waiting`), so a lost
-  release only delays them by a sweep.
-- A rate limit is a GCRA bucket (`limits.rate_delay`) in the limit's row: each admitted node reserves
-  the next token and its message is sent with the countdown to it. It waits in no worker slot.
+- Every transaction that frees a slot (a node's end, a sub-workflow node's end, a cancel, a pause, a
+  timeout, an instance failure, a hand-back) reports the limits it freed (`Outcome.freed`, read by
+  `slot_holders.py`), and `release` runs right after its commit (`workers/tasks.py: follow_up`); the
+  recovery sweep runs the same pass for every limit with waiting nodes (`sweep_waiting`), so a
+  release lost with its process only delays them by a sweep. A cancelled attempt whose executor
+  still runs keeps its slot until it stops (`slot_holders`).
+- A rate limit is a GCRA bucket (`limits.rate_delay`) in the limit's row: an admitted node books the
+  next token and its message is sent with the countdown to it, while at most `HORIZON_TOKENS` are
+  booked ahead; the others wait as rows for a pass as tokens come due (`rate_horizon.py`). It waits
+  in no worker slot.
 
 A definition's concurrency key (instances, not nodes) is `key_limits.py`.
 
@@ -33,7 +38,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, or_, select, update
 
-from orchestrator import catalog, limit_overrides, limits
+from orchestrator import catalog, limit_overrides, limits, rate_horizon
 from orchestrator.db import retrying
 from orchestrator.limit_overrides import UNLIMITED
 from orchestrator.limit_rows import NOT_ADMITTED, PRIORITY_ORDER, in_use, lock, under
@@ -75,6 +80,7 @@ class _Pass:
         self.engine = engine
         self.free: dict[str, int] = {}
         self.locked: set[str] = set()
+        self.tats: dict[str, float | None] = {}  # each rate's bucket, its row locked
         self.now = utcnow()
 
     def lock(self, gate: Gate) -> None:
@@ -92,7 +98,12 @@ class _Pass:
 
     def admit(self, d: Dispatch, not_before: datetime | None) -> Dispatch | None:
         """Let `d` through: take a slot of each of its concurrency limits and a token of each rate;
-        the message to send (with the countdown to its token), or None if the node moved on."""
+        the message to send (with the countdown to its token), or None if the node moved on or one of
+        its rates has booked its horizon (it then waits for that rate: `rate_horizon`)."""
+        full = rate_horizon.full(self, d)
+        if full is not None:
+            self.hold([d.row_id or 0], rate_horizon.waiting_gate(full))
+            return None
         delay, waits_for = self._tokens(d)
         countdown = max(d.countdown, delay)
         if not_before is not None:
@@ -116,13 +127,20 @@ class _Pass:
         longest, waits_for = 0.0, None
         for gate in sorted((g for g in d.limits if g.kind == RATE), key=lambda g: g.name):
             assert isinstance(gate.limit, Rate)
-            tat = lock(self.conn, RATE, gate.name, str(gate.shown))
+            tat = self.rate_tat(gate)
             delay, new_tat = rate_delay(tat, time.time(), gate.limit)
             where = (LimitRow.kind == RATE, LimitRow.name == gate.name)
             self.conn.execute(update(LimitRow).where(*where).values(tat=new_tat))
+            self.tats[gate.name] = new_tat
             if delay > longest:
                 longest, waits_for = delay, gate.name
         return longest, waits_for
+
+    def rate_tat(self, gate: Gate) -> float | None:
+        """A rate's bucket, its row locked for the rest of the transaction (read once a pass)."""
+        if gate.name not in self.tats:
+            self.tats[gate.name] = lock(self.conn, RATE, gate.name, str(gate.shown))
+        return self.tats[gate.name]
 
     def hold(self, row_ids: list[int], gate: Gate, *, unless_held: bool = False) -> None:
         """These nodes wait for `gate` (with `unless_held`, those that wait for no other)."""
@@ -171,6 +189,10 @@ def admit(engine: Engine, dispatches: list[Dispatch]) -> list[Dispatch]:
         }
         out: list[Dispatch] = []
         gates: dict[str, Gate] = {}
+        # the nodes already waiting for these rates' horizons go first (priority, then FIFO)
+        rates = {g.name: g for d in dispatches for g in d.limits if g.kind == RATE}
+        for name in sorted(rates):
+            out += rate_horizon.let_through(run, rates[name])
         for d in dispatches:
             row = state.get(d.row_id)
             if row is None or row.status != N.QUEUED.value or row.attempt != d.attempt:
@@ -180,7 +202,7 @@ def admit(engine: Engine, dispatches: list[Dispatch]) -> list[Dispatch]:
                 out.append(replace(d, countdown=max(d.countdown, left)))
                 continue
             concurrency = [g for g in d.limits if g.kind == CONCURRENCY]
-            if not concurrency:  # a rate alone: a token is reserved at once
+            if not concurrency:  # a rate alone: a token is booked at once if its horizon has room
                 admitted = run.admit(d, row.not_before)
                 if admitted is not None:
                     out.append(admitted)

@@ -6,12 +6,13 @@ to notify). Illegal requests raise InvalidTransition (HTTP 409); unknown instanc
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 
-from orchestrator import callbacks, catalog, dag, logs, map_items, scheduling, unreachable
+from orchestrator import callbacks, catalog, dag, logs, map_items, scheduling, slot_holders, unreachable
 from orchestrator.db import retrying
 from orchestrator.errors import InvalidTransition, NotFound, Problem, ValidationError
 from orchestrator.models import InstanceRow, NodeRow, utcnow
@@ -23,12 +24,14 @@ I = InstanceStatus
 N = NodeStatus
 
 
-def _current(conn: Connection, instance_id: str) -> Any:
-    row = conn.execute(
-        select(
-            InstanceRow.status, InstanceRow.definition_id, InstanceRow.timeout_ms, InstanceRow.error
-        ).where(InstanceRow.id == instance_id)
-    ).first()
+def _current(conn: Connection, instance_id: str, *, lock: bool = False) -> Any:
+    """The instance's status and what the actions need; with `lock`, its row locked for the rest of
+    the transaction, so the status read is the one the transaction moves from (a start committing in
+    between waits, rather than turning a cancel into a conflict)."""
+    statement = select(
+        InstanceRow.status, InstanceRow.definition_id, InstanceRow.timeout_ms, InstanceRow.error
+    ).where(InstanceRow.id == instance_id)
+    row = conn.execute(statement.with_for_update() if lock else statement).first()
     if row is None:
         raise NotFound(f"no instance {instance_id!r}")
     return row
@@ -42,11 +45,15 @@ def _note(conn: Connection, instance_id: str, action: str, status: I) -> None:
 
 @retrying()
 def pause(engine: Engine, instance_id: str) -> Outcome:
-    """running -> paused: nothing new is enqueued; running nodes see `should_stop` at their next beat."""
+    """running -> paused: nothing new is enqueued; running nodes see `should_stop` at their next beat.
+    Its nodes admitted under a limit and not yet claimed give their slots back (`slot_holders`): they
+    go through admission again on resume."""
     with engine.begin() as conn:
-        require_instance_move(conn, instance_id, I(_current(conn, instance_id).status), I.PAUSED)
+        current = _current(conn, instance_id, lock=True)
+        require_instance_move(conn, instance_id, I(current.status), I.PAUSED)
+        freed = slot_holders.hand_back_admitted(conn, engine, instance_id, current.definition_id)
         _note(conn, instance_id, "paused", I.PAUSED)
-    return Outcome()
+    return Outcome(freed=freed)
 
 
 def resume(engine: Engine, instance_id: str) -> Outcome:
@@ -80,15 +87,17 @@ def cancel(engine: Engine, instance_id: str, reason: str = "cancelled on request
     are dropped at claim), running ones are fenced off and see `should_stop` at their next beat.
     Raises NotFound, and InvalidTransition for an instance that has ended (or ended meanwhile)."""
     with engine.begin() as conn:
-        current = I(_current(conn, instance_id).status)
+        row = _current(conn, instance_id, lock=True)
+        current = I(row.status)
         if not can_move_instance(current, I.CANCELLED):
             raise InvalidTransition(f"an instance cannot go from {current} to {I.CANCELLED}")
         error = {"code": "CANCELLED", "message": reason}
         finished = scheduling.finish_instance(conn, instance_id, I.CANCELLED, error, sources=[current])
         if finished is None:
             raise InvalidTransition(f"instance {instance_id} changed state concurrently; try again")
-        cancel_open_nodes(conn, instance_id)
-    return Outcome(finished=finished)
+        # a running attempt under a limit keeps its slot until it stops (`slot_holders`)
+        freed = slot_holders.cancel_open(conn, engine, instance_id, row.definition_id)
+    return Outcome(finished=replace(finished, freed=freed) if freed else finished)
 
 
 def cancel_open_nodes(conn: Connection, instance_id: str) -> int:

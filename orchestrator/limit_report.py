@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, and_, func, or_, select
 
-from orchestrator import key_limits, limits
+from orchestrator import key_limits, limits, rate_horizon
 from orchestrator.admission import START
 from orchestrator.limit_rows import ADMITTED, NOT_ADMITTED, in_use, under
 from orchestrator.limits import CONCURRENCY, RATE, Gate
@@ -65,9 +65,11 @@ def _entry(conn: Connection, kind: str, name: str, value: str, tat: float | None
         rate = limits.parse_rate(value)
         waiting = select(func.count()).where(
             NodeRow.status == N.QUEUED.value,
-            NodeRow.limit_wait == name,
-            ADMITTED,
-            NodeRow.not_before > utcnow(),
+            or_(
+                and_(NodeRow.limit_wait == name, ADMITTED, NodeRow.not_before > utcnow()),  # its countdown
+                # beyond the tokens booked ahead (`rate_horizon`)
+                and_(NodeRow.limit_wait == rate_horizon.wait_name(Gate(RATE, name, rate)), NOT_ADMITTED),
+            ),
         )
         used = limits.bucket_used(tat, time.time(), rate)
         return {"name": name, "kind": kind, "limit": value, "inUse": used, "waiting": _count(conn, waiting)}

@@ -37,7 +37,12 @@ def lock(conn: Connection, kind: str, name: str, value: str, *, read: bool = Tru
 # a node's current attempt was let through (its message sent): it holds a slot until it ends
 ADMITTED = NodeRow.admitted_attempt == NodeRow.attempt
 NOT_ADMITTED = or_(NodeRow.admitted_attempt.is_(None), NodeRow.admitted_attempt != NodeRow.attempt)
-HOLDING = or_(NodeRow.status == N.RUNNING.value, and_(NodeRow.status == N.QUEUED.value, ADMITTED))
+# a running attempt cancelled under a limit keeps its slot, heartbeat kept, until it stops
+# (`slot_holders`: its worker lets go at the attempt's end, or the sweep once the heartbeat expires)
+KEPT_BY_CANCEL = and_(NodeRow.status == N.CANCELLED.value, ADMITTED, NodeRow.heartbeat_at.is_not(None))
+HOLDING = or_(
+    NodeRow.status == N.RUNNING.value, and_(NodeRow.status == N.QUEUED.value, ADMITTED), KEPT_BY_CANCEL
+)
 
 
 def under(gate: Gate) -> Any:

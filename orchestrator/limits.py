@@ -35,6 +35,8 @@ _UNIT_SECONDS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60
 MAX_LIMIT = 1_000_000
 MAX_PERIOD_S = 86_400  # a rate's period: at most a day, so every wait it implies fits a timedelta
 MAX_RATE_TEXT = 32  # the column that keeps a limit's value
+# tokens a rate books ahead (`rate_horizon.py`): the nodes beyond wait as rows, not as ETA messages
+HORIZON_TOKENS = 5
 MAX_NAME_LENGTH = 255  # the column of a limit's name, of a node's `limit_wait` and of an instance's key
 
 

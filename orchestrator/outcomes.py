@@ -65,6 +65,8 @@ class Finished:
     callback_url: str | None
     # its concurrency key: its end frees a slot for the next pending instance with the same key
     concurrency_key: str | None = None
+    # the node limits whose slots the end freed (its open nodes cancelled or skipped: `slot_holders`)
+    freed: tuple[Gate, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,13 @@ class Outcome:
     retrying: bool = False
     starts: list[StartInstance] = field(default_factory=list)
     wakeups: list[Wakeup] = field(default_factory=list)
+    # concurrency limits whose slots the transaction freed (`slot_holders`): their release pass runs
+    # after the commit (`workers/tasks.py: follow_up`); empty for nodes under no limit
+    freed: tuple[Gate, ...] = ()
+
+    def all_freed(self) -> tuple[Gate, ...]:
+        extra = () if self.finished is None else self.finished.freed
+        return self.freed + extra if extra else self.freed
 
 
 class UnwrittenLog:

@@ -11,7 +11,7 @@ at most once per node attempt; the lock in `workers/beat.py` only saves the dupl
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -24,16 +24,18 @@ from orchestrator import (
     completion,
     delayed_start,
     key_limits,
-    lifecycle,
     logs,
     map_items,
     nodes,
+    rate_horizon,
     resends,
     scheduling,
+    slot_holders,
     unreachable,
 )
 from orchestrator.db import retrying
 from orchestrator.errors import LostClaim
+from orchestrator.limits import Gate
 from orchestrator.models import InstanceRow, NodeRow, WorkerRow, utcnow
 from orchestrator.outcomes import Claim, Dispatch, Finished, Outcome, dispatch_for
 from orchestrator.states import InstanceStatus as I
@@ -126,6 +128,20 @@ def _resend_queued(engine: Engine, report: SweepReport, settings: SweepSettings)
     report.outcomes.append(Outcome(resent))
 
 
+def _let_go_cancelled(engine: Engine, report: SweepReport, settings: SweepSettings) -> None:
+    """Cancelled attempts that kept their slots and whose heartbeat expired give them back."""
+    freed = slot_holders.expire_cancelled(engine, settings.heartbeat_timeout)
+    if freed:
+        report.outcomes.append(Outcome(freed=freed))
+
+
+def _admit_rate_waiting(engine: Engine, report: SweepReport, _settings: SweepSettings) -> None:
+    """Nodes waiting for a rate's horizon whose booked tokens' starts never came (`rate_horizon`)."""
+    admitted = rate_horizon.sweep(engine)
+    report.resent += len(admitted)
+    report.outcomes.append(Outcome(admitted))
+
+
 def _admit_waiting(engine: Engine, report: SweepReport, _settings: SweepSettings) -> None:
     admitted = admission.sweep_waiting(engine)
     report.resent += len(admitted)
@@ -179,7 +195,9 @@ _ACTIONS = (
     _hand_back_expired,
     _time_out_expired,
     _resend_queued,
+    _let_go_cancelled,
     _admit_waiting,
+    _admit_rate_waiting,
     _start_pending,
     _start_keyed,
     _start_delayed,
@@ -254,15 +272,21 @@ def hand_back(
             )
             if not failed:
                 return None
+            freed = _freed_by(conn, engine, row.instance_id, row.node_id)
             if map_items.map_of(row.node_id) is not None:  # a map's item fails its map's way
-                return completion.item_failed_for_good(conn, engine, row.instance_id, row.node_id, error, now)
+                outcome = completion.item_failed_for_good(
+                    conn, engine, row.instance_id, row.node_id, error, now
+                )
+                outcome.freed = slot_holders.merge(outcome.freed, freed)
+                return outcome
             failure = {
                 "code": "NODE_FAILED",
                 "nodeId": row.node_id,
                 "message": f"node {row.node_id} lost its worker {row.handbacks + 1} times",
             }
             return Outcome(
-                finished=unreachable.fail_instance(conn, engine, row.instance_id, row.node_id, failure, now)
+                finished=unreachable.fail_instance(conn, engine, row.instance_id, row.node_id, failure, now),
+                freed=freed,
             )
         if not _requeue(
             conn,
@@ -276,7 +300,7 @@ def hand_back(
             handbacks=row.handbacks + 1,
         ):
             return None
-        return Outcome(_dispatches_for(conn, engine, row.instance_id, NodeRow.id == row.id))
+        return _requeued(conn, engine, row.instance_id, row.id, row.node_id)
 
 
 @retrying()
@@ -299,7 +323,7 @@ def hand_back_held(engine: Engine, held: Claim, reason: str, *, level: str = "wa
             level=level,
         ):
             raise LostClaim(f"node {held.node_id} attempt {held.attempt} no longer holds its claim")
-        return Outcome(_dispatches_for(conn, engine, held.instance_id, NodeRow.id == held.row_id))
+        return _requeued(conn, engine, held.instance_id, held.row_id, held.node_id)
 
 
 def _requeue(
@@ -364,8 +388,29 @@ def hand_back_worker_nodes(engine: Engine, worker_id: str, reason: str) -> list[
                 reason=reason,
             )
             if requeued:
-                outcomes.append(Outcome(_dispatches_for(conn, engine, row.instance_id, NodeRow.id == row.id)))
+                outcomes.append(_requeued(conn, engine, row.instance_id, row.id, row.node_id))
     return outcomes
+
+
+def _requeued(conn: Connection, engine: Engine, instance_id: str, row_id: int, node_id: str) -> Outcome:
+    """A node handed back to its next attempt: its message if its instance runs (whose admission runs
+    the pass of its limits), else the limits whose slots its running attempt held."""
+    dispatches = _dispatches_for(conn, engine, instance_id, NodeRow.id == row_id)
+    return Outcome(dispatches, freed=() if dispatches else _freed_by(conn, engine, instance_id, node_id))
+
+
+def _freed_by(conn: Connection, engine: Engine, instance_id: str, node_id: str) -> tuple[Gate, ...]:
+    """The concurrency limits a running node held (no query for a workflow without limits but the
+    instance's head)."""
+    inst = scheduling.instance_row(conn, instance_id)
+    definition = catalog.load_definition(engine, inst.definition_id, conn)
+    if not slot_holders.may_hold(definition):
+        return ()
+    try:
+        executor = definition.node(node_id).executor
+    except KeyError:
+        return ()
+    return slot_holders.of_node(definition, inst.workflow_name, node_id, executor)
 
 
 def _dispatches_for(conn: Connection, engine: Engine, instance_id: str, *where: Any) -> list[Dispatch]:
@@ -438,7 +483,9 @@ def time_out(engine: Engine, instance_id: str) -> Outcome:
         error = {"code": "TIMEOUT", "message": "the workflow exceeded its timeout"}
         finished = scheduling.finish_instance(conn, instance_id, I.FAILED, error)
         if finished is not None:
-            lifecycle.cancel_open_nodes(conn, instance_id)
+            definition_id = scheduling.instance_row(conn, instance_id).definition_id
+            freed = slot_holders.cancel_open(conn, engine, instance_id, definition_id)
+            finished = replace(finished, freed=freed) if freed else finished
         return Outcome(finished=finished)
 
 

@@ -31,12 +31,13 @@ instance row): such a pair deadlocks, InnoDB picks one, and `retrying` runs it a
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
-from orchestrator import catalog, dag, logs, scheduling
+from orchestrator import catalog, dag, logs, scheduling, slot_holders
 from orchestrator.definitions import WorkflowDefinition
 from orchestrator.models import NodeRow
 from orchestrator.outcomes import Finished
@@ -81,7 +82,12 @@ def fail_instance(
     finished = scheduling.end_instance(conn, instance_id, inst, I.FAILED, failure, entries)
     if finished is not None:
         definition = catalog.load_definition(engine, inst.definition_id, conn)
+        # its queued nodes admitted under a limit give their slots back (running ones end on their own)
+        freed = slot_holders.freed(
+            conn, engine, instance_id, inst.definition_id, NodeRow.status == N.QUEUED.value
+        )
         entries[:0] = skip_unreachable(conn, definition, instance_id, failed_node, now)
+        finished = replace(finished, freed=freed) if freed else finished
     logs.write(conn, *entries)
     return finished
 

@@ -8,9 +8,11 @@ instance waits for nothing a worker could give it: its message is dropped at cla
 sends it again, so it has no `waitingFor`.
 
 A queued node under a limit (`admission.py`) says which: `{"limit": "executor:crm.push"}` while it
-waits for a concurrency slot (its message is not sent), `{"limit": ..., "kind": "rate", "until": ISO}`
-while its message waits out the countdown to its rate token. A pending instance held back by its
-definition's concurrency key has `{"limit": "key:<workflow>:<value>"}` (`key_limits.waiting_for`).
+waits for a concurrency slot (its message is not sent), `{"limit": ..., "kind": "rate"}` while it
+waits for its rate to book it a token (`rate_horizon.py`; no message either), and
+`{"limit": ..., "kind": "rate", "until": ISO}` while its message waits out the countdown to its
+token. A pending instance held back by its definition's concurrency key has
+`{"limit": "key:<workflow>:<value>"}` (`key_limits.waiting_for`).
 
 A `waiting` node (a `wait` or a `sleep`) holds no worker slot and waits for what its type says, paused
 or not: a wait for its signal until its timeout, `{"signal": name, "until": ISO or null}`; a sleep
@@ -27,6 +29,7 @@ from orchestrator.states import InstanceStatus, NodeStatus
 WORKER = "worker"  # its message is on the broker; every worker consuming its queue is busy (or none runs)
 RETRY_DELAY = "retryDelay"  # a retry, held back until `not_before`
 REASONS = (WORKER, RETRY_DELAY)
+RATE_WAIT = "rate:"  # `rate_horizon.PREFIX`: a node waiting for its rate to book it a token
 
 
 def waiting_for(
@@ -50,6 +53,8 @@ def waiting_for(
     if limit_wait is not None and not admitted:
         if not_before is not None and not_before > now:
             return RETRY_DELAY  # a retry waits for its delay first, then for a slot
+        if limit_wait.startswith(RATE_WAIT):  # its rate has booked its horizon (`rate_horizon.py`)
+            return {"limit": limit_wait[len(RATE_WAIT) :], "kind": "rate"}
         return {"limit": limit_wait, "kind": "concurrency"}
     if not_before is not None and not_before > now:
         if limit_wait is not None:

@@ -4,7 +4,10 @@ next through. Nodes and instances without limits pass straight on, without a que
 
 from __future__ import annotations
 
-from orchestrator import admission, catalog, key_limits, limits
+from collections.abc import Iterable
+
+from orchestrator import admission, catalog, key_limits, limits, rate_horizon, slot_holders
+from orchestrator.limits import Gate
 from orchestrator.outcomes import Claim, Dispatch, Finished, NodeFacts, StartInstance
 from orchestrator.scheduling import StartCheck
 from workers import resources
@@ -19,15 +22,31 @@ def admitted(dispatches: list[Dispatch]) -> list[Dispatch]:
     return free + admission.admit(resources.engine(), [d for d in dispatches if d.limits])
 
 
-def after_attempt(held: Claim) -> list[Dispatch]:
+def after_attempt(held: Claim, *, stopped_cancelled: bool = False) -> list[Dispatch]:
     """The waiting nodes the end of this attempt lets through, if its node is held to a concurrency
-    limit (its slot was freed by the attempt's own transaction)."""
+    limit (its slot was freed by the attempt's own transaction; with `stopped_cancelled`, an attempt
+    fenced off by a cancel, whose slot was kept until now: `slot_holders.let_go`)."""
     engine = resources.engine()
     spec = catalog.load_definition(engine, held.definition_id).node(held.node_id)
     gates = limits.node_gates(held.workflow, held.node_id, spec.executor, spec.limits)
     if not any(g.kind == limits.CONCURRENCY for g in gates):
         return []
+    if stopped_cancelled:
+        slot_holders.let_go(engine, held.row_id, held.attempt)
     return admission.release(engine, gates)
+
+
+def released(gates: Iterable[Gate]) -> list[Dispatch]:
+    """The waiting nodes that slots a committed transaction freed let through (`Outcome.freed`)."""
+    return admission.release(resources.engine(), gates)
+
+
+def after_start(held: Claim) -> list[Dispatch]:
+    """A node under a rate started: the next waiting nodes may book tokens (`rate_horizon`)."""
+    engine = resources.engine()
+    spec = catalog.load_definition(engine, held.definition_id).node(held.node_id)
+    gates = limits.node_gates(held.workflow, held.node_id, spec.executor, spec.limits)
+    return rate_horizon.release(engine, gates)
 
 
 def after_instance(finished: Finished) -> list[StartInstance]:

@@ -10,7 +10,7 @@ from celery import Task
 from orchestrator import scheduling
 from orchestrator.errors import StartTooEarly
 from orchestrator.nodes import sleep
-from orchestrator.outcomes import NodeFacts, Outcome
+from orchestrator.outcomes import Claim, NodeFacts, Outcome
 from workers import admitting, dispatch, identity, resources, runtime, subworkflows, task_states
 from workers.app import app
 
@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 def follow_up(outcome: Outcome) -> None:
     """Enqueue what a committed transaction released, and react to an instance's end."""
     dispatch.send_nodes(admitting.admitted(outcome.dispatches))
+    freed = outcome.all_freed()
+    if freed:  # slots the transaction freed: the next waiting nodes now, not at the sweep's pass
+        dispatch.send_nodes(admitting.released(freed))
     for start in outcome.starts:
         dispatch.send_schedule(start.instance_id, start.priority)
     for wakeup in outcome.wakeups:
@@ -88,7 +91,20 @@ def run_node(
     if held is None:
         log.debug("not claimed: %s/%s attempt %s", instance_id, node_id, attempt)
         task_states.drop(self, f"attempt {attempt} not claimed: taken, stale, or its instance is not running")
+    if check is not None:  # a start under a rate: its token is spent, the next waiting ones may book
+        _after_start(held)
     ran = runtime.run(engine, held, settings.heartbeat_interval)
     follow_up(ran.outcome)
-    dispatch.send_nodes(admitting.after_attempt(held))
+    dispatch.send_nodes(admitting.after_attempt(held, stopped_cancelled=ran.ending is runtime.Ending.FENCED))
     return task_states.settle(self, ran)
+
+
+def _after_start(held: Claim) -> None:
+    """The rate pass a start makes (`rate_horizon`); the node is claimed, so nothing may escape here
+    that would leave it running unattended: a pass that fails is the sweep's to make."""
+    try:
+        dispatch.send_nodes(admitting.after_start(held))
+    except Exception:
+        log.exception(
+            "rate pass after the start of %s/%s failed; the sweep makes it", held.instance_id, held.node_id
+        )

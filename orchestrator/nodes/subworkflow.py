@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, String, literal, select, type_coerce, update
 from sqlalchemy.orm import aliased
 
-from orchestrator import completion, instances, views
+from orchestrator import catalog, completion, instances, slot_holders, views
 from orchestrator.definitions import NodeSpec
 from orchestrator.errors import LostClaim
 from orchestrator.models import InstanceRow, NodeRow, utcnow
@@ -120,16 +120,23 @@ def child_finished(engine: Engine, child_id: str) -> Outcome:
     )
     try:
         if child["status"] == "completed":
-            return completion.complete(engine, held, child["output"])
-        error = {
-            "code": "SUBWORKFLOW_FAILED",
-            "message": f"child instance {child_id} {child['status']}",
-            "childInstanceId": child_id,
-            "childError": child["error"],
-        }
-        return completion.fail(engine, held, error, retryable=child["status"] == "failed")
+            outcome = completion.complete(engine, held, child["output"])
+        else:
+            error = {
+                "code": "SUBWORKFLOW_FAILED",
+                "message": f"child instance {child_id} {child['status']}",
+                "childInstanceId": child_id,
+                "childError": child["error"],
+            }
+            outcome = completion.fail(engine, held, error, retryable=child["status"] == "failed")
     except LostClaim:
         return Outcome()
+    # the node's end (committed) frees its slot under its own concurrency limit, if it has one
+    definition = catalog.load_definition(engine, row.definition_id)
+    outcome.freed = slot_holders.merge(
+        outcome.freed, slot_holders.of_node(definition, row.workflow_name, node_id, None)
+    )
+    return outcome
 
 
 def unreported_children(engine: Engine, older_than: float) -> list[Finished]:
