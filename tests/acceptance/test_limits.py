@@ -1,6 +1,7 @@
 """Limits on real workers: an executor's concurrency limit holds across worker processes while other
-executors' nodes flow past, a SIGKILLed worker's slots come back within the recovery bound, a
-concurrency key runs one instance per customer in creation order, and a rate spreads starts."""
+executors' nodes flow past, a SIGKILLed worker's slot comes back within the recovery bound, waiting
+nodes are let through by priority then FIFO, a concurrency key runs one instance per customer in
+creation order, and a rate spreads starts (60/m over 90 s: `pytest -m long`)."""
 
 from __future__ import annotations
 
