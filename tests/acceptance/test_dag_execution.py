@@ -46,7 +46,7 @@ def test_diamond_and_wide_fan_in_run_each_join_exactly_once(db, live_api, proces
     define(live_api, DIAMOND)
     define(live_api, FAN)
     diamonds = [start(live_api, "diamond") for _ in range(20)]
-    fans = [start(live_api, "fan-50") for _ in range(20)]
+    fans = [start(live_api, "fan-50") for _ in range(10)]
 
     for instance_id in diamonds + fans:
         assert live_api.wait_status(instance_id, timeout=120)["status"] == "completed"

@@ -14,7 +14,9 @@ from orchestrator.models import CheckpointRow
 from tests.acceptance.helpers import define, nodes, start
 from tests.support.services import wait_for
 
-SECONDS = 30  # far longer than it takes to see its first checkpoint and stop it, on any machine
+# far longer than it takes to see its first checkpoint (after 1 s) and stop it (at the next heartbeat,
+# 0.5 s with the tests' settings), on a busy machine too; each test sleeps it once in all
+SECONDS = 8
 
 
 def _napping(name: str) -> dict[str, Any]:
