@@ -42,6 +42,12 @@ def _two(ctx: Any, config: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+# no rate: its slots alone decide (a rate books at most a few tokens ahead, `rate_horizon`)
+@executor("tests.overrides.slots", concurrency=2)
+def _slots(ctx: Any, config: dict[str, Any]) -> dict[str, Any]:
+    return {}
+
+
 @executor("tests.overrides.free")
 def _free(ctx: Any, config: dict[str, Any]) -> dict[str, Any]:
     return {}
@@ -118,14 +124,14 @@ def test_the_api_env_and_code_win_field_by_field_in_that_order(db, env_limits):
 
 
 def test_a_raised_limit_lets_waiting_nodes_go_at_once_and_a_lowered_one_holds_the_next(db):
-    instance_id, dispatches = _start(db, _fan(6))
+    instance_id, dispatches = _start(db, _fan(6, "tests.overrides.slots"))
     sent = admission.admit(db, dispatches)
     assert [d.node_id for d in sent] == ["n0", "n1"]
-    _, released = limit_overrides.put(db, "tests.overrides.two", {"concurrency": 4})
+    _, released = limit_overrides.put(db, "tests.overrides.slots", {"concurrency": 4})
     assert [d.node_id for d in released] == ["n2", "n3"]
-    assert _entries(db, GATE)["concurrency"]["limit"] == 4
+    assert _entries(db, "executor:tests.overrides.slots")["concurrency"]["limit"] == 4
     # lowered to 1 with 4 in use: nothing goes until fewer than 1 hold a slot
-    _, released = limit_overrides.put(db, "tests.overrides.two", {"concurrency": 1})
+    _, released = limit_overrides.put(db, "tests.overrides.slots", {"concurrency": 1})
     assert released == []
     running = sent + [d for d in dispatches if d.node_id in ("n2", "n3")]
     for d in running[:3]:
@@ -134,7 +140,7 @@ def test_a_raised_limit_lets_waiting_nodes_go_at_once_and_a_lowered_one_holds_th
     _finish(db, running[3])
     assert [d.node_id for d in admission.release(db, running[3].limits)] == ["n4"]
     # removed: every waiting node goes
-    _, released = limit_overrides.put(db, "tests.overrides.two", {"concurrency": None})
+    _, released = limit_overrides.put(db, "tests.overrides.slots", {"concurrency": None})
     assert [d.node_id for d in released] == ["n5"]
     assert instance_id
 
