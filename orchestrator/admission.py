@@ -38,15 +38,14 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, or_, select, update
 
-from orchestrator import catalog, limit_overrides, limits, rate_horizon
+from orchestrator import catalog, limit_overrides, limit_queue, limits, rate_horizon
 from orchestrator.db import retrying
 from orchestrator.limit_overrides import UNLIMITED
-from orchestrator.limit_rows import NOT_ADMITTED, PRIORITY_ORDER, in_use, lock, under
+from orchestrator.limit_rows import NOT_ADMITTED, in_use, lock, under
 from orchestrator.limits import CONCURRENCY, RATE, Gate, Rate, rate_delay
 from orchestrator.models import InstanceRow, LimitRow, NodeRow, utcnow
 from orchestrator.outcomes import Dispatch, QueuedNode, dispatch_for
 from orchestrator.scheduling import QUEUED_NODE
-from orchestrator.states import InstanceStatus as I
 from orchestrator.states import NodeStatus as N
 
 
@@ -55,21 +54,7 @@ def _waiting(gate: Gate, now: datetime) -> Any:
     (`limit_wait` names it: it found that one full) is left to that limit's own pass, which brings
     it back here if this one is full then; else a window of nodes all parked elsewhere would keep
     this limit's free slots from the nodes behind them."""
-    return (
-        select(*QUEUED_NODE, NodeRow.not_before, InstanceRow.priority, InstanceRow.workflow_name)
-        .add_columns(InstanceRow.definition_id)
-        .join(InstanceRow, InstanceRow.id == NodeRow.instance_id)
-        .where(
-            under(gate),
-            NodeRow.status == N.QUEUED.value,
-            NOT_ADMITTED,
-            or_(NodeRow.limit_wait.is_(None), NodeRow.limit_wait == gate.name),
-            # a retry in its retryDelay takes no slot until it is due
-            or_(NodeRow.not_before.is_(None), NodeRow.not_before <= now),
-            InstanceRow.status == I.RUNNING.value,
-        )
-        .order_by(PRIORITY_ORDER, NodeRow.queued_at, NodeRow.id)
-    )
+    return limit_queue.waiting(gate, now, or_(NodeRow.limit_wait.is_(None), NodeRow.limit_wait == gate.name))
 
 
 class _Pass:

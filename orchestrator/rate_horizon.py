@@ -21,16 +21,15 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, or_, select
+from sqlalchemy import Engine, select
 
-from orchestrator import catalog, limits, waiting
+from orchestrator import catalog, limit_queue, limits, waiting
 from orchestrator.db import retrying
-from orchestrator.limit_rows import NOT_ADMITTED, PRIORITY_ORDER, under
+from orchestrator.limit_rows import NOT_ADMITTED
 from orchestrator.limits import CONCURRENCY, RATE, Gate, Rate
-from orchestrator.models import InstanceRow, LimitRow, NodeRow
+from orchestrator.models import LimitRow, NodeRow
 from orchestrator.outcomes import Dispatch, QueuedNode, dispatch_for
 from orchestrator.scheduling import QUEUED_NODE
-from orchestrator.states import InstanceStatus as I
 from orchestrator.states import NodeStatus as N
 
 if TYPE_CHECKING:
@@ -63,21 +62,7 @@ def full(run: _Pass, d: Dispatch) -> Gate | None:
 
 
 def _waiting(gate: Gate, run: _Pass, count: int) -> Any:
-    return (
-        select(*QUEUED_NODE, NodeRow.not_before, InstanceRow.priority, InstanceRow.workflow_name)
-        .add_columns(InstanceRow.definition_id)
-        .join(InstanceRow, InstanceRow.id == NodeRow.instance_id)
-        .where(
-            under(gate),
-            NodeRow.status == N.QUEUED.value,
-            NOT_ADMITTED,
-            NodeRow.limit_wait == wait_name(gate),
-            or_(NodeRow.not_before.is_(None), NodeRow.not_before <= run.now),
-            InstanceRow.status == I.RUNNING.value,
-        )
-        .order_by(PRIORITY_ORDER, NodeRow.queued_at, NodeRow.id)
-        .limit(count)
-    )
+    return limit_queue.waiting(gate, run.now, NodeRow.limit_wait == wait_name(gate)).limit(count)
 
 
 def let_through(run: _Pass, gate: Gate) -> list[Dispatch]:

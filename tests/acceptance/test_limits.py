@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from orchestrator.models import InstanceRow, NodeRow, utcnow
-from tests.acceptance.helpers import define, effects, start
+from tests.acceptance.helpers import define, effects, start, start_batch
 from tests.support.executors import open_gate
 from tests.support.fixtures import FAST
 from tests.support.services import wait_for
@@ -72,15 +72,6 @@ GATED = {
 SLOT_BACK_BOUND_S = float(FAST["ORCH_HEARTBEAT_TIMEOUT"]) + float(FAST["ORCH_RECOVERY_INTERVAL"]) + 3
 
 
-def _start_batch(api: Any, workflow: str, count: int) -> list[str]:
-    body = {"instances": [{"workflow": workflow, "input": {}} for _ in range(count)]}
-    response = api.post("/api/v1/instances/batch", body)
-    assert response.status_code == 200, response.text
-    results = response.json()["results"]
-    assert all(r["status"] == 201 for r in results), results
-    return [r["instance"]["id"] for r in results]
-
-
 def _first_overlap_after(intervals: list[tuple[Any, Any]], after: datetime) -> datetime | None:
     """The first instant at or after `after` when two of `intervals` are open at once (None: never)."""
     found = [
@@ -104,14 +95,14 @@ def test_a_limit_of_2_holds_across_three_workers_and_a_sigkill_leaks_no_slot(
     processes.beat()
     define(live_api, GATED)
     define(live_api, PUSH_AND_OTHER)
-    (held,) = _start_batch(live_api, "limited-at-gate", 1)
+    (held,) = start_batch(live_api, "limited-at-gate", 1)
 
     def held_at_its_gate() -> Any:
         rows = [r for r in _node_rows(db, [held], "push") if r.status == "running"]
         return rows[0] if rows and effects(db, held, "gate") else None
 
     victim = wait_for(held_at_its_gate, 30, "the gated push at its gate").worker_id
-    ids = _start_batch(live_api, "push-and-other", 50)
+    ids = start_batch(live_api, "push-and-other", 50)
     waits = {"limit": "executor:tests.limited", "kind": "concurrency"}
 
     def one_says_it_waits() -> bool:
@@ -282,7 +273,7 @@ def test_a_rate_of_60_a_minute_holds_over_90_seconds(db, live_api, processes):
             "nodes": [{"id": "call", "executor": "noop", "rate": "60/m"}],
         },
     )
-    ids = _start_batch(live_api, "rated-60", 96)  # a backlog for the whole 90 s, and a few more
+    ids = start_batch(live_api, "rated-60", 96)  # a backlog for the whole 90 s, and a few more
     wait_for(lambda: _all_completed(db, ids), 180, "all 96 instances to complete")
     starts = sorted(r.started_at for r in _node_rows(db, ids, "call"))
     window = [t for t in starts if t < starts[0] + timedelta(seconds=90)]

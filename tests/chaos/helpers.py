@@ -68,16 +68,6 @@ def describe(values: Iterable[float]) -> str:
     )
 
 
-def start_batch(api: Any, workflow: str, count: int) -> list[str]:
-    """Create and start `count` instances of `workflow` in one batch request; their ids."""
-    body = {"instances": [{"workflow": workflow, "input": {}} for _ in range(count)]}
-    response = api.post("/api/v1/instances/batch", body)
-    assert response.status_code == 200, response.text
-    results = response.json()["results"]
-    assert all(r["status"] == 201 for r in results), results
-    return [r["instance"]["id"] for r in results]
-
-
 def node_rows(engine: Engine, instance_ids: Iterable[str]) -> dict[Key, Any]:
     with engine.connect() as conn:
         rows = conn.execute(

@@ -10,7 +10,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.acceptance.helpers import define
+from tests.acceptance.helpers import define, start_batch
 from tests.chaos import helpers
 from tests.support.services import Process
 
@@ -54,7 +54,7 @@ def test_random_sigkills_and_restarts_of_workers_commit_every_node_exactly_once(
         processes.wait_registered(name, process)
     processes.beat()
     define(live_api, DIAMOND)
-    instance_ids = helpers.start_batch(live_api, DIAMOND["name"], INSTANCES)
+    instance_ids = start_batch(live_api, DIAMOND["name"], INSTANCES)
 
     kills: dict[str, list[datetime]] = defaultdict(list)
     restarts = {"same id": 0, "new id": 0}

@@ -9,7 +9,7 @@ from collections import defaultdict
 
 import pytest
 
-from tests.acceptance.helpers import define
+from tests.acceptance.helpers import define, start_batch
 from tests.chaos import helpers
 from tests.support.executors import open_gate
 from tests.support.services import wait_for
@@ -55,7 +55,7 @@ def test_sigterm_to_every_worker_then_restart_resumes_every_node_from_its_checkp
         processes.wait_registered(name, process)
     processes.beat()
     define(live_api, FLOW)
-    instance_ids = helpers.start_batch(live_api, FLOW["name"], INSTANCES)
+    instance_ids = start_batch(live_api, FLOW["name"], INSTANCES)
 
     def copies_mid_way() -> bool:
         return len({e.instance_id for e in helpers.effect_rows(db, instance_ids, "gate")}) >= 3

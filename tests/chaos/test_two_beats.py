@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from tests.acceptance.helpers import define
+from tests.acceptance.helpers import define, start_batch
 from tests.chaos import helpers
 from tests.support.executors import open_gate
 from tests.support.services import wait_for
@@ -40,7 +40,7 @@ def test_with_two_beats_each_node_of_a_killed_worker_is_handed_back_exactly_once
     processes.wait_all_registered({"w1": w1, "w2": w2})
     beats = [processes.beat("beat1"), processes.beat("beat2")]
     define(live_api, LONG)
-    instance_ids = helpers.start_batch(live_api, LONG["name"], NODES)
+    instance_ids = start_batch(live_api, LONG["name"], NODES)
 
     def all_held_on_w1() -> bool:
         rows = helpers.node_rows(db, instance_ids).values()
