@@ -35,6 +35,14 @@ HOLD = {
     ],
 }
 SQUARES = "els => els.map(e => e.dataset.status)"
+# Counts the redraws of the details after which the map's squares were gone: a redraw keeps them
+# until the next read of the items replaces them, so this stays 0
+WATCH_SQUARES = """() => {
+  window.squaresGone = 0;
+  new MutationObserver(() => {
+    if (!document.querySelector("#items .item-grid li")) window.squaresGone += 1;
+  }).observe(document.querySelector("#details"), { childList: true, subtree: true });
+}"""
 
 
 def _box_text(page: Any, node_id: str) -> str:
@@ -76,8 +84,10 @@ def test_a_map_box_counts_its_items_and_its_details_show_each_item(
     wait_for(lambda: _box_text(page, "each") == "map · 0/6 items", 15, "the map's counter at 0/6")
     page.click('#dag .node[data-node-id="each"]')
     wait_for(lambda: len(_squares(page)) == 6, 10, "a square per item")
-    assert _squares(page) == _item_states(live_api, instance_id)
-    assert sorted(_squares(page)) == ["pending"] * 4 + ["running"] * 2
+    page.evaluate(WATCH_SQUARES)
+    squares = _squares(page)
+    assert squares == _item_states(live_api, instance_id)
+    assert sorted(squares) == ["pending"] * 4 + ["running"] * 2
 
     for gate in GATES[:2]:
         open_gate(redis_client, gate)
@@ -89,6 +99,7 @@ def test_a_map_box_counts_its_items_and_its_details_show_each_item(
     wait_for(lambda: _box_text(page, "each") == "map · 6/6 items", 20, "the counter at 6/6")
     wait_for(lambda: node_states(page).get("each") == "completed", 10, "the map completed on the page")
     wait_for(lambda: _squares(page) == ["completed"] * 6, 10, "every square completed")
+    assert page.evaluate("window.squaresGone") == 0
 
 
 def test_a_wait_shows_its_signal_until_signalled_and_a_sleep_shows_until_when(

@@ -499,6 +499,13 @@
     if (!entry) return;
     const d = entry.data, s = entry.spec;
     const reason = skipReason(d);
+    // a redraw of the same map keeps the squares it shows until the next read replaces them, so
+    // they never blink back to "loading…" between two reads
+    const shown = $("items");
+    const itemsBox =
+      shown && shown.dataset.map === s.id
+        ? shown
+        : el("div", { id: "items", class: "items", "data-map": s.id }, el("p", { class: "hint" }, "loading…"));
     $("details").replaceChildren(
       el("h2", {}, s.id),
       s.name && s.name !== s.id ? el("p", { class: "hint" }, s.name) : "",
@@ -520,7 +527,7 @@
         ...field("duration", el("span", { id: "node-duration" }, duration(nodeMs(d)))),
         ...field("depends on", (s.dependsOn || []).join(", ") || "—")
       ),
-      ...(d.items ? [el("h3", {}, "items"), el("div", { id: "items", class: "items" }, el("p", { class: "hint" }, "loading…"))] : []),
+      ...(d.items ? [el("h3", {}, "items"), itemsBox] : []),
       ...block("error", d.error),
       ...block("output", d.output),
       ...block("last checkpoint", d.lastCheckpoint),
