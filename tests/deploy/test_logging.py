@@ -65,7 +65,7 @@ def test_orchestrator_api_under_gunicorn_logs_json_and_serves_metrics_and_ui(db,
     assert requests.get(f"{url}/ui/static/dag.js", timeout=5).status_code == 200
 
     def json_lines() -> list[dict[str, object]]:
-        lines = [line for line in api.log_text().splitlines() if line.strip()]
+        lines = [line for line in api.log_lines() if line.strip()]
         parsed = [json.loads(line) for line in lines if line.startswith("{")]
         return parsed if any("GET /ui/static/dag.js" in str(e["message"]) for e in parsed) else []
 

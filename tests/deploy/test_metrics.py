@@ -114,7 +114,7 @@ def test_metrics_count_instances_node_attempts_and_retries(db, live_api, process
 
     # the worker logs one JSON object per line, with the instance and node where known
     def node_lines() -> list[dict[str, Any]]:
-        lines = [json.loads(line) for line in worker.log_text().splitlines() if line.startswith("{")]
+        lines = [json.loads(line) for line in worker.log_lines() if line.startswith("{")]
         return [e for e in lines if e.get("instanceId") == instance_id and e.get("nodeId") == "flaky"]
 
     lines = wait_for(node_lines, 10, "JSON log lines about the flaky node")

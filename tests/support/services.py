@@ -94,6 +94,12 @@ class Process:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def log_lines(self) -> list[str]:
+        """The log's whole lines: a line the process is still writing (read before its newline) is
+        left for the next read, so a test that parses each line never sees half of one."""
+        text = self.log_text()
+        return text[: text.rfind("\n") + 1].splitlines()
+
 
 def celery_worker(
     name: str,

@@ -133,7 +133,11 @@ def test_the_dag_page_follows_a_running_instance_live(db, live_api, processes, b
             assert position(changes, "fetch", "completed") < position(changes, transform, "running")
             assert position(changes, transform, "completed") < position(changes, "publish", "running")
         assert live[-1] == "finished"
-        assert page.inner_text("#log").count("node completed") >= 4
+        # the page shows "finished" before its last read of the log (polling reads it every other
+        # second, and once more on the end): wait for the lines, not just the indicator
+        wait_for(
+            lambda p=page: p.inner_text("#log").count("node completed") >= 4, 10, "the log's last lines"
+        )
         assert page.eval_on_selector("#progress-bar", "e => e.style.width") == "100%"
     assert "polling" not in history(streamed)[1], "the event stream worked: no fallback to polling"
 
