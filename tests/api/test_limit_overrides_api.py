@@ -106,6 +106,21 @@ def test_a_name_over_the_bound_on_delete_is_422_and_the_bound_itself_is_taken(li
     assert _delete(live_api, "executor:" + "x" * 246).status_code == 200
 
 
+def test_an_integer_of_too_many_digits_is_400_saying_so_without_the_servers_settings(live_api):
+    for body in (b'{"concurrency": 1' + b"0" * 5000 + b"}", b'{"concurrency": -' + b"9" * 5000 + b"}"):
+        response = live_api.http.put(
+            f"{live_api.url}/api/v1/limits/{EXECUTOR}", data=body, headers={"Content-Type": "application/json"}
+        )
+        error = assert_error(response, 400, "BAD_REQUEST")
+        assert [d["field"] for d in error["details"]] == ["body"], error
+        message = error["details"][0]["message"]
+        assert "digits is out of range" in message and "sys." not in message, message
+    huge = 10**300  # within Python's bound: an ordinary 422 on the field
+    error = assert_error(_put(live_api, EXECUTOR, {"concurrency": huge}), 422)
+    assert [d["field"] for d in error["details"]] == ["concurrency"], error
+    assert error["details"][0]["message"].endswith("got a number of 301 digits"), error  # not echoed
+
+
 def test_the_number_of_executors_with_limits_set_through_the_api_is_bounded(live_api, db):
     """Every process reads all overrides every 2 s and every page of the listing sorts them, so a
     client cannot add them without end: past `MAX_OVERRIDES` a PUT for another executor is 409; a
