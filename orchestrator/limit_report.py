@@ -15,7 +15,6 @@ from orchestrator.models import InstanceRow, LimitRow, NodeRow, utcnow
 from orchestrator.states import InstanceStatus as I
 from orchestrator.states import NodeStatus as N
 
-
 # limits a page looks at beyond its size (keys with nothing running or waiting are not shown): the
 # queries of one request stay bounded, whatever the number of keys
 MAX_SKIPPED = 200

@@ -108,9 +108,8 @@ def test_a_name_over_the_bound_on_delete_is_422_and_the_bound_itself_is_taken(li
 
 def test_an_integer_of_too_many_digits_is_400_saying_so_without_the_servers_settings(live_api):
     for body in (b'{"concurrency": 1' + b"0" * 5000 + b"}", b'{"concurrency": -' + b"9" * 5000 + b"}"):
-        response = live_api.http.put(
-            f"{live_api.url}/api/v1/limits/{EXECUTOR}", data=body, headers={"Content-Type": "application/json"}
-        )
+        url = f"{live_api.url}/api/v1/limits/{EXECUTOR}"
+        response = live_api.http.put(url, data=body, headers={"Content-Type": "application/json"})
         error = assert_error(response, 400, "BAD_REQUEST")
         assert [d["field"] for d in error["details"]] == ["body"], error
         message = error["details"][0]["message"]
