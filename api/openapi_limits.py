@@ -147,9 +147,11 @@ PATHS: dict[str, Schema] = {
         "parameters": [_NAME],
         "put": _op(
             "set an executor's limits through the API (replacing any set before): a raised or removed "
-            "limit lets waiting nodes go at once, a lowered one holds back the next admissions",
+            "limit lets waiting nodes go at once, a lowered one holds back the next admissions (409: "
+            "limits are set through the API for 1,000 other executors, the most there can be)",
             _ONE,
             "400",
+            "409",
             "413",
             "415",
             "422",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -104,6 +105,13 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _bounded_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > sys.get_int_max_str_digits():  # Python's own message names its settings
+        raise ValueError(f"an integer of {digits} digits is out of range")
+    return int(text)
+
+
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -151,7 +159,7 @@ def json_body(required: bool = True) -> Any:
 
 def _parse(raw: bytes) -> Any:
     try:
-        data = json.loads(raw, parse_float=_finite_float, parse_constant=_no_constant)
+        data = json.loads(raw, parse_float=_finite_float, parse_int=_bounded_int, parse_constant=_no_constant)
     except RecursionError:
         raise _malformed("nested too deeply to parse") from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, out-of-range numbers

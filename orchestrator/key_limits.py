@@ -158,17 +158,22 @@ def waiting_for(engine: Engine, row: Any) -> dict[str, Any] | None:
     return {"limit": row.concurrency_key, "kind": CONCURRENCY}
 
 
+def held() -> Any:
+    """Whether a limit row's key is held or waited for: an instance with it is pending, running or
+    paused (a row without one is idle: `prune_idle` deletes it, `/limits` does not list it)."""
+    return exists().where(
+        InstanceRow.concurrency_key == LimitRow.name,
+        InstanceRow.status.in_([I.PENDING.value, I.RUNNING.value, I.PAUSED.value]),
+    )
+
+
 @retrying()
 def prune_idle(engine: Engine, at_most: int = PRUNE_PER_SWEEP) -> int:
     """Delete up to `at_most` rows of keys that no instance holds or waits for (none pending, running
     or paused with the key), so that `/limits` and `/metrics` do not grow with every key ever used;
     the number deleted. A key used again gets its row back at its next lock (`limit_rows.lock`); the
     row only serialises admissions, the count is the instances'."""
-    used = exists().where(
-        InstanceRow.concurrency_key == LimitRow.name,
-        InstanceRow.status.in_([I.PENDING.value, I.RUNNING.value, I.PAUSED.value]),
-    )
-    idle = (LimitRow.kind == CONCURRENCY, LimitRow.name.startswith("key:", autoescape=True), ~used)
+    idle = (LimitRow.kind == CONCURRENCY, LimitRow.name.startswith("key:", autoescape=True), ~held())
     with engine.begin() as conn:
         names = list(conn.execute(select(LimitRow.name).where(*idle).limit(at_most)).scalars())
         if not names:

@@ -22,12 +22,12 @@ import threading
 import time
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from orchestrator import executors, limits
 from orchestrator.db import retrying
-from orchestrator.errors import NotFound, Problem, ValidationError
+from orchestrator.errors import Conflict, NotFound, Problem, ValidationError
 from orchestrator.limits import CONCURRENCY, RATE, Gate, Override, Rate
 from orchestrator.models import LimitOverrideRow, LimitRow, utcnow
 from orchestrator.outcomes import Dispatch
@@ -41,6 +41,9 @@ NAME_PATTERN = f"^({PREFIX})?[A-Za-z0-9_.:-]{{1,{MAX_EXECUTOR_LENGTH}}}$"
 _RATE_TEXT = re.compile(r"[0-9]{1,7}/[0-9]{0,5}(s|sec|second|m|min|minute|h|hour)", re.ASCII)
 RATE_PATTERN = "^[0-9]{1,7}/[0-9]{0,5}(s|sec|second|m|min|minute|h|hour)$"
 REFRESH_S = 2.0  # how stale a process's copy may get
+# executors with limits set through the API: every process reads them all every REFRESH_S, and
+# every page of `GET /api/v1/limits` sorts them, so their number is bounded (a PUT for one more is 409)
+MAX_OVERRIDES = 1000
 UNLIMITED = 2**31  # the free slots of a limit an override removed
 
 
@@ -170,6 +173,9 @@ def _store(engine: Engine, executor: str, given: Override) -> None:
     with engine.begin() as conn:
         if conn.execute(update(LimitOverrideRow).where(where).values(**values)).rowcount:
             return
+        if conn.execute(select(func.count()).select_from(LimitOverrideRow)).scalar_one() >= MAX_OVERRIDES:
+            message = f"limits are set through the API for {MAX_OVERRIDES} executors, the most there can be"
+            raise Conflict(message, [Problem("name", f"{message}: clear one first", "CONFLICT")])
         try:
             with conn.begin_nested():
                 conn.execute(insert(LimitOverrideRow).values(executor=executor, **values))

@@ -15,6 +15,10 @@ from orchestrator.models import InstanceRow, LimitRow, NodeRow, utcnow
 from orchestrator.states import InstanceStatus as I
 from orchestrator.states import NodeStatus as N
 
+# limits a page looks at beyond its size (keys with nothing running or waiting are not shown): the
+# queries of one request stay bounded, whatever the number of keys
+MAX_SKIPPED = 200
+
 
 def report(engine: Engine) -> list[dict[str, Any]]:
     """Every limit (declared on an executor, or used since: a node's, a key's), with its slots in
@@ -37,8 +41,9 @@ def page(
     tats: dict[tuple[str, str], float | None] = {}
     entries: list[dict[str, Any]] = []
     with engine.connect() as conn:
+        # a key's row stays until the sweep prunes it: an idle one is not read at all
         rows = select(LimitRow.kind, LimitRow.name, LimitRow.value, LimitRow.tat).where(
-            LimitRow.kind != START
+            LimitRow.kind != START, or_(~LimitRow.name.startswith("key:", autoescape=True), key_limits.held())
         )
         if after is not None:
             rows = rows.where(LimitRow.name >= after[0])
@@ -47,11 +52,17 @@ def page(
                 continue  # no longer declared
             known.setdefault((row.name, row.kind), (row.value, "definition"))
             tats[row.name, row.kind] = row.tat
+        looked: list[tuple[str, str]] = []  # the limits this page looked at
         for (name, kind), (value, source) in sorted(known.items()):
             if after is not None and (name, kind) <= after:
                 continue
             if limit is not None and len(entries) == limit:
                 return entries, (entries[-1]["name"], entries[-1]["kind"])
+            if limit is not None and len(looked) == limit + MAX_SKIPPED:
+                # a page's queries stay bounded: one among many keys that show nothing ends early,
+                # and the next page starts after the last limit it looked at
+                return entries, looked[-1]
+            looked.append((name, kind))
             entry = _entry(conn, kind, name, value, tats.get((name, kind)))
             # a key's row stays until the sweep prunes it; one with nothing running or waiting is
             # not worth a line per value

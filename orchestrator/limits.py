@@ -80,7 +80,8 @@ def check_concurrency(value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise ValueError("must be an integer of at least 1")
     if value < 1 or value > MAX_LIMIT:
-        raise ValueError(f"must be between 1 and {MAX_LIMIT}, got {value}")
+        got = str(value) if abs(value) < 10**12 else f"a number of {len(str(abs(value)))} digits"
+        raise ValueError(f"must be between 1 and {MAX_LIMIT}, got {got}")
     return value
 
 

@@ -7,9 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import insert
 
+from orchestrator import limit_overrides
 from orchestrator.client import Client, NotFound, ValidationFailed
 from orchestrator.executors import executor
+from orchestrator.models import LimitOverrideRow
 from orchestrator.settings import Settings
 from tests.api.helpers import assert_error
 from tests.api.test_cli import orchestrator
@@ -101,6 +104,38 @@ def test_a_name_over_the_bound_on_delete_is_422_and_the_bound_itself_is_taken(li
     assert_error(_delete(live_api, "x" * 247), 422)
     assert _put(live_api, "x" * 246, {"concurrency": 2}).status_code == 200
     assert _delete(live_api, "executor:" + "x" * 246).status_code == 200
+
+
+def test_an_integer_of_too_many_digits_is_400_saying_so_without_the_servers_settings(live_api):
+    for body in (b'{"concurrency": 1' + b"0" * 5000 + b"}", b'{"concurrency": -' + b"9" * 5000 + b"}"):
+        url = f"{live_api.url}/api/v1/limits/{EXECUTOR}"
+        response = live_api.http.put(url, data=body, headers={"Content-Type": "application/json"})
+        error = assert_error(response, 400, "BAD_REQUEST")
+        assert [d["field"] for d in error["details"]] == ["body"], error
+        message = error["details"][0]["message"]
+        assert "digits is out of range" in message and "sys." not in message, message
+    huge = 10**300  # within Python's bound: an ordinary 422 on the field
+    error = assert_error(_put(live_api, EXECUTOR, {"concurrency": huge}), 422)
+    assert [d["field"] for d in error["details"]] == ["concurrency"], error
+    assert error["details"][0]["message"].endswith("got a number of 301 digits"), error  # not echoed
+
+
+def test_the_number_of_executors_with_limits_set_through_the_api_is_bounded(live_api, db):
+    """Every process reads all overrides every 2 s and every page of the listing sorts them, so a
+    client cannot add them without end: past `MAX_OVERRIDES` a PUT for another executor is 409; a
+    PUT for one that has its override, or after a DELETE, still works."""
+    rows = [
+        {"executor": f"filler.{i:04d}", "concurrency_set": True, "concurrency": 1}
+        for i in range(limit_overrides.MAX_OVERRIDES - 1)
+    ]
+    with db.begin() as conn:
+        conn.execute(insert(LimitOverrideRow), rows)
+    assert _put(live_api, "last.one", {"concurrency": 2}).status_code == 200
+    error = assert_error(_put(live_api, "one.more", {"concurrency": 2}), 409, "CONFLICT")
+    assert [d["field"] for d in error["details"]] == ["name"]
+    assert _put(live_api, "filler.0000", {"rate": "1/s"}).status_code == 200
+    assert _delete(live_api, "filler.0001").status_code == 200
+    assert _put(live_api, "one.more", {"concurrency": 2}).status_code == 200
 
 
 def test_writes_need_a_bearer_token_and_reads_take_it_too(db):

@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import insert
 
-from orchestrator import scheduling
+from orchestrator import limit_report, scheduling
 from orchestrator.executors import executor
+from orchestrator.models import LimitRow
 from tests.api.helpers import assert_error
 
 
@@ -96,3 +98,36 @@ def test_an_input_the_key_cannot_be_made_of_is_422(live_api):
     assert live_api.post("/api/v1/definitions", body).status_code == 201
     error = assert_error(live_api.post("/api/v1/instances", {"workflow": "keyed-required", "input": {}}), 422)
     assert error["details"][0]["field"].startswith("input"), error
+
+
+def test_a_page_of_limits_reads_no_idle_key_and_looks_at_a_bounded_number_of_quiet_ones(live_api, db):
+    """Keys nothing runs or waits under are not listed: the rows of idle ones (no instance open,
+    left until the sweep prunes them) are not read, and a page looks at no more than its size plus
+    `MAX_SKIPPED` of those held by instances that do not run (pending, not started); it then ends
+    early, its `nextCursor` after the last one it looked at. Before, each such key cost two
+    queries on every page (10,000 idle keys: a 10 s request)."""
+    quiet = limit_report.MAX_SKIPPED + 20
+    definition = _definition("keyed", concurrency={"key": "${input.customer}", "limit": 1})
+    assert live_api.post("/api/v1/definitions", definition).status_code == 201
+    for first in range(0, quiet, 100):
+        items = [
+            {"workflow": "keyed", "input": {"customer": f"q{i:04d}"}, "start": False}
+            for i in range(first, min(first + 100, quiet))
+        ]
+        results = live_api.post("/api/v1/instances/batch", {"instances": items}).json()["results"]
+        assert {r["status"] for r in results} == {201}, results
+    rows = [{"kind": "concurrency", "name": f"key:keyed:q{i:04d}", "value": "1"} for i in range(quiet)]
+    rows += [{"kind": "concurrency", "name": f"key:keyed:idle{i:04d}", "value": "1"} for i in range(quiet)]
+    rows.append({"kind": "concurrency", "name": "node:keyed/a", "value": "2"})
+    with db.begin() as conn:
+        conn.execute(insert(LimitRow), rows)
+
+    # the idle keys sort before the quiet ones ("idle" < "q"): not read, so not counted either
+    start = "concurrency:key:keyed:"
+    page = live_api.get("/api/v1/limits", params={"limit": 1, "cursor": start}).json()
+    assert page["limits"] == []
+    last_looked = f"key:keyed:q{limit_report.MAX_SKIPPED:04d}"
+    assert page["nextCursor"] == f"concurrency:{last_looked}"
+    page = live_api.get("/api/v1/limits", params={"limit": 1, "cursor": page["nextCursor"]}).json()
+    assert [e["name"] for e in page["limits"]] == ["node:keyed/a"]
+    assert page["nextCursor"] is None
