@@ -136,11 +136,12 @@ def test_pause_stops_enqueueing_and_resume_finishes(db, live_api, processes, red
     assert nodes(db, instance_id)["n2"].status == "completed"
     started_at_pause = _started(db, instance_id)
     assert live_api.get(f"/api/v1/instances/{instance_id}/status").json()["status"] == "paused"
+    # n2's message is acknowledged (late) only after its completion is committed: wait for the ack
+    wait_for(lambda: redis_client.hlen("unacked") == 0, 30, "n2's message to be acknowledged")
     queued_messages = [
         k for k in redis_client.keys("*") if redis_client.type(k) == b"list"
     ]  # Celery's queues
     assert queued_messages == []
-    assert redis_client.hlen("unacked") == 0
     assert started_at_pause == {"n0", "n1", "n2"}  # n2's successor was released, not sent
     assert nodes(db, instance_id)["n3"].status == "queued"
 

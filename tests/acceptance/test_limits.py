@@ -196,18 +196,23 @@ KEYED = {
     "inputs": {"customer": {"type": "string", "required": True}},
     "concurrency": {"key": "${input.customer}", "limit": 1},
     "nodes": [
-        {"id": "a", "executor": "tests.work", "config": {"seconds": 0.05}},
+        # every `a` waits at gate `keyed` until all 20 are created: each customer's first instance is
+        # still running when the others' start, however slow the creations (an open gate: no wait)
+        {"id": "a", "executor": "tests.work", "config": {"gate": "keyed"}},
         {"id": "b", "executor": "tests.work", "dependsOn": ["a"], "config": {"seconds": 0.05}},
     ],
 }
 
 
-def test_a_concurrency_key_runs_one_instance_per_customer_in_creation_order(db, live_api, processes):
+def test_a_concurrency_key_runs_one_instance_per_customer_in_creation_order(
+    db, live_api, processes, redis_client
+):
     processes.workers(["w1", "w2"], concurrency=3)
     define(live_api, KEYED)
     customers = ["c1", "c2", "c3", "c4"]
     created = [(c, start(live_api, "per-customer", {"customer": c})) for _ in range(5) for c in customers]
     ids = [i for _, i in created]
+    open_gate(redis_client, "keyed")
     wait_for(lambda: _all_completed(db, ids), 60, "all 20 instances to complete")
     with db.connect() as conn:
         rows = {

@@ -14,7 +14,9 @@ from orchestrator import changes
 from orchestrator.client_cli import parse_events
 from orchestrator.models import InstanceRow, LogRow, NodeRow
 from orchestrator.settings import Settings
+from tests.acceptance.helpers import effects
 from tests.api.helpers import assert_error, chain, create, define
+from tests.support.executors import open_gate
 from tests.support.fixtures import LiveApi
 from tests.support.services import wait_for
 
@@ -24,17 +26,31 @@ def read_events(response: requests.Response) -> list[tuple[str, Any, str | None]
     return list(parse_events(response.iter_lines(decode_unicode=True)))
 
 
-def test_events_follow_every_node_to_the_end_in_order(live_api, processes):
+def test_events_follow_every_node_to_the_end_in_order(db, live_api, processes, redis_client):
     processes.worker("w1")
-    define(live_api, chain("five", 5, executor="sleep", seconds=0.15))
+    five = chain("five", 5, executor="sleep", seconds=0.15)
+    # n1 waits at a gate until the stream is open: the stream sees the instance run, however slow the
+    # machine is to open it
+    five["nodes"][0].update(executor="tests.gated", config={"gate": "five"})
+    define(live_api, five)
     instance_id = create(live_api, {"workflow": "five"})["id"]
+    wait_for(lambda: effects(db, instance_id, "gate"), 30, "n1 at its gate")
 
     response = live_api.http.get(
         f"{live_api.url}/api/v1/instances/{instance_id}/events", stream=True, timeout=60
     )
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/event-stream")
-    events = read_events(response)
+    response.encoding = "utf-8"
+    stream = parse_events(response.iter_lines(decode_unicode=True))
+    events = []
+    for event in stream:  # the opening snapshot, which ends with the status
+        events.append(event)
+        if event[0] == "status":
+            break
+    assert events[-1][1]["status"] == "running", events
+    open_gate(redis_client, "five")
+    events += list(stream)
 
     names = [name for name, _, _ in events]
     assert names[-1] == "end" and names.count("end") == 1

@@ -21,11 +21,14 @@ from orchestrator.outcomes import Outcome
 from tests.acceptance.helpers import log_messages, nodes, run_here
 from tests.support.services import wait_for
 
+# the sleep's duration and the delayed start's delay: long enough for the few queries a test makes
+# before them (which check that an early wake-up or start does nothing) on a loaded machine
+EARLY_MS = 1000
 NAP = {
     "name": "nap",
     "version": "1.0.0",
     "nodes": [
-        {"id": "nap", "type": "sleep", "duration": 300},
+        {"id": "nap", "type": "sleep", "duration": EARLY_MS},
         {"id": "after", "type": "task", "executor": "noop", "dependsOn": ["nap"]},
     ],
 }
@@ -76,7 +79,7 @@ def test_the_sweep_fires_a_sleep_once_when_its_time_has_come(engine: Engine) -> 
 
 def test_a_delayed_instance_starts_at_its_start_at_and_a_manual_start_overrides_it(engine: Engine) -> None:
     catalog.save_definition(engine, ONE)
-    start_at = utcnow() + timedelta(seconds=0.5)
+    start_at = utcnow() + timedelta(milliseconds=EARLY_MS)
     delayed = create_instance(engine, InstanceRequest("one", start_at=start_at)).instance_id
     manual = create_instance(
         engine, InstanceRequest("one", start_at=start_at + timedelta(days=1))
