@@ -107,7 +107,8 @@ def test_a_failed_run_raises_workflow_failed_with_its_code_and_node(client, proc
         run.pause()  # a failed instance cannot be paused
     assert conflict.value.status == 409 and conflict.value.code == "INVALID_TRANSITION"
 
-    assert run.retry(from_node="n1").status in ("running", "pending")  # n1 runs again, n2 fails again
+    # the answer's status is read after n1's message is sent: a fast worker may have failed n2 again
+    assert run.retry(from_node="n1").status in ("running", "pending", "failed")
     with pytest.raises(WorkflowFailed):
         run.wait(timeout=60, raise_on_failure=True)
     assert {n.node_id: n.attempt for n in run.nodes()}["n1"] == 2
